@@ -1,0 +1,113 @@
+"""The research DAG: ingest → validate → features → labels → train → backtest → risk → paper.
+
+Each task calls one quantlab stage and passes dataset references (name and
+version), never data. A data-quality failure fails the run without retry;
+exchange hiccups are retried.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from airflow.sdk import dag, task
+
+DEFAULT_ARGS = {
+    "owner": "quantlab",
+    "retries": 2,
+    "retry_delay": timedelta(minutes=1),
+    "retry_exponential_backoff": True,
+}
+
+
+def _ctx():
+    from quantlab.context import RunContext
+
+    return RunContext.load()
+
+
+def _ref(data: dict):
+    from quantlab.catalog import DatasetRef
+
+    return DatasetRef.from_dict(data)
+
+
+@dag(
+    dag_id="research",
+    schedule=None,
+    start_date=datetime(2024, 1, 1),
+    catchup=False,
+    max_active_runs=1,
+    default_args=DEFAULT_ARGS,
+    tags=["quantlab", "research"],
+    doc_md=__doc__,
+)
+def research():
+    @task
+    def ingest() -> dict:
+        from quantlab import ingest
+
+        return ingest.run(_ctx()).to_dict()
+
+    @task(retries=0)
+    def validate(klines: dict) -> dict:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from quantlab import validate
+        from quantlab.errors import QualityError
+
+        try:
+            return validate.run(_ctx(), _ref(klines)).to_dict()
+        except QualityError as exc:  # bad data: a retry cannot fix it
+            raise AirflowFailException(str(exc)) from exc
+
+    @task
+    def features(klines: dict, checks: dict) -> dict:
+        from quantlab import features
+
+        return features.run(_ctx(), _ref(klines), _ref(checks)).to_dict()
+
+    @task
+    def labels(klines: dict, checks: dict) -> dict:
+        from quantlab import labels
+
+        return labels.run(_ctx(), _ref(klines), _ref(checks)).to_dict()
+
+    @task
+    def train(features: dict, labels: dict) -> dict:
+        from quantlab import train
+
+        return train.run(_ctx(), _ref(features), _ref(labels)).to_dict()
+
+    @task
+    def backtest(predictions: dict, klines: dict, checks: dict) -> dict:
+        from quantlab.backtest import stage
+
+        return stage.run(_ctx(), _ref(predictions), _ref(klines), _ref(checks)).to_dict()
+
+    @task
+    def risk(predictions: dict, klines: dict, checks: dict, backtest: dict) -> dict:
+        from quantlab import risk
+
+        ctx = _ctx()
+        return risk.run(
+            ctx, _ref(predictions), _ref(klines), _ref(checks), _ref(backtest)
+        ).to_dict()
+
+    @task
+    def paper(targets: dict, klines: dict) -> dict:
+        from quantlab import paper
+
+        return paper.run(_ctx(), _ref(targets), _ref(klines)).to_dict()
+
+    k = ingest()
+    c = validate(k)
+    f = features(k, c)
+    lab = labels(k, c)
+    f >> lab  # the stages run in the documented order, one at a time on a small machine
+    p = train(f, lab)
+    b = backtest(p, k, c)
+    t = risk(p, k, c, b)
+    paper(t, k)
+
+
+research()

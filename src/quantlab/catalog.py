@@ -1,0 +1,353 @@
+"""The dataset catalog: every dataset is addressed by name and version, nothing else knows a path.
+
+Each dataset is one Delta Lake table under `<data>/catalog/<name>`; Delta's
+table versions are the dataset versions. A Delta commit is atomic (a killed
+writer leaves at most unreferenced Parquet files, never a half-visible
+version) and a version never changes once committed. Every commit carries the
+version's lineage as commit metadata, so `show` can walk a result back to its
+raw inputs without a hand-made manifest.
+
+Re-running a stage with the same inputs, config and code is a no-op: the
+stage's fingerprint is compared with the latest version's and the existing
+version is returned instead of writing a copy.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import re
+import subprocess
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+from deltalake import CommitProperties, DeltaTable, write_deltalake
+from deltalake.exceptions import TableNotFoundError
+
+from quantlab.errors import DatasetNotFound
+
+_LINEAGE_KEY = "quantlab.lineage"
+_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+@dataclass(frozen=True)
+class DatasetRef:
+    """A pointer to one immutable version of a dataset; what tasks pass to each other."""
+
+    name: str
+    version: int
+
+    def __str__(self) -> str:
+        return f"{self.name}@v{self.version}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "version": self.version}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DatasetRef:
+        return cls(name=str(data["name"]), version=int(data["version"]))
+
+
+@dataclass(frozen=True)
+class Lineage:
+    """What one version was made from and how."""
+
+    stage: str
+    inputs: dict[str, int]
+    config_hash: str
+    code_version: str
+    row_count: int
+    created_at: str
+    fingerprint: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_json(cls, text: str) -> Lineage:
+        return cls(**json.loads(text))
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    ref: DatasetRef
+    operation: str
+    lineage: Lineage | None
+
+
+@functools.cache
+def code_version() -> str:
+    """The git commit of the running code, with `-dirty` when the tree has local edits."""
+    root = Path(__file__).resolve().parents[2]
+    try:
+        sha = subprocess.run(
+            ["git", "rev-parse", "--short=12", "HEAD"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", "src", "dags"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        from quantlab import __version__
+
+        return f"quantlab-{__version__}"
+    return f"{sha}-dirty" if dirty else sha
+
+
+def fingerprint(stage: str, inputs: Sequence[DatasetRef], config_hash: str) -> str:
+    """Identity of a stage's output: same inputs, config and code give the same fingerprint."""
+    payload = json.dumps(
+        {
+            "stage": stage,
+            "inputs": sorted((r.name, r.version) for r in inputs),
+            "config": config_hash,
+            "code": code_version(),
+        }
+    )
+    return hashlib.sha256(payload.encode()).hexdigest()[:20]
+
+
+def _to_storage(df: pl.DataFrame) -> pl.DataFrame:
+    """Delta stores timestamps in microseconds; cast up front so merges compare like with like."""
+    casts = [
+        pl.col(name).cast(pl.Datetime("us", dtype.time_zone))
+        for name, dtype in df.schema.items()
+        if isinstance(dtype, pl.Datetime) and dtype.time_unit != "us"
+    ]
+    return df.with_columns(casts) if casts else df
+
+
+class Catalog:
+    """Named, versioned datasets stored as Delta tables under one root folder."""
+
+    def __init__(self, root: Path | str):
+        self.root = Path(root)
+
+    # -- addressing -------------------------------------------------------
+    def _table_path(self, name: str) -> Path:
+        if not _NAME.match(name):
+            raise DatasetNotFound(
+                f"{name!r} is not a valid dataset name; use lower_snake_case such as 'klines'"
+            )
+        return self.root / name
+
+    def _table(self, name: str, version: int | None = None) -> DeltaTable:
+        path = self._table_path(name)
+        try:
+            return DeltaTable(str(path), version=version)
+        except TableNotFoundError:
+            known = ", ".join(self.names()) or "none yet"
+            raise DatasetNotFound(
+                f"dataset {name!r} does not exist in the catalog at {self.root} "
+                f"(known: {known}); run the stage that produces it first"
+            ) from None
+        except Exception as exc:
+            if version is not None and "version" in str(exc).lower():
+                raise DatasetNotFound(
+                    f"dataset {name!r} has no version {version}; "
+                    f"`quantlab datasets show {name}` lists its versions"
+                ) from None
+            raise
+
+    def names(self) -> list[str]:
+        if not self.root.exists():
+            return []
+        return sorted(p.name for p in self.root.iterdir() if (p / "_delta_log").is_dir())
+
+    def exists(self, name: str) -> bool:
+        return (self._table_path(name) / "_delta_log").is_dir()
+
+    def latest(self, name: str) -> DatasetRef:
+        return DatasetRef(name, self._table(name).version())
+
+    def artifact_dir(self, ref: DatasetRef) -> Path:
+        """A folder for files that belong to one version (reports, plots)."""
+        path = self.root.parent / "artifacts" / ref.name / f"v{ref.version}"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    # -- reading ----------------------------------------------------------
+    def read(self, ref: DatasetRef) -> pl.DataFrame:
+        """Read exactly the version `ref` names."""
+        return self.scan(ref).collect()
+
+    def scan(self, ref: DatasetRef) -> pl.LazyFrame:
+        table = self._table(ref.name, ref.version)
+        return pl.scan_delta(table)
+
+    def load(self, name: str, version: int | None = None) -> pl.DataFrame:
+        """Notebook convenience: a dataset by name, latest version unless one is given."""
+        ref = DatasetRef(name, version) if version is not None else self.latest(name)
+        return self.read(ref)
+
+    def versions(self, name: str) -> list[VersionInfo]:
+        history = self._table(name).history()
+        out = []
+        for entry in sorted(history, key=lambda h: h["version"]):
+            raw = entry.get(_LINEAGE_KEY)
+            out.append(
+                VersionInfo(
+                    ref=DatasetRef(name, int(entry["version"])),
+                    operation=str(entry.get("operation", "")),
+                    lineage=Lineage.from_json(raw) if raw else None,
+                )
+            )
+        return out
+
+    def lineage(self, ref: DatasetRef) -> Lineage:
+        for info in self.versions(ref.name):
+            if info.ref.version == ref.version:
+                if info.lineage is None:
+                    raise DatasetNotFound(f"{ref} was not written by quantlab: it has no lineage")
+                return info.lineage
+        raise DatasetNotFound(
+            f"dataset {ref.name!r} has no version {ref.version}; "
+            f"`quantlab datasets show {ref.name}` lists its versions"
+        )
+
+    def walk_lineage(self, ref: DatasetRef) -> list[tuple[DatasetRef, Lineage]]:
+        """`ref` and every version it was built from, nearest first."""
+        seen: dict[DatasetRef, Lineage] = {}
+        queue = [ref]
+        while queue:
+            current = queue.pop(0)
+            if current in seen:
+                continue
+            lineage = self.lineage(current)
+            seen[current] = lineage
+            queue.extend(DatasetRef(n, v) for n, v in sorted(lineage.inputs.items()))
+        return list(seen.items())
+
+    def find(self, name: str, fp: str) -> DatasetRef | None:
+        """The latest version of `name` if it has fingerprint `fp`, else None."""
+        if not self.exists(name):
+            return None
+        last = self.versions(name)[-1]
+        if last.lineage is not None and last.lineage.fingerprint == fp:
+            return last.ref
+        return None
+
+    # -- writing ----------------------------------------------------------
+    def write(
+        self,
+        name: str,
+        df: pl.DataFrame,
+        *,
+        stage: str,
+        inputs: Sequence[DatasetRef] = (),
+        config_hash: str = "",
+        extra: dict[str, Any] | None = None,
+        partition_by: Sequence[str] | None = None,
+    ) -> DatasetRef:
+        """Write `df` as the next version of `name` (a full snapshot), atomically.
+
+        If the latest version already has this fingerprint, nothing is written
+        and that version is returned.
+        """
+        df = _to_storage(df)
+        fp = fingerprint(stage, inputs, config_hash)
+        if (existing := self.find(name, fp)) is not None:
+            return existing
+        lineage = self._lineage(stage, inputs, config_hash, fp, df.height, extra)
+        write_deltalake(
+            str(self._table_path(name)),
+            df.to_arrow(),
+            mode="overwrite",
+            schema_mode="overwrite",
+            partition_by=list(partition_by) if partition_by else None,
+            commit_properties=self._commit(lineage),
+        )
+        return self.latest(name)
+
+    def upsert(
+        self,
+        name: str,
+        df: pl.DataFrame,
+        key: Sequence[str],
+        *,
+        stage: str,
+        inputs: Sequence[DatasetRef] = (),
+        config_hash: str = "",
+        extra: dict[str, Any] | None = None,
+        partition_by: Sequence[str] | None = None,
+    ) -> DatasetRef | None:
+        """Merge `df` into `name` on `key`: matching rows are updated, new rows inserted.
+
+        Returns the new version, or None when `df` is empty (nothing to commit).
+        """
+        if df.is_empty():
+            return None
+        df = _to_storage(df)
+        dupes = df.height - df.unique(subset=list(key)).height
+        if dupes:
+            raise ValueError(f"upsert into {name!r}: {dupes} rows repeat the key {list(key)}")
+        path = str(self._table_path(name))
+        fp = fingerprint(stage, inputs, config_hash)
+        if not self.exists(name):
+            lineage = self._lineage(stage, inputs, config_hash, fp, df.height, extra)
+            write_deltalake(
+                path,
+                df.to_arrow(),
+                mode="error",
+                partition_by=list(partition_by) if partition_by else None,
+                commit_properties=self._commit(lineage),
+            )
+            return self.latest(name)
+        table = DeltaTable(path)
+        # The lineage goes into the merge commit itself, so the row count after
+        # the merge is worked out first: rows now, plus source keys not yet stored.
+        stored = pl.scan_delta(table).select(list(key))
+        before = stored.select(pl.len()).collect().item()
+        matched = stored.join(df.lazy().select(list(key)), on=list(key), how="semi")
+        rows_after = before + df.height - matched.select(pl.len()).collect().item()
+        lineage = self._lineage(stage, inputs, config_hash, fp, rows_after, extra)
+        predicate = " AND ".join(f"t.{k} = s.{k}" for k in key)
+        (
+            table.merge(
+                df.to_arrow(),
+                predicate=predicate,
+                source_alias="s",
+                target_alias="t",
+                commit_properties=self._commit(lineage),
+            )
+            .when_matched_update_all()
+            .when_not_matched_insert_all()
+            .execute()
+        )
+        return self.latest(name)
+
+    @staticmethod
+    def _lineage(
+        stage: str,
+        inputs: Iterable[DatasetRef],
+        config_hash: str,
+        fp: str,
+        rows: int,
+        extra: dict[str, Any] | None,
+    ) -> Lineage:
+        return Lineage(
+            stage=stage,
+            inputs={r.name: r.version for r in inputs},
+            config_hash=config_hash,
+            code_version=code_version(),
+            row_count=rows,
+            created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+            fingerprint=fp,
+            extra=extra or {},
+        )
+
+    @staticmethod
+    def _commit(lineage: Lineage) -> CommitProperties:
+        return CommitProperties(custom_metadata={_LINEAGE_KEY: json.dumps(asdict(lineage))})

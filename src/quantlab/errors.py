@@ -1,0 +1,76 @@
+"""The one error tree of quantlab.
+
+    QuantlabError
+    ├── ConfigError                  a config file or key is wrong; fix the YAML
+    ├── DataError
+    │   ├── DatasetNotFound          no such dataset or version in the catalog
+    │   ├── SchemaError              input cannot be read as the expected schema
+    │   └── QualityError             data failed the validation gate
+    └── ExchangeError
+        ├── TemporaryExchangeError   429 / 5xx / timeout: safe to retry later
+        │   └── IPBannedError        418: stop until the ban ends
+        └── PermanentExchangeError   4xx with an exchange code: retrying will not help
+
+Every message says what happened and what to do about it.
+"""
+
+from __future__ import annotations
+
+
+class QuantlabError(Exception):
+    """Base class of every error quantlab raises on purpose."""
+
+
+class ConfigError(QuantlabError):
+    """A configuration file or value is invalid."""
+
+
+class DataError(QuantlabError):
+    """Something is wrong with a dataset."""
+
+
+class DatasetNotFound(DataError):
+    """A dataset name or version does not exist in the catalog."""
+
+
+class SchemaError(DataError):
+    """Input data does not match the schema a stage expects."""
+
+
+class QualityError(DataError):
+    """Data failed the validation gate; retrying will not fix it."""
+
+    def __init__(self, message: str, failed_checks: list[str] | None = None):
+        super().__init__(message)
+        self.failed_checks = failed_checks or []
+
+
+class ExchangeError(QuantlabError):
+    """The exchange (or its stand-in) answered with an error."""
+
+    def __init__(self, message: str, status: int | None = None, code: int | None = None):
+        super().__init__(message)
+        self.status = status
+        self.code = code
+
+
+class TemporaryExchangeError(ExchangeError):
+    """A transient failure (rate limit, 5xx, timeout); retry with backoff."""
+
+    def __init__(
+        self,
+        message: str,
+        status: int | None = None,
+        code: int | None = None,
+        retry_after: float | None = None,
+    ):
+        super().__init__(message, status, code)
+        self.retry_after = retry_after
+
+
+class IPBannedError(TemporaryExchangeError):
+    """HTTP 418: the IP is banned until `retry_after` seconds from now."""
+
+
+class PermanentExchangeError(ExchangeError):
+    """A request the exchange will never accept (bad symbol, bad parameter)."""

@@ -1,0 +1,71 @@
+"""The summary printed after a research run: datasets, MLflow run, backtest figures, report path."""
+
+from __future__ import annotations
+
+from quantlab.context import RunContext
+
+FINAL = "paper_orders"
+ORDER = [
+    "klines",
+    "klines_checks",
+    "features",
+    "labels",
+    "predictions",
+    "backtest",
+    "targets",
+    FINAL,
+]
+
+
+def print_summary(ctx: RunContext) -> int:
+    """Print what the newest research run wrote, walking lineage back from its final dataset."""
+    catalog = ctx.catalog
+    if not catalog.exists(FINAL):
+        print(f"no research run found in {catalog.root}; run `make run` first")
+        return 1
+    chain = catalog.walk_lineage(catalog.latest(FINAL))
+    print("Datasets (name@version, rows, stage):")
+    rank = {name: i for i, name in enumerate(ORDER)}
+    for ref, lin in sorted(chain, key=lambda item: (rank.get(item[0].name, 99), item[0].name)):
+        print(
+            f"  {ref!s:<22} rows={lin.row_count:<8} stage={lin.stage:<9} created={lin.created_at}"
+        )
+    by_name = {ref.name: (ref, lin) for ref, lin in chain}
+    if "predictions" in by_name:
+        extra = by_name["predictions"][1].extra
+        print(
+            f"\nMLflow: experiment '{extra.get('mlflow_experiment')}', run {extra.get('mlflow_run_id')}"
+        )
+        for m in extra.get("fold_metrics", []):
+            print(
+                f"  fold {m['fold']}: auc={m['auc']:.4f} logloss={m['logloss']:.4f} "
+                f"rank_ic={m['rank_ic']:.4f} train={m['train_rows']} test={m['test_rows']}"
+            )
+        print(f"  browse: uv run mlflow ui --backend-store-uri {ctx.config.tracking.uri}")
+    if "backtest" in by_name:
+        from quantlab.backtest.stage import report_path
+
+        ref, lin = by_name["backtest"]
+        s = lin.extra.get("stats", {})
+        print(
+            f"\nBacktest {ref}: sharpe={_fmt(s.get('sharpe'))} "
+            f"max_drawdown={_fmt(s.get('max_drawdown'), pct=True)} "
+            f"total_return={_fmt(s.get('total_return'), pct=True)} trades={int(s.get('trades') or 0)}"
+        )
+        print(f"  report: {report_path(ctx, ref)}")
+    if "targets" in by_name and by_name["targets"][1].extra.get("killed"):
+        print(f"\nRisk kill-switch ON: {by_name['targets'][1].extra['kill_reason']}")
+    orders = catalog.read(catalog.latest(FINAL))
+    print(f"\nPaper orders for the newest targets ({ctx.config.paper.account}): {orders.height}")
+    for row in orders.iter_rows(named=True):
+        print(
+            f"  {row['side']:<4} {row['qty']:>12.5f} {row['symbol']:<8} @ {row['price']:.2f} "
+            f"(target weight {row['target_weight']:+.3f})"
+        )
+    return 0
+
+
+def _fmt(value: float | None, pct: bool = False) -> str:
+    if value is None:
+        return "n/a"
+    return f"{value:.2%}" if pct else f"{value:.3f}"

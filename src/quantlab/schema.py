@@ -1,0 +1,101 @@
+"""Column schemas of the market-data datasets, and Binance's raw kline layout."""
+
+from __future__ import annotations
+
+import polars as pl
+
+from quantlab.errors import SchemaError
+
+UTC_MS = pl.Datetime("ms", "UTC")
+
+# Binance's 12 kline fields, in the order the REST API and bulk files use.
+BINANCE_KLINE_FIELDS = (
+    "open_time",
+    "open",
+    "high",
+    "low",
+    "close",
+    "volume",
+    "close_time",
+    "quote_volume",
+    "trades",
+    "taker_buy_base_volume",
+    "taker_buy_quote_volume",
+    "ignore",
+)
+
+KLINES_SCHEMA: dict[str, pl.DataType] = {
+    "market": pl.String(),
+    "symbol": pl.String(),
+    "interval": pl.String(),
+    "open_time": UTC_MS,
+    "close_time": UTC_MS,
+    "open": pl.Float64(),
+    "high": pl.Float64(),
+    "low": pl.Float64(),
+    "close": pl.Float64(),
+    "volume": pl.Float64(),
+    "quote_volume": pl.Float64(),
+    "trades": pl.Int64(),
+    "taker_buy_base_volume": pl.Float64(),
+    "taker_buy_quote_volume": pl.Float64(),
+}
+KLINES_KEY = ("market", "symbol", "interval", "open_time")
+
+INTERVAL_MS = {
+    "1m": 60_000,
+    "3m": 180_000,
+    "5m": 300_000,
+    "15m": 900_000,
+    "30m": 1_800_000,
+    "1h": 3_600_000,
+    "2h": 7_200_000,
+    "4h": 14_400_000,
+    "6h": 21_600_000,
+    "8h": 28_800_000,
+    "12h": 43_200_000,
+    "1d": 86_400_000,
+}
+
+
+def klines_from_rows(rows: list[list], market: str, symbol: str, interval: str) -> pl.DataFrame:
+    """Turn Binance kline arrays (ints for times, strings for decimals) into the klines schema."""
+    cols = list(zip(*rows, strict=True)) if rows else [[] for _ in BINANCE_KLINE_FIELDS]
+    raw = pl.DataFrame(
+        {name: list(col) for name, col in zip(BINANCE_KLINE_FIELDS, cols, strict=True)},
+        schema={name: pl.String() for name in BINANCE_KLINE_FIELDS},
+        strict=False,
+    )
+    return normalize_klines(raw, market, symbol, interval)
+
+
+def normalize_klines(raw: pl.DataFrame, market: str, symbol: str, interval: str) -> pl.DataFrame:
+    """Cast a frame with Binance's 12 kline columns (ms timestamps) to the klines schema."""
+    return raw.select(
+        pl.lit(market).alias("market"),
+        pl.lit(symbol).alias("symbol"),
+        pl.lit(interval).alias("interval"),
+        pl.col("open_time").cast(pl.Int64).cast(UTC_MS),
+        pl.col("close_time").cast(pl.Int64).cast(UTC_MS),
+        *[
+            pl.col(c).cast(pl.Float64)
+            for c in ("open", "high", "low", "close", "volume", "quote_volume")
+        ],
+        pl.col("trades").cast(pl.Int64),
+        pl.col("taker_buy_base_volume").cast(pl.Float64),
+        pl.col("taker_buy_quote_volume").cast(pl.Float64),
+    )
+
+
+def conform_klines(df: pl.DataFrame) -> pl.DataFrame:
+    """Cast a klines frame read back from storage (Delta keeps µs) to the exact schema."""
+    return df.select([pl.col(name).cast(dtype) for name, dtype in KLINES_SCHEMA.items()])
+
+
+def require_columns(df: pl.DataFrame, columns: tuple[str, ...], name: str) -> None:
+    """Raise SchemaError naming what `df` lacks."""
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise SchemaError(
+            f"{name} lacks column(s) {missing}; it needs {list(columns)} (has {df.columns})"
+        )

@@ -1,0 +1,11 @@
+"""Stage `train`: purged walk-forward LightGBM with Optuna, logged to MLflow.
+
+Input datasets: `features`, `labels`. Output: `predictions` (out-of-fold scores for
+every tested bar, plus the final model's scores for the newest bars whose label
+is not known yet), with the MLflow run id in its lineage.
+"""
+
+from quantlab.train.stage import run
+from quantlab.train.walkforward import WalkForwardResult, make_folds, walk_forward
+
+__all__ = ["WalkForwardResult", "make_folds", "run", "walk_forward"]

@@ -1,0 +1,102 @@
+"""`run` for the train stage: load features and labels, walk forward, log to MLflow, write `predictions`."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import polars as pl
+
+from quantlab.catalog import DatasetRef, fingerprint
+from quantlab.config import config_hash
+from quantlab.context import RunContext
+from quantlab.errors import DataError
+from quantlab.labels import target_column
+from quantlab.schema import INTERVAL_MS
+from quantlab.tracking import start_experiment
+from quantlab.train.walkforward import KEY, WalkForwardResult, walk_forward
+
+DATASET = "predictions"
+
+
+def _training_frame(ctx: RunContext, features: DatasetRef, labels: DatasetRef) -> pl.DataFrame:
+    feats = ctx.catalog.read(features)
+    labs = ctx.catalog.read(labels)
+    data = feats.join(labs, on=list(KEY), how="inner")
+    if data.height == 0:
+        raise DataError(
+            f"{features} and {labels} share no (symbol, open_time) rows; "
+            "build both from the same klines version"
+        )
+    return data
+
+
+def _log_run(
+    ctx: RunContext, result: WalkForwardResult, features: list[str], inputs: list[DatasetRef]
+) -> str:
+    import mlflow
+    import mlflow.lightgbm
+
+    cfg = ctx.config.train
+    experiment_id = start_experiment(ctx.config.tracking, cfg.experiment)
+    with mlflow.start_run(experiment_id=experiment_id, run_name="walk-forward") as run:
+        mlflow.log_params(
+            {
+                **{f"train.{k}": v for k, v in cfg.model_dump().items()},
+                "labels.horizon": ctx.config.labels.horizon,
+                "features": ",".join(features),
+                "symbols": ",".join(ctx.config.universe.symbols),
+                "interval": ctx.config.universe.interval,
+            }
+        )
+        mlflow.set_tags({f"input.{r.name}": str(r.version) for r in inputs})
+        for m in result.fold_metrics:
+            step = int(m["fold"])
+            for key, value in m.items():
+                if key != "fold":
+                    mlflow.log_metric(key, value, step=step)
+                    mlflow.log_metric(f"fold{step}_{key}", value)
+        for key in ("auc", "logloss", "accuracy", "rank_ic"):
+            values = [m[key] for m in result.fold_metrics]
+            mlflow.log_metric(f"mean_{key}", sum(values) / len(values))
+        mlflow.log_dict({"fold_params": result.fold_params}, "fold_params.json")
+        mlflow.lightgbm.log_model(
+            result.model,
+            name="model",
+            registered_model_name=cfg.register_as,
+        )
+        return run.info.run_id
+
+
+def run(ctx: RunContext, features: DatasetRef, labels: DatasetRef) -> DatasetRef:
+    """Walk-forward train on `features` x `labels`; write out-of-fold `predictions`."""
+    cfg = ctx.config.train
+    inputs = [features, labels]
+    cfg_hash = config_hash(cfg)
+    # Skip before the expensive part: same inputs, config and code were already trained.
+    if (done := ctx.catalog.find(DATASET, fingerprint("train", inputs, cfg_hash))) is not None:
+        return done
+    data = _training_frame(ctx, features, labels)
+    feature_cols = [c for c in ctx.catalog.scan(features).collect_schema().names() if c not in KEY]
+    embargo = timedelta(milliseconds=INTERVAL_MS[ctx.config.universe.interval] * cfg.embargo_bars)
+    result = walk_forward(
+        data,
+        feature_cols,
+        target="label_up",
+        return_col=target_column(ctx.config.labels),
+        cfg=cfg,
+        embargo=embargo,
+    )
+    run_id = _log_run(ctx, result, feature_cols, inputs)
+    return ctx.catalog.write(
+        DATASET,
+        result.predictions,
+        stage="train",
+        inputs=inputs,
+        config_hash=cfg_hash,
+        extra={
+            "mlflow_run_id": run_id,
+            "mlflow_experiment": cfg.experiment,
+            "fold_metrics": json.loads(json.dumps(result.fold_metrics)),
+        },
+    )

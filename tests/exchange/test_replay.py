@@ -1,0 +1,331 @@
+"""ReplayServer speaks Binance's klines API over the shipped data.binance.vision sample."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import shutil
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from quantlab.exchange.replay import ReplayServer, main
+
+ROOT = Path(__file__).resolve().parents[2]
+SAMPLE = ROOT / "data" / "sample"
+FIXTURES = ROOT / "tests" / "fixtures" / "binance"
+SPOT_1H = SAMPLE / "data" / "spot" / "monthly" / "klines"
+HOUR = 3_600_000
+MAR_24_2023 = 1679616000000  # 2023-03-24 00:00 UTC
+JAN_2025 = 1735689600000  # 2025-01-01 00:00 UTC, just after the last stored candle
+
+
+class FakeClock:
+    def __init__(self, t: float):
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def binance_rows(symbol: str, month: str) -> list[list]:
+    """A month of the shipped CSV, typed the way REST returns it."""
+    path = SPOT_1H / symbol / "1h" / f"{symbol}-1h-{month}.zip"
+    with zipfile.ZipFile(path) as zf:
+        text = zf.read(zf.namelist()[0]).decode()
+    rows = []
+    for line in text.splitlines():
+        f = line.split(",")
+        rows.append([int(f[0]), *f[1:6], int(f[6]), f[7], int(f[8]), *f[9:12]])
+    return rows
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[ReplayServer]:
+    with ReplayServer(SAMPLE) as srv:
+        yield srv
+
+
+@pytest.fixture(scope="module")
+def http() -> Iterator[httpx.Client]:
+    with httpx.Client(timeout=5) as client:
+        yield client
+
+
+def get(http: httpx.Client, srv: ReplayServer, path: str, **params) -> httpx.Response:
+    return http.get(srv.base_url + path, params=params)
+
+
+def test_klines_equal_a_recorded_binance_response(server, http):
+    recorded = json.loads((FIXTURES / "rest_api_v3_klines_BTCUSDT-1h-2024-01-01.json").read_text())
+    resp = get(
+        http,
+        server,
+        "/api/v3/klines",
+        symbol="BTCUSDT",
+        interval="1h",
+        startTime=recorded[0][0],
+        limit=744,
+    )
+    assert resp.status_code == 200
+    assert resp.headers["content-type"].startswith("application/json")
+    assert resp.json() == recorded  # same ints, same decimal strings, same order
+
+
+def test_start_time_returns_first_limit_rows_from_start(server, http):
+    march = binance_rows("ETHUSDT", "2023-03")
+    # Not aligned to the hour: the first candle is the next one that opens at or after it.
+    body = get(
+        http,
+        server,
+        "/api/v3/klines",
+        symbol="ETHUSDT",
+        interval="1h",
+        startTime=march[0][0] + 1,
+        limit=3,
+    ).json()
+    assert body == march[1:4]
+
+
+def test_start_and_end_time_are_inclusive(server, http):
+    march = binance_rows("BTCUSDT", "2023-03")
+    body = get(
+        http,
+        server,
+        "/api/v3/klines",
+        symbol="BTCUSDT",
+        interval="1h",
+        startTime=march[10][0],
+        endTime=march[14][0],
+    ).json()
+    assert body == march[10:15]
+
+
+def test_end_time_only_returns_last_limit_rows_up_to_it(server, http):
+    march = binance_rows("SOLUSDT", "2023-03")
+    body = get(
+        http,
+        server,
+        "/api/v3/klines",
+        symbol="SOLUSDT",
+        interval="1h",
+        endTime=march[20][0],
+        limit=5,
+    ).json()
+    assert body == march[16:21]
+
+
+def test_no_times_returns_the_latest_500_and_limit_is_capped_at_1000(server, http):
+    dec = binance_rows("BTCUSDT", "2024-12")
+    latest = get(http, server, "/api/v3/klines", symbol="BTCUSDT", interval="1h").json()
+    assert len(latest) == 500
+    assert latest == dec[-500:]
+    capped = get(
+        http, server, "/api/v3/klines", symbol="BTCUSDT", interval="1h", startTime=0, limit=5000
+    ).json()
+    assert len(capped) == 1000
+    assert capped[:3] == binance_rows("BTCUSDT", "2023-01")[:3]
+
+
+def test_halt_candle_is_served_as_stored_and_the_missing_hour_stays_missing(server, http):
+    body = get(
+        http,
+        server,
+        "/api/v3/klines",
+        symbol="BTCUSDT",
+        interval="1h",
+        startTime=MAR_24_2023 + 10 * HOUR,
+        endTime=MAR_24_2023 + 15 * HOUR,
+    ).json()
+    opens = [(row[0] - MAR_24_2023) // HOUR for row in body]
+    assert opens == [10, 11, 12, 14, 15]
+    halted = body[2]
+    assert halted[5] == "0.00000000"  # zero volume
+    assert halted[6] == 1679661581646  # close_time cut short by the halt
+    assert halted[8] == 0
+
+
+@pytest.mark.parametrize(
+    ("params", "code", "msg"),
+    [
+        ({"symbol": "NOPEUSDT", "interval": "1h"}, -1121, "Invalid symbol."),
+        ({"symbol": "BTCUSDT", "interval": "7h"}, -1120, "Invalid interval."),
+        (
+            {"interval": "1h"},
+            -1102,
+            "Mandatory parameter 'symbol' was not sent, was empty/null, or malformed.",
+        ),
+        (
+            {"symbol": "BTCUSDT", "interval": "1h", "startTime": "yesterday"},
+            -1100,
+            "Illegal characters found in parameter 'startTime'; legal range is '^[0-9]{1,20}$'.",
+        ),
+    ],
+)
+def test_bad_requests_get_binance_error_bodies(server, params, code, msg, http):
+    resp = get(http, server, "/api/v3/klines", **params)
+    assert resp.status_code == 400
+    assert resp.json() == {"code": code, "msg": msg}
+
+
+def test_invalid_symbol_body_is_the_real_one(server, http):
+    real = json.loads((FIXTURES / "error_400_invalid_symbol.json").read_text())
+    assert get(http, server, "/api/v3/klines", symbol="XYZ", interval="1h").json() == real
+
+
+def test_time_defaults_to_just_after_the_last_stored_candle(server, http):
+    assert get(http, server, "/api/v3/time").json() == {"serverTime": JAN_2025}
+    assert get(http, server, "/api/v3/ping").json() == {}
+    assert get(http, server, "/api/v3/exchangeInfo").status_code == 404
+
+
+def test_now_ms_hides_candles_that_have_not_opened_yet(http):
+    now = MAR_24_2023 + 10 * HOUR + 1
+    with ReplayServer(SAMPLE, now_ms=now) as srv:
+        assert get(http, srv, "/api/v3/time").json() == {"serverTime": now}
+        body = get(http, srv, "/api/v3/klines", symbol="BTCUSDT", interval="1h", limit=3).json()
+    # The 10:00 candle is still forming but exists, as on Binance; 11:00 does not yet.
+    assert [row[0] for row in body] == [MAR_24_2023 + h * HOUR for h in (8, 9, 10)]
+
+
+def test_weight_is_counted_per_minute_and_the_limit_answers_429(http):
+    clock = FakeClock(1_000_000 * 60 + 15)
+    with ReplayServer(SAMPLE, weight_limit_per_min=5, clock=clock) as srv:
+        assert get(http, srv, "/api/v3/time").headers["X-MBX-USED-WEIGHT-1M"] == "1"
+        params = {"symbol": "BTCUSDT", "interval": "1h", "limit": 1}
+        assert get(http, srv, "/api/v3/klines", **params).headers["X-MBX-USED-WEIGHT-1M"] == "3"
+        assert get(http, srv, "/api/v3/klines", **params).headers["X-MBX-USED-WEIGHT-1M"] == "5"
+        refused = get(http, srv, "/api/v3/klines", **params)
+        assert refused.status_code == 429
+        assert refused.headers["Retry-After"] == "45"  # seconds left in this minute
+        assert refused.json() == {
+            "code": -1003,
+            "msg": "Too much request weight used; current limit is 5 request weight per 1 MINUTE. "
+            "Please use the websocket for live updates to avoid polling the API.",
+        }
+        clock.t += 45
+        again = get(http, srv, "/api/v3/klines", **params)
+        assert again.status_code == 200
+        assert again.headers["X-MBX-USED-WEIGHT-1M"] == "2"
+
+
+def test_real_429_wording_matches_the_server_template(http):
+    real = json.loads((FIXTURES / "error_429_too_much_weight.json").read_text())
+    clock = FakeClock(60.0)
+    with ReplayServer(SAMPLE, weight_limit_per_min=1200, clock=clock) as srv:
+        srv._charge(1200)
+        assert get(http, srv, "/api/v3/ping").json() == real
+
+
+def test_bulk_files_are_served_with_their_checksums(server, http):
+    rel = "data/spot/monthly/klines/BTCUSDT/1h/BTCUSDT-1h-2023-03.zip"
+    blob = get(http, server, "/" + rel)
+    assert blob.status_code == 200
+    assert blob.content == (SAMPLE / rel).read_bytes()
+    checksum = get(http, server, f"/{rel}.CHECKSUM").text
+    assert checksum.split() == [hashlib.sha256(blob.content).hexdigest(), Path(rel).name]
+    assert get(http, server, "/data/spot/monthly/klines/BTCUSDT/1h/nope.zip").status_code == 404
+    # Encoded dot segments must not escape the root (../../pyproject.toml exists).
+    escape = http.get(server.base_url + "/data/%2e%2e/%2e%2e/pyproject.toml")
+    assert escape.status_code == 404
+
+
+def test_faults_are_seeded_and_of_every_kind(http):
+    outcomes = []
+    with ReplayServer(SAMPLE, fail_rate=1.0, seed=7) as srv:
+        for _ in range(30):
+            try:
+                resp = http.get(srv.base_url + "/api/v3/time")
+            except httpx.TransportError:
+                outcomes.append("reset")
+                continue
+            if resp.status_code == 503:
+                assert resp.json()["code"] == -1008
+                outcomes.append("503")
+            else:
+                with pytest.raises(ValueError):
+                    resp.json()
+                outcomes.append("truncated")
+        counts = dict(srv.faults_injected)
+    assert set(outcomes) == {"503", "reset", "truncated"}
+    assert counts == {kind: outcomes.count(kind) for kind in set(outcomes)}
+    with ReplayServer(SAMPLE, fail_rate=1.0, seed=7) as again:
+        for _ in range(30):
+            with contextlib.suppress(httpx.TransportError):
+                http.get(again.base_url + "/api/v3/time")
+        assert dict(again.faults_injected) == counts
+
+
+def _zip_csv(src: Path, dest: Path) -> None:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(dest, "w") as zf:
+        zf.writestr(dest.with_suffix(".csv").name, src.read_text())
+
+
+def test_futures_header_line_and_microsecond_spot_files(tmp_path, http):
+    fut_csv = FIXTURES / "vision_futures_um_AVAXUSDT-1m-2026-02_head.csv"
+    spot_csv = FIXTURES / "vision_spot_BTCUSDT-1h-2025-06_head.csv"
+    _zip_csv(
+        fut_csv,
+        tmp_path / "data/futures/um/monthly/klines/AVAXUSDT/1m/AVAXUSDT-1m-2026-02.zip",
+    )
+    _zip_csv(spot_csv, tmp_path / "data/spot/monthly/klines/BTCUSDT/1h/BTCUSDT-1h-2025-06.zip")
+    with ReplayServer(tmp_path) as srv:
+        fut = get(
+            http, srv, "/fapi/v1/klines", symbol="AVAXUSDT", interval="1m", startTime=0
+        ).json()
+        spot = get(http, srv, "/api/v3/klines", symbol="BTCUSDT", interval="1h", startTime=0).json()
+        assert get(http, srv, "/api/v3/klines", symbol="AVAXUSDT", interval="1m").status_code == 400
+        assert get(http, srv, "/fapi/v1/time").json() == {"serverTime": 1772323200000}  # 2026-03-01
+    first = fut_csv.read_text().splitlines()[1].split(",")
+    assert len(fut) == 10
+    assert fut[0] == [1769904000000, *first[1:6], 1769904059999, first[7], 1077, *first[9:12]]
+    assert fut[0][1] == "10.1130"  # the contract's tick size, verbatim
+    assert len(spot) == 10
+    assert spot[0][0] == 1748736000000  # µs in the file, ms on the wire
+    assert spot[0][6] == 1748739599999
+    assert spot[0][1] == "104591.88000000"
+
+
+def test_daily_files_extend_monthly_ones(tmp_path, http):
+    src = SPOT_1H / "SOLUSDT" / "1h"
+    dest = tmp_path / "data/spot/monthly/klines/SOLUSDT/1h"
+    dest.mkdir(parents=True)
+    shutil.copy(src / "SOLUSDT-1h-2024-11.zip", dest)
+    dec = binance_rows("SOLUSDT", "2024-12")
+    daily = tmp_path / "data/spot/daily/klines/SOLUSDT/1h/SOLUSDT-1h-2024-12-01.zip"
+    daily.parent.mkdir(parents=True)
+    with zipfile.ZipFile(daily, "w") as zf:
+        zf.writestr("SOLUSDT-1h-2024-12-01.csv", "".join(_csv_line(r) for r in dec[:24]))
+    with ReplayServer(tmp_path) as srv:
+        assert get(http, srv, "/api/v3/time").json() == {"serverTime": 1733097600000}  # 12-02
+        body = get(http, srv, "/api/v3/klines", symbol="SOLUSDT", interval="1h", limit=30).json()
+    assert body == binance_rows("SOLUSDT", "2024-11")[-6:] + dec[:24]
+
+
+def _csv_line(row: list) -> str:
+    return ",".join(str(v) for v in row) + "\n"
+
+
+def test_main_rejects_a_root_without_data(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--root", str(tmp_path)])
+    assert exit_info.value.code == 2
+    assert "data.binance.vision layout" in capsys.readouterr().err
+
+
+def test_a_broken_bulk_file_is_a_500_that_names_it(tmp_path, http):
+    folder = tmp_path / "data/spot/monthly/klines/BTCUSDT/1h"
+    folder.mkdir(parents=True)
+    good = binance_rows("BTCUSDT", "2023-01")[0]
+    with zipfile.ZipFile(folder / "BTCUSDT-1h-2023-01.zip", "w") as zf:
+        zf.writestr("BTCUSDT-1h-2023-01.csv", _csv_line(good) + "1672534800000,oops\n")
+    with ReplayServer(tmp_path) as srv:
+        resp = get(http, srv, "/api/v3/klines", symbol="BTCUSDT", interval="1h")
+    assert resp.status_code == 500
+    assert resp.json()["code"] == -1000
+    assert "BTCUSDT-1h-2023-01.zip:2 is not a row of 12 plain numbers" in resp.json()["msg"]

@@ -1,0 +1,255 @@
+"""validate_klines on the shipped real klines, clean and with one defect planted at a time."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import polars as pl
+import pytest
+
+from quantlab.config import ValidateConfig
+from quantlab.errors import ConfigError, QualityError, SchemaError
+from quantlab.quality import CheckResult, ValidationReport, validate_klines
+from quantlab.schema import UTC_MS
+
+HALT = datetime(2023, 3, 24, 12, tzinfo=UTC)
+
+
+def errors_failed(report: ValidationReport) -> set[str]:
+    return {c.check for c in report.failed() if c.severity == "error"}
+
+
+def check(report: ValidationReport, name: str) -> CheckResult:
+    (found,) = [c for c in report.checks if c.check == name]
+    return found
+
+
+@pytest.fixture(scope="module")
+def clean_report(real_klines: pl.DataFrame) -> ValidationReport:
+    return validate_klines(real_klines, "1h")
+
+
+@pytest.fixture(scope="module")
+def march(real_klines: pl.DataFrame) -> pl.DataFrame:
+    """March 2023 of all three symbols: small, and it holds the 2023-03-24 halt."""
+    return real_klines.filter(
+        pl.col("open_time").is_between(
+            datetime(2023, 3, 1, tzinfo=UTC), datetime(2023, 4, 1, tzinfo=UTC), closed="left"
+        )
+    )
+
+
+def test_clean_real_data_passes(clean_report: ValidationReport) -> None:
+    assert clean_report.passed, clean_report.summary()
+    assert clean_report.row_count == 3 * 17_543
+    assert errors_failed(clean_report) == set()
+
+
+def test_halt_hour_is_a_gap_warning(clean_report: ValidationReport) -> None:
+    gaps = check(clean_report, "calendar_gaps")
+    assert gaps.severity == "warning"
+    assert not gaps.success
+    assert gaps.unexpected_count == 3  # 2023-03-24 13:00, once per symbol
+    assert {(e["symbol"], e["first_missing"], e["missing"]) for e in gaps.examples} == {
+        (s, "2023-03-24T13:00:00+00:00", 1) for s in ("BTCUSDT", "ETHUSDT", "SOLUSDT")
+    }
+
+
+def test_halt_candle_is_zero_volume_and_short_close_warnings(
+    clean_report: ValidationReport,
+) -> None:
+    for name in ("zero_volume", "close_time_exact"):
+        result = check(clean_report, name)
+        assert result.severity == "warning"
+        assert result.unexpected_count == 3, name
+        assert {e["open_time"] for e in result.examples} == {HALT.isoformat()}
+    closes = {
+        e["symbol"]: e["close_time"] for e in check(clean_report, "close_time_exact").examples
+    }
+    assert closes["BTCUSDT"] == "2023-03-24T12:39:41.646+00:00"  # 1679661581646 ms
+    assert check(clean_report, "close_time_within_bar").success
+
+
+def test_interleaved_series_are_checked_per_series(real_klines: pl.DataFrame) -> None:
+    interleaved = real_klines.sort("open_time", "symbol")
+    report = validate_klines(interleaved, "1h")
+    assert report.passed, report.summary()
+    assert check(report, "calendar_gaps").unexpected_count == 3
+
+
+def _set(column: str, value: Callable[[], pl.Expr]) -> Callable[[pl.DataFrame, int], pl.DataFrame]:
+    """A corruption that replaces one cell of row `i` with `value()`."""
+
+    def corrupt(df: pl.DataFrame, i: int) -> pl.DataFrame:
+        hit = pl.int_range(pl.len()) == i
+        return df.with_columns(
+            pl.when(hit)
+            .then(value())
+            .otherwise(pl.col(column))
+            .cast(df.schema[column])
+            .alias(column)
+        )
+
+    return corrupt
+
+
+def _duplicate(df: pl.DataFrame, i: int) -> pl.DataFrame:
+    return pl.concat([df.head(i + 1), df.slice(i, 1), df.slice(i + 1)])
+
+
+def _shuffle(df: pl.DataFrame, i: int) -> pl.DataFrame:
+    return df.sample(fraction=1.0, shuffle=True, seed=7)
+
+
+def _swap_with_next(df: pl.DataFrame, i: int) -> pl.DataFrame:
+    return pl.concat([df.head(i), df.slice(i + 1, 1), df.slice(i, 1), df.slice(i + 2)])
+
+
+OT_MS = pl.col("open_time").dt.epoch("ms")
+
+# (defect, corruption of row i, the one error check it must fail, rows its examples must name)
+DEFECTS = [
+    ("duplicated_row", _duplicate, "unique_key", {0, 1}),
+    ("high_below_close", _set("high", lambda: pl.col("close") * 0.999), "ohlc_consistent", {0}),
+    ("negative_volume", _set("volume", lambda: -pl.col("volume")), "non_negative.volume", {0}),
+    ("null_close", _set("close", lambda: pl.lit(None)), "not_null.close", {0}),
+    ("zero_open", _set("open", lambda: pl.lit(0.0)), "price_positive.open", {0}),
+    (
+        "microseconds_in_open_time",
+        _set("open_time", lambda: (OT_MS * 1000).cast(UTC_MS)),
+        "open_time_in_range",
+        {0},
+    ),
+    (
+        "misaligned_open_time",
+        _set("open_time", lambda: pl.col("open_time") + pl.duration(minutes=1)),
+        "open_time_aligned",
+        {0},
+    ),
+    ("shuffled_order", _shuffle, "open_time_increasing", None),
+    ("two_rows_swapped", _swap_with_next, "open_time_increasing", {1}),
+    (
+        "taker_volume_above_volume",
+        _set("taker_buy_base_volume", lambda: pl.col("volume") * 1.5),
+        "taker_volume_within_total",
+        {0},
+    ),
+    (
+        "close_time_one_ms_late",
+        _set("close_time", lambda: pl.col("open_time") + pl.duration(hours=1)),
+        "close_time_within_bar",
+        {0},
+    ),
+    (
+        "close_time_before_open",
+        _set("close_time", lambda: pl.col("open_time")),
+        "close_time_within_bar",
+        {0},
+    ),
+    ("wrong_interval_label", _set("interval", lambda: pl.lit("4h")), "interval_matches", {0}),
+]
+
+
+@pytest.mark.parametrize(
+    ("corrupt", "expected", "rows"),
+    [pytest.param(c, e, r, id=name) for name, c, e, r in DEFECTS],
+)
+def test_each_defect_fails_exactly_its_check(
+    march: pl.DataFrame,
+    corrupt: Callable[[pl.DataFrame, int], pl.DataFrame],
+    expected: str,
+    rows: set[int] | None,
+) -> None:
+    # An ordinary BTCUSDT hour in the middle of the slice, away from the halt.
+    i = (
+        march.with_row_index("i")
+        .filter(
+            pl.col("symbol") == "BTCUSDT",
+            pl.col("open_time") == datetime(2023, 3, 10, 5, tzinfo=UTC),
+        )["i"]
+        .item()
+    )
+    assert march["volume"][i] > 0 and march["close"][i] > march["low"][i]
+
+    report = validate_klines(corrupt(march, i), "1h")
+
+    assert not report.passed
+    assert errors_failed(report) == {expected}, report.summary()
+    result = check(report, expected)
+    assert result.unexpected_count >= 1
+    assert 1 <= len(result.examples) <= 5
+    if rows is not None:
+        assert {e["row"] for e in result.examples} == {i + r for r in rows}
+
+
+def test_microsecond_open_time_example_keeps_the_raw_number(march: pl.DataFrame) -> None:
+    bad = _set("open_time", lambda: (OT_MS * 1000).cast(UTC_MS))(march, 5)
+    (example,) = check(validate_klines(bad, "1h"), "open_time_in_range").examples
+    assert example["open_time"] == march["open_time"][5].timestamp() * 1_000_000
+
+
+def test_config_bounds_are_used(march: pl.DataFrame) -> None:
+    report = validate_klines(march, "1h", ValidateConfig(max_year=2022))
+    assert errors_failed(report) == {"open_time_in_range", "close_time_in_range"}
+    assert check(report, "open_time_in_range").unexpected_count == march.height
+
+    calm = validate_klines(march, "1h", ValidateConfig(max_return_sigmas=1000))
+    assert check(calm, "return_outlier").success
+    strict = validate_klines(march, "1h", ValidateConfig(max_return_sigmas=3))
+    assert check(strict, "return_outlier").unexpected_count > 0
+    assert strict.passed  # outliers only warn
+
+
+def test_wrong_interval_argument_fails(march: pl.DataFrame) -> None:
+    report = validate_klines(march, "15m")
+    assert "interval_matches" in errors_failed(report)
+    assert "close_time_within_bar" in errors_failed(report)
+
+
+def test_missing_column_reports_the_schema_only(march: pl.DataFrame) -> None:
+    report = validate_klines(march.drop("trades"), "1h")
+    assert not report.passed
+    assert [c.check for c in report.checks] == ["columns_match"]
+    assert report.checks[0].examples == [{"missing": ["trades"]}]
+
+
+def test_extra_column_fails_only_the_schema_check(march: pl.DataFrame) -> None:
+    report = validate_klines(march.with_columns(pl.lit(1).alias("ignore")), "1h")
+    assert errors_failed(report) == {"columns_match"}
+    assert check(report, "columns_match").examples == [{"unexpected": ["ignore"]}]
+
+
+def test_wrong_dtype_and_unknown_interval_raise(march: pl.DataFrame) -> None:
+    with pytest.raises(SchemaError, match="close"):
+        validate_klines(march.with_columns(pl.col("close").cast(pl.String)), "1h")
+    with pytest.raises(ConfigError, match="2w"):
+        validate_klines(march, "2w")
+
+
+def test_empty_frame_passes(march: pl.DataFrame) -> None:
+    report = validate_klines(march.head(0), "1h")
+    assert report.passed
+    assert report.row_count == 0
+
+
+def test_report_outputs(march: pl.DataFrame) -> None:
+    report = validate_klines(_set("close", lambda: pl.lit(None))(march, 3), "1h")
+
+    frame = report.to_frame()
+    assert frame.columns == ["check", "severity", "success", "unexpected_count", "examples"]
+    assert frame.height == len(report.checks)
+    row = frame.filter(pl.col("check") == "not_null.close").row(0, named=True)
+    assert (row["success"], row["unexpected_count"]) == (False, 1)
+    assert json.loads(row["examples"])[0]["row"] == 3
+
+    text = report.summary()
+    assert "FAILED" in text
+    assert "not_null.close: 1 unexpected" in text
+    assert "calendar_gaps" in text  # warnings are listed too
+
+    with pytest.raises(QualityError) as caught:
+        report.raise_for_errors()
+    assert caught.value.failed_checks == ["not_null.close"]
+    validate_klines(march, "1h").raise_for_errors()  # a passing report does not raise

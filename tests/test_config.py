@@ -1,0 +1,44 @@
+"""Config: a typo is an error that names the key, environment references expand, paths resolve."""
+
+from __future__ import annotations
+
+import pytest
+
+from quantlab.config import DEFAULT_CONFIG, load_config
+from quantlab.errors import ConfigError
+
+
+def test_default_config_loads_with_absolute_paths():
+    cfg = load_config(DEFAULT_CONFIG)
+    assert cfg.paths.data.is_absolute()
+    assert cfg.universe.symbols == ("BTCUSDT", "ETHUSDT", "SOLUSDT")
+    assert cfg.paper.ledger_url.startswith("sqlite:////")
+
+
+def test_a_typo_in_a_key_is_an_error_naming_it(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("train:\n  fold: 5\n")
+    with pytest.raises(ConfigError, match=r"train\.fold"):
+        load_config(path)
+
+
+def test_bad_values_are_explained(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("universe:\n  start: 2024-01-01\n  end: 2023-01-01\n")
+    with pytest.raises(ConfigError, match="must be after"):
+        load_config(path)
+
+
+def test_environment_references_expand_and_missing_ones_fail(tmp_path, monkeypatch):
+    path = tmp_path / "c.yaml"
+    path.write_text("paper:\n  ledger_url: postgresql://q:${LEDGER_PW}@127.0.0.1:5432/test\n")
+    monkeypatch.setenv("LEDGER_PW", "s3cret")
+    assert load_config(path).paper.ledger_url == "postgresql://q:s3cret@127.0.0.1:5432/test"
+    monkeypatch.delenv("LEDGER_PW")
+    with pytest.raises(ConfigError, match="LEDGER_PW is not set"):
+        load_config(path)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "nope.yaml")
