@@ -94,3 +94,11 @@ def test_killed_writer_never_leaves_a_half_written_version(catalog, tmp_path):
             df = catalog.read(info.ref)
             assert df.height in (10, 2_000_000), f"{info.ref} is partial: {df.height} rows"
             assert info.lineage is not None and info.lineage.row_count == df.height
+
+
+def test_timestamps_come_back_in_milliseconds_as_written(catalog):
+    real = load_sample_klines("BTCUSDT", ("2023-03",)).head(5)
+    ref = catalog.write("klines_copy", real, stage="s")
+    back = catalog.read(ref)
+    assert back.schema["open_time"] == real.schema["open_time"]
+    assert back.join(real, on=["symbol", "open_time"]).height == 5

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -50,20 +51,33 @@ def dag_run(tmp_path_factory):
     migrate = _airflow(["db", "migrate"], env)
     assert migrate.returncode == 0, migrate.stderr[-3000:]
     result = _airflow(["dags", "test", "research"], env)
-    return config, result
+    with sqlite3.connect(tmp / "airflow" / "airflow.db") as db:
+        states = dict(db.execute("SELECT task_id, state FROM task_instance").fetchall())
+    return config, result, states
 
 
 def test_all_eight_tasks_succeed_through_airflow(dag_run):
-    _, result = dag_run
-    output = result.stdout + result.stderr
-    assert result.returncode == 0, output[-5000:]
-    assert "failed" not in output.lower().split("dagrun finished")[-1] or "state=success" in output
+    _, result, states = dag_run
+    assert result.returncode == 0, (result.stdout + result.stderr)[-5000:]
+    assert states == {
+        task: "success"
+        for task in (
+            "ingest",
+            "validate",
+            "features",
+            "labels",
+            "train",
+            "backtest",
+            "risk",
+            "paper",
+        )
+    }
 
 
 def test_lineage_walks_from_paper_back_to_ingest(dag_run):
     from quantlab.context import RunContext
 
-    config, _ = dag_run
+    config, _, _ = dag_run
     ctx = RunContext.load(config)
     chain = ctx.catalog.walk_lineage(ctx.catalog.latest("paper_orders"))
     assert {ref.name for ref, _ in chain} == set(STAGES)
@@ -83,7 +97,7 @@ def test_mlflow_holds_the_run_with_per_fold_metrics(dag_run):
 
     from quantlab.context import RunContext
 
-    config, _ = dag_run
+    config, _, _ = dag_run
     ctx = RunContext.load(config)
     run_id = ctx.catalog.lineage(ctx.catalog.latest("predictions")).extra["mlflow_run_id"]
     client = mlflow.MlflowClient(tracking_uri=ctx.config.tracking.uri)
@@ -97,7 +111,7 @@ def test_backtest_report_and_stats(dag_run):
     from quantlab.backtest.stage import report_path
     from quantlab.context import RunContext
 
-    config, _ = dag_run
+    config, _, _ = dag_run
     ctx = RunContext.load(config)
     ref = ctx.catalog.latest("backtest")
     stats = ctx.catalog.lineage(ref).extra["stats"]
@@ -111,7 +125,7 @@ def test_a_second_run_writes_nothing_new(dag_run):
     from quantlab.paper import Ledger
     from quantlab.pipeline import run_research
 
-    config, _ = dag_run
+    config, _, _ = dag_run
     ctx = RunContext.load(config)
     before = {name: ctx.catalog.latest(name) for name in STAGES}
     with Ledger.connect(ctx.config.paper.ledger_url) as ledger:
@@ -134,7 +148,7 @@ def test_a_failed_validation_stops_downstream_stages(dag_run, tmp_path):
     from quantlab.errors import QualityError
     from quantlab.schema import KLINES_KEY
 
-    config, _ = dag_run
+    config, _, _ = dag_run
     ctx = RunContext.load(config)
     ctx = RunContext(ctx.config, Catalog(tmp_path / "catalog"))
     source = RunContext.load(config).catalog

@@ -120,7 +120,10 @@ def fingerprint(stage: str, inputs: Sequence[DatasetRef], config_hash: str) -> s
 
 
 def _to_storage(df: pl.DataFrame) -> pl.DataFrame:
-    """Delta stores timestamps in microseconds; cast up front so merges compare like with like."""
+    """Delta stores timestamps in microseconds; cast up front so merges compare like with like.
+
+    quantlab's timestamps have millisecond precision (Binance's), and `scan` casts them back.
+    """
     casts = [
         pl.col(name).cast(pl.Datetime("us", dtype.time_zone))
         for name, dtype in df.schema.items()
@@ -184,8 +187,13 @@ class Catalog:
         return self.scan(ref).collect()
 
     def scan(self, ref: DatasetRef) -> pl.LazyFrame:
-        table = self._table(ref.name, ref.version)
-        return pl.scan_delta(table)
+        """Lazily read exactly the version `ref` names, timestamps back in milliseconds."""
+        lf = pl.scan_delta(self._table(ref.name, ref.version))
+        return lf.with_columns(
+            pl.col(name).cast(pl.Datetime("ms", dtype.time_zone))
+            for name, dtype in lf.collect_schema().items()
+            if isinstance(dtype, pl.Datetime)
+        )
 
     def load(self, name: str, version: int | None = None) -> pl.DataFrame:
         """Notebook convenience: a dataset by name, latest version unless one is given."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import polars as pl
+
 from quantlab.context import RunContext
 
 FINAL = "paper_orders"
@@ -53,10 +55,23 @@ def print_summary(ctx: RunContext) -> int:
             f"total_return={_fmt(s.get('total_return'), pct=True)} trades={int(s.get('trades') or 0)}"
         )
         print(f"  report: {report_path(ctx, ref)}")
-    if "targets" in by_name and by_name["targets"][1].extra.get("killed"):
-        print(f"\nRisk kill-switch ON: {by_name['targets'][1].extra['kill_reason']}")
+    if "targets" in by_name:
+        ref, lin = by_name["targets"]
+        targets = catalog.read(ref)
+        newest = targets.filter(pl.col("open_time") == pl.col("open_time").max())
+        print(f"\nTargets {ref} for the bar opened {newest['open_time'].max()}:")
+        for row in newest.sort("symbol").iter_rows(named=True):
+            print(
+                f"  {row['symbol']:<8} smoothed score {row['score']:+.3f} "
+                f"-> target weight {row['target_weight']:+.3f}"
+            )
+        if lin.extra.get("killed"):
+            print(f"  kill-switch ON: {lin.extra['kill_reason']}")
     orders = catalog.read(catalog.latest(FINAL))
-    print(f"\nPaper orders for the newest targets ({ctx.config.paper.account}): {orders.height}")
+    print(
+        f"\nPaper orders booked for these targets in account '{ctx.config.paper.account}': "
+        f"{orders.height}{'' if orders.height else ' (the book already matches the targets)'}"
+    )
     for row in orders.iter_rows(named=True):
         print(
             f"  {row['side']:<4} {row['qty']:>12.5f} {row['symbol']:<8} @ {row['price']:.2f} "

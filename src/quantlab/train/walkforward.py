@@ -21,7 +21,7 @@ KEY = ("symbol", "open_time")
 class Fold:
     index: int
     test_start: Any  # datetime
-    test_end: Any  # datetime, exclusive
+    test_end: Any  # datetime, exclusive; None for the last block, which runs to the end
 
 
 @dataclass
@@ -41,8 +41,7 @@ def make_folds(times: pl.Series, cfg: TrainConfig) -> list[Fold]:
     folds = []
     for k in range(cfg.folds):
         lo, hi = int(bounds[k]), int(bounds[k + 1])
-        end = uniq[hi] if hi < n else uniq[-1] + timedelta(microseconds=1)
-        folds.append(Fold(k, uniq[lo], end))
+        folds.append(Fold(k, uniq[lo], uniq[hi] if hi < n else None))
     return folds
 
 
@@ -153,9 +152,9 @@ def walk_forward(
     preds, metrics, fold_params = [], [], []
     for fold in make_folds(labelled["open_time"], cfg):
         train = purged_train_mask(labelled, fold.test_start, embargo).to_numpy()
-        test = (
-            (labelled["open_time"] >= fold.test_start) & (labelled["open_time"] < fold.test_end)
-        ).to_numpy()
+        test = (labelled["open_time"] >= fold.test_start).to_numpy()
+        if fold.test_end is not None:
+            test &= (labelled["open_time"] < fold.test_end).to_numpy()
         best = _tune(x_all[train], y_all[train], times[train], label_times[train], cfg, embargo)
         model = _fit(x_all[train], y_all[train], _params(None, cfg, best), cfg.num_boost_round)
         prob = model.predict(x_all[test])
