@@ -164,3 +164,21 @@ def test_a_failed_validation_stops_downstream_stages(dag_run, tmp_path):
     with pytest.raises(QualityError, match="failed validation"):
         features.run(ctx, ref, checks)
     assert err.value.failed_checks
+
+
+def test_the_notebook_loads_datasets_by_name(dag_run, monkeypatch):
+    """notebooks/01_explore_datasets.ipynb runs top to bottom against the run's catalog."""
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    config, _, _ = dag_run
+    monkeypatch.setenv("QUANTLAB_CONFIG", str(config))
+    nb = nbformat.read(ROOT / "notebooks" / "01_explore_datasets.ipynb", as_version=4)
+    nbclient.NotebookClient(nb, timeout=300, kernel_name="python3").execute()
+    outputs = "".join(
+        str(o.get("data", {}).get("text/plain", "")) + str(o.get("text", ""))
+        for cell in nb.cells
+        if cell.cell_type == "code"
+        for o in cell.outputs
+    )
+    assert "paper_orders@v0" in outputs and "klines@v0" in outputs
+    assert "sharpe" in outputs
