@@ -1,15 +1,12 @@
-"""The `quantlab` command: datasets, the research summary, and the replay exchange."""
+"""`quantlab datasets list|show`: what the catalog holds and where each version came from."""
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
-from collections.abc import Sequence
 
 from quantlab.catalog import DatasetRef
 from quantlab.context import RunContext
-from quantlab.errors import QuantlabError
 
 
 def _cmd_datasets_list(ctx: RunContext, args: argparse.Namespace) -> int:
@@ -51,34 +48,7 @@ def _cmd_datasets_show(ctx: RunContext, args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_summary(ctx: RunContext, args: argparse.Namespace) -> int:
-    from quantlab.report import print_summary
-
-    return print_summary(ctx)
-
-
-def _cmd_run(ctx: RunContext, args: argparse.Namespace) -> int:
-    from quantlab.pipeline import run_research
-    from quantlab.report import print_summary
-
-    run_research(ctx)
-    return print_summary(ctx)
-
-
-def _cmd_replay_server(ctx: RunContext | None, args: argparse.Namespace) -> int:
-    from quantlab.exchange.replay import run_replay_server
-
-    run_replay_server(args.root, args.host, args.port, args.fail_rate, args.latency)
-    return 0
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="quantlab", description=__doc__)
-    parser.add_argument(
-        "--config", help="config YAML (default: $QUANTLAB_CONFIG or configs/default.yaml)"
-    )
-    sub = parser.add_subparsers(dest="command", required=True)
-
+def register(sub: argparse._SubParsersAction) -> None:
     ds = sub.add_parser("datasets", help="list and inspect catalog datasets")
     ds_sub = ds.add_subparsers(dest="datasets_command", required=True)
     ds_sub.add_parser("list", help="every dataset with its latest version").set_defaults(
@@ -89,33 +59,3 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--version", type=int)
     show.add_argument("--json", action="store_true", help="machine-readable lineage chain")
     show.set_defaults(func=_cmd_datasets_show)
-
-    sub.add_parser("summary", help="what the latest research run produced").set_defaults(
-        func=_cmd_summary
-    )
-    sub.add_parser("run", help="run the research pipeline without Airflow").set_defaults(
-        func=_cmd_run
-    )
-
-    replay = sub.add_parser("replay-server", help="serve a data.binance.vision folder as Binance")
-    replay.add_argument("--root", required=True)
-    replay.add_argument("--host", default="127.0.0.1")
-    replay.add_argument("--port", type=int, default=8765)
-    replay.add_argument("--fail-rate", type=float, default=0.0)
-    replay.add_argument("--latency", type=float, default=0.0)
-    replay.set_defaults(func=_cmd_replay_server, needs_ctx=False)
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        ctx = RunContext.load(args.config) if getattr(args, "needs_ctx", True) else None
-        return args.func(ctx, args)
-    except QuantlabError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())
