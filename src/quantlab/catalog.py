@@ -78,31 +78,23 @@ class VersionInfo:
     lineage: Lineage | None
 
 
+def _git(*args: str) -> str:
+    root = Path(__file__).resolve().parents[2]
+    return subprocess.run(
+        ["git", *args], cwd=root, capture_output=True, text=True, check=True, timeout=10
+    ).stdout.strip()
+
+
 @functools.cache
 def code_version() -> str:
-    """The git commit of the running code, with `-dirty` when the tree has local edits."""
-    root = Path(__file__).resolve().parents[2]
+    """The git commit of the running code, with `-dirty` when src/ or dags/ have local edits."""
     try:
-        sha = subprocess.run(
-            ["git", "rev-parse", "--short=12", "HEAD"],
-            cwd=root,
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=10,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no", "--", "src", "dags"],
-            cwd=root,
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=10,
-        ).stdout.strip()
+        sha = _git("rev-parse", "--short=12", "HEAD")
+        dirty = _git("status", "--porcelain", "--untracked-files=no", "--", "src", "dags")
     except (OSError, subprocess.SubprocessError):
         from quantlab import __version__
 
-        return f"quantlab-{__version__}"
+        return f"quantlab-{__version__}"  # not a git checkout, e.g. an installed wheel
     return f"{sha}-dirty" if dirty else sha
 
 
