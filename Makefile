@@ -59,7 +59,7 @@ bench: env
 	$(BIN)/python bench/run_all.py
 
 airflow-ui: env airflow-db
-	$(BIN)/airflow standalone
+	PATH="$(CURDIR)/$(BIN):$$PATH" airflow standalone
 
 mlflow-ui: env
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/experiments/mlflow.db --port 5000
