@@ -42,3 +42,23 @@ def test_environment_references_expand_and_missing_ones_fail(tmp_path, monkeypat
 def test_missing_file(tmp_path):
     with pytest.raises(ConfigError, match="does not exist"):
         load_config(tmp_path / "nope.yaml")
+
+
+def test_stack_config_extends_the_default_and_reads_secrets_from_env(monkeypatch):
+    from quantlab.config import PROJECT_ROOT
+
+    monkeypatch.setenv("QUANTLAB_DB_USER", "quantlab")
+    monkeypatch.setenv("QUANTLAB_DB_PASSWORD", "pw")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://mlflow:5000")
+    cfg = load_config(PROJECT_ROOT / "configs" / "stack.yaml")
+    default = load_config(DEFAULT_CONFIG)
+    assert cfg.paper.ledger_url == "postgresql://quantlab:pw@127.0.0.1:5432/quantlab"
+    assert cfg.tracking.uri == "http://mlflow:5000"
+    assert cfg.train == default.train and cfg.universe == default.universe
+
+
+def test_extends_cycle_is_an_error(tmp_path):
+    (tmp_path / "a.yaml").write_text("extends: b.yaml\n")
+    (tmp_path / "b.yaml").write_text("extends: a.yaml\n")
+    with pytest.raises(ConfigError, match="extends itself"):
+        load_config(tmp_path / "a.yaml")
