@@ -5,7 +5,8 @@
     ├── DataError
     │   ├── DatasetNotFound          no such dataset or version in the catalog
     │   ├── SchemaError              input cannot be read as the expected schema
-    │   └── QualityError             data failed the validation gate
+    │   ├── QualityError             data failed the validation gate
+    │   └── ChecksumMismatch         a bulk file's SHA-256 is not its .CHECKSUM; download it again
     └── ExchangeError
         ├── TemporaryExchangeError   429 / 5xx / timeout: safe to retry later
         │   └── IPBannedError        418: stop until the ban ends
@@ -43,6 +44,18 @@ class QualityError(DataError):
     def __init__(self, message: str, failed_checks: list[str] | None = None):
         super().__init__(message)
         self.failed_checks = failed_checks or []
+
+
+class ChecksumMismatch(DataError):
+    """A bulk file's SHA-256 differs from its `.CHECKSUM` (or that file is missing); it was not read."""
+
+    def __init__(
+        self, message: str, path: str = "", expected: str | None = None, actual: str | None = None
+    ):
+        super().__init__(message)
+        self.path = path
+        self.expected = expected
+        self.actual = actual
 
 
 class ExchangeError(QuantlabError):

@@ -21,7 +21,8 @@ FIXTURES = ROOT / "tests" / "fixtures" / "binance"
 SPOT_1H = SAMPLE / "data" / "spot" / "monthly" / "klines"
 HOUR = 3_600_000
 MAR_24_2023 = 1679616000000  # 2023-03-24 00:00 UTC
-JAN_2025 = 1735689600000  # 2025-01-01 00:00 UTC, just after the last stored candle
+JUN_2025 = 1748736000000  # 2025-06-01 00:00 UTC, the µs spot sample file
+MAR_2026 = 1772323200000  # 2026-03-01 00:00 UTC, just after the last stored candle (futures)
 
 
 class FakeClock:
@@ -120,15 +121,31 @@ def test_end_time_only_returns_last_limit_rows_up_to_it(server, http):
 
 
 def test_no_times_returns_the_latest_500_and_limit_is_capped_at_1000(server, http):
-    dec = binance_rows("BTCUSDT", "2024-12")
-    latest = get(http, server, "/api/v3/klines", symbol="BTCUSDT", interval="1h").json()
+    dec = binance_rows("ETHUSDT", "2024-12")
+    latest = get(http, server, "/api/v3/klines", symbol="ETHUSDT", interval="1h").json()
     assert len(latest) == 500
     assert latest == dec[-500:]
     capped = get(
-        http, server, "/api/v3/klines", symbol="BTCUSDT", interval="1h", startTime=0, limit=5000
+        http, server, "/api/v3/klines", symbol="ETHUSDT", interval="1h", startTime=0, limit=5000
     ).json()
     assert len(capped) == 1000
-    assert capped[:3] == binance_rows("BTCUSDT", "2023-01")[:3]
+    assert capped[:3] == binance_rows("ETHUSDT", "2023-01")[:3]
+
+
+def test_the_microsecond_file_is_served_in_ms_after_the_gap(server, http):
+    """BTCUSDT's sample ends 2024-12, then holds 2025-06 from a µs file: REST pages over the gap."""
+    after_2024 = get(
+        http,
+        server,
+        "/api/v3/klines",
+        symbol="BTCUSDT",
+        interval="1h",
+        startTime=1735686000000,
+        limit=1000,
+    ).json()
+    assert len(after_2024) == 1 + 720
+    assert after_2024[1][0] == JUN_2025
+    assert after_2024[-1][6] == JUN_2025 + 720 * HOUR - 1
 
 
 def test_halt_candle_is_served_as_stored_and_the_missing_hour_stays_missing(server, http):
@@ -178,9 +195,12 @@ def test_invalid_symbol_body_is_the_real_one(server, http):
 
 
 def test_time_defaults_to_just_after_the_last_stored_candle(server, http):
-    assert get(http, server, "/api/v3/time").json() == {"serverTime": JAN_2025}
+    assert get(http, server, "/api/v3/time").json() == {"serverTime": MAR_2026}
+    assert get(http, server, "/fapi/v1/time").json() == {"serverTime": MAR_2026}
     assert get(http, server, "/api/v3/ping").json() == {}
-    assert get(http, server, "/api/v3/exchangeInfo").status_code == 404
+    assert get(http, server, "/fapi/v1/ping").json() == {}
+    assert get(http, server, "/api/v3/fundingRate").status_code == 404  # futures only
+    assert get(http, server, "/api/v3/depth").status_code == 404
 
 
 def test_now_ms_hides_candles_that_have_not_opened_yet(http):

@@ -1,6 +1,19 @@
-"""The edge to Binance: a REST client, and a local replay exchange that speaks the same API."""
+"""The edge to Binance: a REST client, bulk files from data.binance.vision, and a local replay
+exchange that speaks the same API."""
 
 from quantlab.exchange.binance import BinanceClient
+from quantlab.exchange.exchange_info import EXCHANGE_INFO_SCHEMA, parse_exchange_info
+from quantlab.exchange.funding import FUNDING_RATES_SCHEMA
 from quantlab.exchange.replay import ReplayServer, run_replay_server
+from quantlab.exchange.vision import VisionFile, VisionSource
 
-__all__ = ["BinanceClient", "ReplayServer", "run_replay_server"]
+__all__ = [
+    "EXCHANGE_INFO_SCHEMA",
+    "FUNDING_RATES_SCHEMA",
+    "BinanceClient",
+    "ReplayServer",
+    "VisionFile",
+    "VisionSource",
+    "parse_exchange_info",
+    "run_replay_server",
+]

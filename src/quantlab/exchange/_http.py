@@ -1,10 +1,12 @@
-"""One GET against Binance under quantlab's retry policy; the only place quantlab retries.
+"""GETs against Binance under quantlab's retry policy; the only place quantlab retries.
 
 - 418: raise `IPBannedError` at once; a ban lasts minutes to days, never sleep through it.
 - 429: sleep `Retry-After`, then retry.
 - 5xx, timeouts, dropped connections, truncated or invalid JSON: capped exponential backoff
   with jitter. Every call here is a read, so an unknown 5xx outcome is safe to repeat.
 - any other 4xx: raise `PermanentExchangeError` with the exchange's code and message.
+
+`Requester` is safe to share between threads: its state is the (locked) weight tracker.
 """
 
 from __future__ import annotations
@@ -37,6 +39,11 @@ class RetryPolicy:
     backoff_base_s: float = 0.5
     backoff_cap_s: float = 30.0
 
+    def delay(self, attempt: int, rng: random.Random) -> float:
+        """Seconds to wait after failed `attempt` (0-based): in [d/2, d], d doubling to the cap."""
+        d = min(self.backoff_cap_s, self.backoff_base_s * 2**attempt)
+        return d / 2 + rng.uniform(0, d / 2)
+
 
 class Requester:
     """Sends GETs through `http`, charging `tracker`, retrying by `policy`."""
@@ -55,20 +62,38 @@ class Requester:
         self._sleep = sleep
         self._rng = rng or random.Random()
 
-    def get_json(self, path: str, params: dict[str, Any], weight: int, expect: type) -> Any:
-        """GET `path` and return its JSON body, which must be an instance of `expect`."""
+    def get_json(
+        self,
+        path: str,
+        params: dict[str, Any],
+        weight: int,
+        expect: type,
+        counter: WeightTracker | None = None,
+    ) -> Any:
+        """GET `path` and return its JSON body, which must be an instance of `expect`.
+
+        `counter`, if given, is an extra limit that counts each attempt as 1: an endpoint with
+        its own request-count limit, like fundingRate's 500 per 5 minutes.
+        """
         attempts = self._policy.max_retries + 1
         last, status, code, retry_after = "no attempt made", None, None, None
         for attempt in range(attempts):
             final = attempt == attempts - 1
-            self._tracker.reserve(weight)
+            if counter is not None:
+                counter.reserve(1)
+            window = self._tracker.reserve(weight)
             try:
-                resp = self._http.get(path, params=params)
+                resp: httpx.Response | None = self._http.get(path, params=params)
             except _RETRYABLE as exc:
-                last, status, code = f"{type(exc).__name__}: {exc}", None, None
+                resp, last, status, code = None, f"{type(exc).__name__}: {exc}", None, None
+            finally:
+                self._tracker.release(weight)
+                if counter is not None:
+                    counter.release(1)
+            if resp is None:
                 self._backoff(attempt, final)
                 continue
-            self._tracker.observe(resp.headers.get("X-MBX-USED-WEIGHT-1M"))
+            self._tracker.observe(resp.headers.get("X-MBX-USED-WEIGHT-1M"), window)
             status = resp.status_code
             code, msg = _error_body(resp)
             if status == 418:
@@ -108,10 +133,50 @@ class Requester:
         )
 
     def _backoff(self, attempt: int, final: bool) -> None:
-        if final:
-            return
-        delay = min(self._policy.backoff_cap_s, self._policy.backoff_base_s * 2**attempt)
-        self._sleep(delay / 2 + self._rng.uniform(0, delay / 2))
+        if not final:
+            self._sleep(self._policy.delay(attempt, self._rng))
+
+
+def get_file(
+    http: httpx.Client,
+    url: str,
+    policy: RetryPolicy,
+    sleep: Callable[[float], None],
+    rng: random.Random,
+) -> bytes | None:
+    """GET a static file (a data.binance.vision zip or checksum): its bytes, or None on 404.
+
+    Retried like the API: timeouts, dropped connections, 5xx and 429 back off and try again;
+    any other 4xx is a `PermanentExchangeError`. A body cut short with a matching length
+    header is the caller's to catch (the checksum does).
+    """
+    attempts = policy.max_retries + 1
+    last, status = "no attempt made", None
+    for attempt in range(attempts):
+        try:
+            resp = http.get(url)
+        except _RETRYABLE as exc:
+            last, status = f"{type(exc).__name__}: {exc}", None
+        else:
+            status = resp.status_code
+            if status == 200:
+                return resp.content
+            if status == 404:
+                return None
+            if status < 500 and status != 429:
+                raise PermanentExchangeError(
+                    f"GET {url} answered HTTP {status}: {resp.text[:200]!r}. Retrying will not "
+                    "help: check the bulk-data base URL.",
+                    status=status,
+                )
+            last = f"HTTP {status}: {resp.text[:200]!r}"
+        if attempt < attempts - 1:
+            sleep(policy.delay(attempt, rng))
+    raise TemporaryExchangeError(
+        f"GET {url} failed {attempts} times in a row; last failure: {last}. The file server "
+        "or the network is having trouble: run again later, it is safe to retry.",
+        status=status,
+    )
 
 
 def _error_body(resp: httpx.Response) -> tuple[int | None, str]:

@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Callable
 
 SPOT_KLINES_MAX_LIMIT = 1000
 FUTURES_KLINES_MAX_LIMIT = 1500
 TIME_WEIGHT = 1
+# GET /api/v3/exchangeInfo costs 20, GET /fapi/v1/exchangeInfo 1.
+EXCHANGE_INFO_WEIGHT = {"spot": 20, "futures_um": 1}
+# GET /fapi/v1/fundingRate costs no request weight; it has its own limit of 500 requests per
+# 5 minutes per IP, shared with /fapi/v1/fundingInfo.
+FUNDING_RATE_WEIGHT = 0
+FUNDING_RATE_MAX_LIMIT = 1000
+FUNDING_RATE_REQUESTS = (500, 300)  # (requests, per seconds)
 
 # (largest limit in the tier, weight) of GET /fapi/v1/klines: 1 below 100, 2 below 500,
 # 5 up to 1000, 10 above.
@@ -44,38 +52,80 @@ def choose_klines_limit(market: str, rows_wanted: int) -> int:
 
 
 class WeightTracker:
-    """Mirror of the server's `X-MBX-USED-WEIGHT-1M` counter.
+    """Mirror of the server's `X-MBX-USED-WEIGHT-1M` counter, shared by every thread of a client.
 
-    Binance counts weight per wall-clock minute. Before a request the client asks
-    `reserve(weight)`; if the request would push the minute past the limit it sleeps until
-    the next minute starts, instead of earning a 429 (and, repeated, a 418 ban).
+    Binance counts weight per wall-clock window (a minute). Before a request a thread calls
+    `reserve(weight)`; if the request would push the window past the limit, it sleeps until
+    the next window starts instead of earning a 429 (and, repeated, a 418 ban). Waiting
+    threads queue behind the one asleep, so they wake one by one and re-check the budget.
+
+    A request sent but not yet answered may be counted by the server in the next window, so a
+    new window starts with the weight still in flight rather than at zero.
     """
 
     def __init__(
-        self, limit_per_min: int, sleep: Callable[[float], None], clock: Callable[[], float]
+        self,
+        limit_per_min: int,
+        sleep: Callable[[float], None],
+        clock: Callable[[], float],
+        window_s: int = 60,
     ):
         self.limit = limit_per_min
         self.used = 0
+        self.in_flight = 0
         self._sleep = sleep
         self._clock = clock
-        self._minute = int(clock() // 60)
+        self._window_s = window_s
+        self._window = int(clock() // window_s)
+        self._state = threading.Lock()  # held briefly, for the counters
+        self._gate = threading.Lock()  # held by the thread waiting for the next window
 
-    def reserve(self, weight: int) -> None:
-        now = self._clock()
-        if int(now // 60) != self._minute:
-            self._minute, self.used = int(now // 60), 0
-        if self.used + weight > self.limit:
-            self._sleep((self._minute + 1) * 60 - now)
-            self._minute, self.used = self._minute + 1, 0
-        # Counted locally too, so a response without the header (a reset) still counts.
-        self.used += weight
+    def set_limit(self, limit: int) -> None:
+        with self._state:
+            self.limit = limit
 
-    def observe(self, used_header: str | None) -> None:
-        """Take the server's own count from a response, which is the truth."""
+    def reserve(self, weight: int) -> int:
+        """Wait until `weight` fits in this window, count it and return the window's number."""
+        with self._gate:
+            while True:
+                with self._state:
+                    now = self._clock()
+                    self._roll(now)
+                    # A weight above the whole limit goes out alone in a fresh window.
+                    if self.used + weight <= self.limit or self.used == 0:
+                        # Counted locally too, so a response without the header still counts.
+                        self.used += weight
+                        self.in_flight += weight
+                        return self._window
+                    next_window = (self._window + 1) * self._window_s
+                self._sleep(next_window - now)
+                with self._state:  # that window is over, even if the clock says a hair less
+                    self._roll(max(self._clock(), next_window))
+
+    def release(self, weight: int) -> None:
+        """The request reserved with `weight` was answered, or failed."""
+        with self._state:
+            self.in_flight = max(self.in_flight - weight, 0)
+
+    def observe(self, used_header: str | None, window: int | None = None) -> None:
+        """Take the server's own count from a response to a request reserved in `window`.
+
+        The server's count is the truth when it is higher (other processes on this IP). A
+        response to a request from an earlier window may carry that window's count, so it is
+        ignored: the new window already started with that request in flight.
+        """
         if used_header is None:
             return
         try:
             used = int(used_header)
         except ValueError:
             return
-        self._minute, self.used = int(self._clock() // 60), used
+        with self._state:
+            self._roll(self._clock())
+            if window is None or window == self._window:
+                self.used = max(self.used, used)
+
+    def _roll(self, now: float) -> None:
+        window = int(now // self._window_s)
+        if window > self._window:
+            self._window, self.used = window, self.in_flight

@@ -1,11 +1,13 @@
-"""The one Binance client: closed klines and server time over REST, spot or USD-M futures.
+"""The one Binance client: klines, funding rates, exchangeInfo and server time over REST.
 
 Retries and rate limiting happen here (in `_http` and `_weights`) and nowhere else. The HTTP
 transport is injectable so tests point the client at `ReplayServer` or an `httpx.MockTransport`.
+One client is safe to share between threads: they fetch concurrently within one weight budget.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from types import TracebackType
@@ -17,19 +19,23 @@ import polars as pl
 from quantlab.errors import ConfigError, PermanentExchangeError, SchemaError
 from quantlab.exchange._http import Requester, RetryPolicy
 from quantlab.exchange._weights import (
+    EXCHANGE_INFO_WEIGHT,
+    FUNDING_RATE_MAX_LIMIT,
+    FUNDING_RATE_REQUESTS,
+    FUNDING_RATE_WEIGHT,
     TIME_WEIGHT,
     WeightTracker,
     choose_klines_limit,
     klines_weight,
 )
+from quantlab.exchange.funding import parse_funding_rates
 from quantlab.schema import INTERVAL_MS, klines_from_rows
 
 Market = Literal["spot", "futures_um"]
 
-# market -> (klines path, time path)
-_PATHS: dict[str, tuple[str, str]] = {
-    "spot": ("/api/v3/klines", "/api/v3/time"),
-    "futures_um": ("/fapi/v1/klines", "/fapi/v1/time"),
+_PREFIX = {"spot": "/api/v3", "futures_um": "/fapi/v1"}
+_PATHS: dict[str, tuple[str, str]] = {  # market -> (klines path, time path)
+    market: (f"{prefix}/klines", f"{prefix}/time") for market, prefix in _PREFIX.items()
 }
 
 
@@ -54,6 +60,8 @@ class BinanceClient:
         self._klines_path, self._time_path = _PATHS[market]
         self._http = httpx.Client(base_url=base_url, timeout=timeout_s, transport=transport)
         self.weights = WeightTracker(weight_limit_per_min, sleep, clock)
+        count, per_s = FUNDING_RATE_REQUESTS
+        self._funding_requests = WeightTracker(count, sleep, clock, window_s=per_s)
         self._requester = Requester(
             self._http, RetryPolicy(max_retries=max_retries), self.weights, sleep
         )
@@ -129,3 +137,92 @@ class BinanceClient:
             if start_ms <= open_ms <= end_ms and int(row[6]) < now_ms
         ]
         return klines_from_rows(rows, self.market, symbol, interval)
+
+    def fetch_funding_rates(self, symbol: str, start_ms: int, end_ms: int) -> pl.DataFrame:
+        """Funding records with `start_ms <= funding_time <= end_ms`, sorted (USD-M only).
+
+        Columns: market, symbol, funding_time, funding_rate, mark_price (null when absent).
+        Pages of 1000 by startTime; fundingTime carries ms jitter, so the next page starts
+        1 ms after the last record rather than 8 h later.
+        """
+        if self.market != "futures_um":
+            raise ConfigError(
+                "funding rates exist only on USD-M futures; create the client with "
+                "market='futures_um' (it uses /fapi/v1/fundingRate)"
+            )
+        if end_ms < start_ms:
+            raise ConfigError(f"end_ms {end_ms} is before start_ms {start_ms}; swap them")
+        path = f"{_PREFIX[self.market]}/fundingRate"
+        by_time: dict[int, dict[str, Any]] = {}
+        start = start_ms
+        while start <= end_ms:
+            params = {
+                "symbol": symbol,
+                "startTime": start,
+                "endTime": end_ms,
+                "limit": FUNDING_RATE_MAX_LIMIT,
+            }
+            page = self._requester.get_json(
+                path, params, FUNDING_RATE_WEIGHT, list, counter=self._funding_requests
+            )
+            times = []
+            for record in page:
+                try:
+                    times.append(int(record["fundingTime"]))
+                except (KeyError, TypeError, ValueError):
+                    raise SchemaError(
+                        f"GET {path} {params} returned {record!r}, not a funding record with "
+                        "an integer fundingTime; check base_url."
+                    ) from None
+                by_time[times[-1]] = record
+            if len(page) < FUNDING_RATE_MAX_LIMIT or max(times) < start:
+                break
+            start = max(times) + 1
+        records = [r for t, r in sorted(by_time.items()) if start_ms <= t <= end_ms]
+        return parse_funding_rates(records, symbol)
+
+    def exchange_info(self, symbols: list[str] | None = None) -> dict:
+        """The raw exchangeInfo JSON: rate limits and every symbol with its filters.
+
+        `symbols` narrows the answer; spot filters on the server, futures (whose endpoint
+        takes no parameters) here. A symbol the exchange does not list is a
+        `PermanentExchangeError` with code -1121 either way.
+        """
+        path = f"{_PREFIX[self.market]}/exchangeInfo"
+        params = {}
+        if symbols and self.market == "spot":
+            params["symbols"] = json.dumps(list(symbols), separators=(",", ":"))
+        weight = EXCHANGE_INFO_WEIGHT[self.market]
+        body = self._requester.get_json(path, params, weight, dict)
+        listed = body.get("symbols")
+        if not isinstance(listed, list) or not all(isinstance(s, dict) for s in listed):
+            raise SchemaError(
+                f"GET {path} answered without a 'symbols' list of objects; check base_url."
+            )
+        if symbols:
+            wanted = set(symbols)
+            body = {**body, "symbols": [s for s in listed if s.get("symbol") in wanted]}
+            missing = sorted(wanted - {s.get("symbol") for s in body["symbols"]})
+            if missing:
+                raise PermanentExchangeError(
+                    f"{self.market} exchangeInfo does not list {missing}: check the symbols are "
+                    "spelled like BTCUSDT and are listed on this market.",
+                    code=-1121,
+                )
+        return body
+
+    def apply_rate_limits(self, info: dict) -> int:
+        """Set the weight budget from exchangeInfo's REQUEST_WEIGHT per 1 MINUTE; return it."""
+        for rule in info.get("rateLimits") or []:
+            try:
+                kind = (rule["rateLimitType"], rule["interval"], int(rule.get("intervalNum", 1)))
+                limit = int(rule["limit"])
+            except (KeyError, TypeError, ValueError):
+                continue
+            if kind == ("REQUEST_WEIGHT", "MINUTE", 1) and limit > 0:
+                self.weights.set_limit(limit)
+                return limit
+        raise SchemaError(
+            f"exchangeInfo has no REQUEST_WEIGHT limit per 1 MINUTE in rateLimits "
+            f"({info.get('rateLimits')!r}); pass the body of {_PREFIX[self.market]}/exchangeInfo."
+        )

@@ -1,21 +1,19 @@
-"""A local stand-in for Binance: its REST klines API over a data.binance.vision folder.
+"""A local stand-in for Binance: its market-data REST API over a data.binance.vision folder.
 
 `root` holds `data/{spot|futures/um}/{monthly|daily}/klines/{SYMBOL}/{interval}/*.zip`, exactly
-as data.binance.vision lays it out. The server answers `/api/v3/{klines,time,ping}` (spot) and
-`/fapi/v1/{klines,time,ping}` (USD-M futures) with Binance's semantics, serves the bulk files
-under `/data/...`, counts request weight per minute and can inject faults. Stdlib only, so it
-runs anywhere quantlab does: in tests, in offline DAG runs, or as `quantlab replay-server`.
+as data.binance.vision lays it out, and optionally recorded responses under `api/` (funding
+rates, exchangeInfo; see `_vision_store`). The server answers `/api/v3/{klines,time,ping,
+exchangeInfo}` (spot) and `/fapi/v1/{klines,time,ping,exchangeInfo,fundingRate}` (USD-M
+futures) with Binance's semantics (`_replay_routes`), serves the bulk files under `/data/...`,
+counts request weight per minute and can inject faults. Stdlib and polars only, so it runs
+anywhere quantlab does: in tests, in offline DAG runs, or as `quantlab replay-server`.
 """
 
 from __future__ import annotations
 
 import argparse
-import bisect
-import calendar
-import json
 import math
 import random
-import re
 import socket
 import struct
 import threading
@@ -30,111 +28,15 @@ from typing import Any, Literal
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from quantlab.errors import SchemaError
-from quantlab.exchange._weights import (
-    FUTURES_KLINES_MAX_LIMIT,
-    SPOT_KLINES_MAX_LIMIT,
-    TIME_WEIGHT,
-    klines_weight,
-)
-from quantlab.schema import INTERVAL_MS
+from quantlab.exchange import _replay_routes as routes
+from quantlab.exchange._vision_store import KlineStore, RecordStore
 
-# API prefix -> (market, folder under root, max klines limit)
-_MARKETS = {
-    "/api/v3": ("spot", "data/spot", SPOT_KLINES_MAX_LIMIT),
-    "/fapi/v1": ("futures_um", "data/futures/um", FUTURES_KLINES_MAX_LIMIT),
-}
-_INTERVALS = frozenset({*INTERVAL_MS, "1s", "3d", "1w", "1M"})
-_DEFAULT_LIMIT = 500
-# Bulk files switched to µs on 2025-01-01 (spot); REST always answers in ms.
-_US_THRESHOLD = 10**15
-_NUMBER = r"-?[0-9]+(?:\.[0-9]+)?"
-_ROW = re.compile(rf"{_NUMBER}(?:,{_NUMBER}){{11}}")
-_PERIOD = re.compile(r"-(\d{4})-(\d{2})(?:-(\d{2}))?\.zip$")
 # Wording of a real captured -1003 body (api/errors/error_responses_REAL_REPORTS.json).
 _TOO_MUCH_WEIGHT = (
     "Too much request weight used; current limit is {limit} request weight per 1 MINUTE. "
     "Please use the websocket for live updates to avoid polling the API."
 )
 _FAULTS = ("503", "reset", "truncated")
-
-
-def _error(code: int, msg: str) -> bytes:
-    return json.dumps({"code": code, "msg": msg}, separators=(",", ":")).encode()
-
-
-class _KlineStore:
-    """Bulk kline files, parsed lazily per (market, symbol, interval) into ready JSON rows."""
-
-    def __init__(self, root: Path):
-        self.root = root
-        self._cache: dict[tuple[str, str, str], tuple[list[int], list[str]]] = {}
-        self._lock = threading.Lock()
-
-    def _folders(self, base: str, symbol: str, interval: str = "*") -> list[Path]:
-        # Monthly first so that daily files, where both exist, have the last word.
-        return [
-            folder
-            for period in ("monthly", "daily")
-            for folder in sorted(
-                (self.root / base / period / "klines").glob(f"{symbol}/{interval}")
-            )
-            if folder.is_dir()
-        ]
-
-    def has_symbol(self, base: str, symbol: str) -> bool:
-        return bool(self._folders(base, symbol))
-
-    def rows(self, base: str, symbol: str, interval: str) -> tuple[list[int], list[str]]:
-        """Sorted open times (ms) and the matching kline rows as JSON array text."""
-        key = (base, symbol, interval)
-        with self._lock:
-            if key not in self._cache:
-                self._cache[key] = self._load(base, symbol, interval)
-            return self._cache[key]
-
-    def _load(self, base: str, symbol: str, interval: str) -> tuple[list[int], list[str]]:
-        by_open: dict[int, str] = {}
-        for folder in self._folders(base, symbol, interval):
-            for path in sorted(folder.glob("*.zip")):
-                for open_ms, row in _read_zip(path):
-                    by_open[open_ms] = row
-        opens = sorted(by_open)
-        return opens, [by_open[t] for t in opens]
-
-    def last_period_end_ms(self) -> int | None:
-        """End of the latest month or day any bulk file covers: after every stored candle."""
-        ends = []
-        for path in self.root.glob("data/**/klines/*/*/*.zip"):
-            if m := _PERIOD.search(path.name):
-                year, month, day = int(m[1]), int(m[2]), int(m[3]) if m[3] else None
-                if day is None:
-                    year, month = (year + 1, 1) if month == 12 else (year, month + 1)
-                    ends.append(calendar.timegm((year, month, 1, 0, 0, 0)) * 1000)
-                else:
-                    ends.append((calendar.timegm((year, month, day, 0, 0, 0)) + 86400) * 1000)
-        return max(ends, default=None)
-
-
-def _read_zip(path: Path) -> list[tuple[int, str]]:
-    """Rows of the one CSV in a bulk zip; decimals stay the file's exact text, times become ms."""
-    with zipfile.ZipFile(path) as zf:
-        text = zf.read(zf.namelist()[0]).decode()
-    out = []
-    for n, line in enumerate(text.splitlines(), 1):
-        line = line.strip()
-        if not _ROW.fullmatch(line):
-            if n == 1 or not line:  # futures files start with a header line
-                continue
-            raise SchemaError(f"{path}:{n} is not a row of 12 plain numbers: {line[:80]!r}")
-        f = line.split(",")
-        open_ms, close_ms = (
-            int(v) // 1000 if int(v) >= _US_THRESHOLD else int(v) for v in f[0:7:6]
-        )
-        # Times and trade count as ints, decimals as the file's exact text, as Binance sends them.
-        quoted = [f'"{v}"' for v in f]
-        row = [str(open_ms), *quoted[1:6], str(close_ms), quoted[7], str(int(f[8])), *quoted[9:12]]
-        out.append((open_ms, "[" + ",".join(row) + "]"))
-    return out
 
 
 class _Server(ThreadingHTTPServer):
@@ -147,6 +49,7 @@ class _Handler(BaseHTTPRequestHandler):
     # Headers and body go out in two writes; with Nagle on, keep-alive requests stall 40 ms.
     disable_nagle_algorithm = True
     server: _Server
+    _api: str | None = None  # the API prefix of this request, whose weight the headers report
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
@@ -162,38 +65,30 @@ class _Handler(BaseHTTPRequestHandler):
             self.connection.close()
             self.close_connection = True
             return
+        self._api = None
         if fault == "503":
             msg = "Server is currently overloaded with other requests. Please try again in a few minutes."
-            return self._send(503, _error(-1008, msg), truncate=False)
+            return self._send(503, routes.error(-1008, msg), truncate=False)
         url = urlsplit(self.path)
         query = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
         prefix, _, endpoint = url.path.rpartition("/")
+        self._api = prefix if prefix in routes.MARKETS else None
         if url.path.startswith("/data/"):
             return self._send_file(unquote(url.path), fault == "truncated")
-        if prefix not in _MARKETS or endpoint not in ("klines", "time", "ping"):
+        if not routes.exists(prefix, endpoint):
             return self._send(404, b"Not Found", fault == "truncated", "text/plain")
-        weight = TIME_WEIGHT
-        if endpoint == "klines":
-            limit = query.get("limit", "")
-            weight = klines_weight(
-                _MARKETS[prefix][0], int(limit) if limit.isdigit() else _DEFAULT_LIMIT
-            )
-        retry_after = replay._charge(weight)
+        retry_after = replay._charge(routes.weight(prefix, endpoint, query), prefix)
         if retry_after is not None:
-            body = _error(-1003, _TOO_MUCH_WEIGHT.format(limit=replay.weight_limit_per_min))
+            body = routes.error(-1003, _TOO_MUCH_WEIGHT.format(limit=replay.weight_limit_per_min))
             return self._send(429, body, fault == "truncated", headers={"Retry-After": retry_after})
-        if endpoint == "klines":
-            try:
-                status, body = replay._klines(prefix, query)
-            except (SchemaError, ValueError, OSError, zipfile.BadZipFile) as exc:
-                # A broken file under root: say so, the way Binance reports its own failures.
-                msg = f"An unknown error occurred while processing the request. (replay: {exc})"
-                status, body = 500, _error(-1000, msg)
-        elif endpoint == "time":
-            status, body = 200, json.dumps({"serverTime": replay.now_ms()}).encode()
-        else:
-            status, body = 200, b"{}"
-        self._send(status, body, fault == "truncated")
+        try:
+            status, body = routes.answer(replay, prefix, endpoint, query)
+        except (SchemaError, ValueError, OSError, zipfile.BadZipFile) as exc:
+            # A broken file under root: say so, the way Binance reports its own failures.
+            msg = f"An unknown error occurred while processing the request. (replay: {exc})"
+            status, body = 500, routes.error(-1000, msg)
+        kind = "application/json;charset=UTF-8" if body[:1] in (b"{", b"[") else "text/plain"
+        self._send(status, body, fault == "truncated", kind)
 
     def _send_file(self, rel: str, truncate: bool) -> None:
         root = self.server.replay.root.resolve()
@@ -214,10 +109,12 @@ class _Handler(BaseHTTPRequestHandler):
     ) -> None:
         if truncate:  # a body cut short, with a length header that agrees with the cut
             body = body[: len(body) // 2]
+        self.server.replay._count(status)
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
-        self.send_header("X-MBX-USED-WEIGHT-1M", str(self.server.replay.used_weight()))
+        if self._api is not None:  # the API's weight; data.binance.vision files carry none
+            self.send_header("X-MBX-USED-WEIGHT-1M", str(self.server.replay.used_weight(self._api)))
         for name, value in (headers or {}).items():
             self.send_header(name, str(value))
         self.end_headers()
@@ -250,13 +147,15 @@ class ReplayServer:
         self.host, self.port = host, port
         self.fail_rate, self.latency_s = fail_rate, latency_s
         self.weight_limit_per_min = weight_limit_per_min
-        self.store = _KlineStore(self.root)
+        self.store = KlineStore(self.root)
+        self.records = RecordStore(self.root)
         self._clock = clock
         self._now_ms = self.store.last_period_end_ms() if now_ms is None else now_ms
         self._rng = random.Random(seed)
         self.faults_injected: Counter[str] = Counter()
+        self.responses: Counter[int] = Counter()  # HTTP status -> how many were sent
         self._lock = threading.Lock()
-        self._minute, self._used = -1, 0
+        self._weights: dict[str, tuple[int, int]] = {}  # API prefix -> (minute, weight used)
         self._httpd: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -300,19 +199,23 @@ class ReplayServer:
             return self._now_ms
         return int(self._clock() * 1000)
 
-    def used_weight(self) -> int:
+    def used_weight(self, api: str = "/api/v3") -> int:
+        """Weight used this minute on `api` (spot and futures count apart, as on Binance)."""
         with self._lock:
-            return self._used if self._minute == int(self._clock() // 60) else 0
+            minute, used = self._weights.get(api, (-1, 0))
+            return used if minute == int(self._clock() // 60) else 0
 
-    def _charge(self, weight: int) -> int | None:
+    def _charge(self, weight: int, api: str = "/api/v3") -> int | None:
         """Count `weight` in this minute; over the limit, return Retry-After seconds instead."""
         with self._lock:
             now = self._clock()
-            if int(now // 60) != self._minute:
-                self._minute, self._used = int(now // 60), 0
-            if self._used + weight > self.weight_limit_per_min:
-                return max(1, math.ceil((self._minute + 1) * 60 - now))
-            self._used += weight
+            minute, used = self._weights.get(api, (-1, 0))
+            if int(now // 60) != minute:
+                minute, used = int(now // 60), 0
+            if used + weight > self.weight_limit_per_min:
+                self._weights[api] = (minute, used)
+                return max(1, math.ceil((minute + 1) * 60 - now))
+            self._weights[api] = (minute, used + weight)
             return None
 
     def _draw_fault(self) -> str | None:
@@ -323,36 +226,9 @@ class ReplayServer:
                 return fault
             return None
 
-    def _klines(self, prefix: str, query: dict[str, str]) -> tuple[int, bytes]:
-        _, base, max_limit = _MARKETS[prefix]
-        for name in ("symbol", "interval"):
-            if not query.get(name):
-                msg = f"Mandatory parameter '{name}' was not sent, was empty/null, or malformed."
-                return 400, _error(-1102, msg)
-        for name in ("startTime", "endTime", "limit"):
-            if name in query and not re.fullmatch(r"[0-9]{1,20}", query[name]):
-                msg = f"Illegal characters found in parameter '{name}'; legal range is '^[0-9]{{1,20}}$'."
-                return 400, _error(-1100, msg)
-        if not re.fullmatch(r"[A-Z0-9\-_.]{1,20}", query["symbol"]):
-            msg = "Illegal characters found in parameter 'symbol'; legal range is '^[A-Z0-9-_.]{1,20}$'."
-            return 400, _error(-1100, msg)
-        # No dots: a symbol names a folder, and "." or ".." must not walk the tree.
-        if "." in query["symbol"] or not self.store.has_symbol(base, query["symbol"]):
-            return 400, _error(-1121, "Invalid symbol.")
-        if query["interval"] not in _INTERVALS:
-            return 400, _error(-1120, "Invalid interval.")
-        opens, rows = self.store.rows(base, query["symbol"], query["interval"])
-        limit = min(max(int(query.get("limit", _DEFAULT_LIMIT)), 1), max_limit)
-        # Only candles that have opened by the exchange's "now" exist yet.
-        hi = bisect.bisect_right(opens, self.now_ms())
-        if "endTime" in query:
-            hi = min(hi, bisect.bisect_right(opens, int(query["endTime"])))
-        if "startTime" in query:
-            lo = bisect.bisect_left(opens, int(query["startTime"]))
-            picked = rows[lo : min(hi, lo + limit)]
-        else:
-            picked = rows[max(hi - limit, 0) : hi]
-        return 200, ("[" + ",".join(picked) + "]").encode()
+    def _count(self, status: int) -> None:
+        with self._lock:
+            self.responses[status] += 1
 
 
 def run_replay_server(
