@@ -19,7 +19,7 @@ export MLFLOW_ENABLE_TELEMETRY := false
 export DO_NOT_TRACK := true
 export PYTHONUNBUFFERED := 1
 
-.PHONY: help env run test lint format airflow-db airflow-ui mlflow-ui jupyter stack stack-down clean bench
+.PHONY: help env run test lint format airflow-db airflow-ui mlflow-ui jupyter stack stack-down stack-status stack-test clean bench
 
 help:
 	@echo "make run    - build the environment if needed, run the research DAG on the shipped sample"
@@ -66,6 +66,19 @@ mlflow-ui: env
 
 jupyter: env
 	$(BIN)/python -m jupyter lab --notebook-dir=notebooks
+
+# The deployed stack without Docker (docs/stack.md): Postgres, Airflow, MLflow, JupyterLab.
+stack: env
+	infra/native/stack.sh up
+
+stack-down:
+	infra/native/stack.sh down
+
+stack-status:
+	infra/native/stack.sh status
+
+stack-test: env
+	$(BIN)/python -m pytest -m stack tests/stack $(PYTEST_ARGS)
 
 clean:
 	rm -rf data/catalog data/artifacts data/ledger.sqlite experiments/mlflow.db experiments/artifacts $(AIRFLOW_HOME)

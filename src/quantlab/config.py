@@ -75,25 +75,174 @@ class ExchangeConfig(_Model):
 
 
 class ValidateConfig(_Model):
+    """The data-quality gate (`quantlab.quality`): thresholds and the known-outage list."""
+
     min_price: float = 1e-8
     max_return_sigmas: float = Field(default=12.0, gt=0)
     min_year: int = 2017
     max_year: int = 2100
+    known_outages: Path | None = Field(
+        default=Path("configs/known_outages.yaml"),
+        description="YAML list of exchange outages (relative: to the project root); null: none",
+    )
+    max_stale_bars: int = Field(
+        default=2,
+        ge=0,
+        description="a series whose last candle is more than this many bars older than the "
+        "last closed one at the reference time is stale (a warning)",
+    )
+
+
+_TIMEFRAME = Literal["5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d"]
+
+
+class CrossSectionConfig(_Model):
+    """Features compared across symbols at each timestamp: `cs_rank_<f>` in [0, 1], `cs_z_<f>`."""
+
+    rank: tuple[str, ...] = ("logret_24",)
+    zscore: tuple[str, ...] = ("rsi_14",)
+    min_symbols: int = Field(default=2, ge=2, description="fewer symbols at a timestamp -> null")
+
+
+class NormalizeConfig(_Model):
+    """Rolling per-symbol z-scores over the past `window` bars: `<f>_rz<window>`."""
+
+    window: int = Field(default=720, ge=2)
+    columns: tuple[str, ...] = ("natr_14", "bb_width_20")
+
+
+class RegimeConfig(_Model):
+    """Six regimes from trend strength (ADX) and volatility percentiles over past bars only."""
+
+    adx_window: int = Field(default=14, ge=2)
+    atr_window: int = Field(default=14, ge=2)
+    bb_window: int = Field(default=20, ge=2)
+    lookback: int = Field(default=720, ge=20, description="bars behind each percentile")
+    strong_adx: float = Field(default=25.0, gt=0)
+    weak_adx: float = Field(default=20.0, gt=0)
+    high_vol_pct: float = Field(default=0.70, gt=0, lt=1)
+    spike_pct: float = Field(default=0.95, gt=0, le=1)
+    squeeze_pct: float = Field(default=0.10, gt=0, lt=1)
+
+    @model_validator(mode="after")
+    def _check_order(self) -> RegimeConfig:
+        if self.weak_adx >= self.strong_adx:
+            raise ValueError("regime.weak_adx must be below regime.strong_adx")
+        if not self.squeeze_pct < self.high_vol_pct < self.spike_pct:
+            raise ValueError(
+                "regime percentiles must satisfy squeeze_pct < high_vol_pct < spike_pct"
+            )
+        return self
+
+
+class EvaluateConfig(_Model):
+    """`quantlab features evaluate`: IC per period, quantile spreads, grades."""
+
+    mode: Literal["auto", "time_series", "cross_section"] = "auto"
+    cross_section_min: int = Field(default=10, ge=3, description="symbols for auto cross-section")
+    period: Literal["1d", "1w", "1mo"] = "1w"
+    quantiles: int = Field(default=5, ge=2, le=20)
+    min_obs: int = Field(default=30, ge=3, description="rows a period needs for its IC")
+    top: int = Field(default=12, ge=1, description="features plotted in the HTML report")
 
 
 class FeaturesConfig(_Model):
-    return_windows: tuple[int, ...] = (1, 4, 24)
-    vol_windows: tuple[int, ...] = (24, 72)
-    rsi_window: int = 14
-    ema_fast: int = 12
-    ema_slow: int = 26
-    bollinger_window: int = 20
-    atr_window: int = 14
-    volume_window: int = 24
+    """The feature set a run builds; every name is in the registry (`quantlab features list`)."""
+
+    columns: tuple[str, ...] = (
+        "logret_1",
+        "logret_4",
+        "logret_24",
+        "rsi_7",
+        "rsi_14",
+        "macd_pct_12_26_9",
+        "macd_hist_pct_12_26_9",
+        "stoch_k_14_3_3",
+        "willr_14",
+        "roc_48",
+        "ema_dist_21",
+        "ema_dist_50",
+        "ema_dist_200",
+        "adx_14",
+        "plus_di_14",
+        "minus_di_14",
+        "natr_14",
+        "bb_width_20",
+        "bb_pctb_20",
+        "kc_pos_20",
+        "rvol_24",
+        "parkinson_24",
+        "garman_klass_24",
+        "mfi_14",
+        "obv_flow_24",
+        "volume_z_24",
+        "vwap_dist_24",
+        "taker_buy_ratio_24",
+        "trades_z_24",
+        "range_hl",
+        "close_pos",
+        "regime",
+    )
+    timeframes: dict[_TIMEFRAME, tuple[str, ...]] = Field(
+        default_factory=lambda: {"4h": ("logret_1", "rsi_14"), "1d": ("logret_1", "natr_14")},
+        description="higher timeframe -> registry features on its closed bars: `<f>_<tf>`",
+    )
+    cross_section: CrossSectionConfig = CrossSectionConfig()
+    normalize: NormalizeConfig = NormalizeConfig()
+    regime: RegimeConfig = RegimeConfig()
+    funding: tuple[str, ...] = Field(
+        default=("funding_rate", "funding_mean_21", "funding_z_90"),
+        description="built only when a `funding_rates` frame is given (perpetuals)",
+    )
+    evaluate: EvaluateConfig = EvaluateConfig()
+
+    @model_validator(mode="after")
+    def _check_unique(self) -> FeaturesConfig:
+        seen = [*self.columns, *self.funding]
+        dupes = sorted({c for c in seen if seen.count(c) > 1})
+        if dupes:
+            raise ValueError(f"features lists {dupes} more than once")
+        return self
+
+
+class BarrierConfig(_Model):
+    """Triple barrier: take-profit / stop-loss at `mult * sigma * sqrt(vertical)` from the entry close."""
+
+    vertical: int | None = Field(default=None, ge=1, description="bars; None = labels.horizon")
+    tp_mult: float = Field(default=1.0, gt=0)
+    sl_mult: float = Field(default=1.0, gt=0)
+    vol_window: int = Field(default=24, ge=2, description="bars of past log returns behind sigma")
+    touch: Literal["high_low", "close"] = "high_low"
+
+
+class RegimeLabelConfig(_Model):
+    """The regime `horizon` bars ahead as a label: `regime_<horizon>`."""
+
+    horizon: int = Field(default=24, ge=1)
+    rules: RegimeConfig = RegimeConfig()
 
 
 class LabelsConfig(_Model):
-    horizon: int = Field(default=4, ge=1, description="bars ahead for the forward return")
+    horizon: int = Field(default=4, ge=1, description="bars ahead of the primary (trained) label")
+    horizons: tuple[int, ...] = Field(
+        default=(1, 4, 24), description="forward-return horizons; the primary one is always added"
+    )
+    dead_zone: float = Field(
+        default=0.003, ge=0, description="|log return| at or below this is 'flat' (round-trip cost)"
+    )
+    barrier: BarrierConfig | None = BarrierConfig()
+    regime: RegimeLabelConfig | None = RegimeLabelConfig()
+
+    @model_validator(mode="after")
+    def _check_horizons(self) -> LabelsConfig:
+        if any(h < 1 for h in self.horizons):
+            raise ValueError("labels.horizons must all be >= 1 bar")
+        return self
+
+    @property
+    def all_horizons(self) -> tuple[int, ...]:
+        """`horizons` plus the primary `horizon`, sorted, without repeats."""
+        return tuple(sorted({*self.horizons, self.horizon}))
 
 
 class TrainConfig(_Model):
@@ -203,6 +352,35 @@ def _resolve_url(url: str, root: Path) -> str:
     return url
 
 
+def _deep_merge(base: dict, override: dict) -> dict:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict:
+    """Read one config file; `extends: other.yaml` layers it over another file, kedro-environment style."""
+    if not path.exists():
+        raise ConfigError(f"config file {path} does not exist; pass an existing YAML file")
+    if path.resolve() in seen:
+        raise ConfigError(f"config file {path} extends itself through {[str(p) for p in seen]}")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"config file {path} must hold a mapping at the top level")
+    parent = raw.pop("extends", None)
+    if parent is None:
+        return raw
+    base = _read_yaml((path.parent / str(parent)).resolve(), (*seen, path.resolve()))
+    return _deep_merge(base, raw)
+
+
 def load_config(path: str | Path | None = None) -> Config:
     """Load, validate and resolve a config file.
 
@@ -211,14 +389,7 @@ def load_config(path: str | Path | None = None) -> Config:
     project root, so the same config works from any working directory.
     """
     path = Path(path or os.environ.get("QUANTLAB_CONFIG") or DEFAULT_CONFIG)
-    if not path.exists():
-        raise ConfigError(f"config file {path} does not exist; pass an existing YAML file")
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from exc
-    if not isinstance(raw, dict):
-        raise ConfigError(f"config file {path} must hold a mapping at the top level")
+    raw = _read_yaml(path)
     try:
         cfg = Config.model_validate(_expand_env(raw))
     except ValidationError as exc:

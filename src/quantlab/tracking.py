@@ -9,6 +9,8 @@ from quantlab.config import TrackingConfig
 
 def start_experiment(cfg: TrackingConfig, name: str) -> str:
     """Point MLflow at `cfg.uri` and return the id of experiment `name`, creating it if needed."""
+    import re
+
     import mlflow
 
     mlflow.set_tracking_uri(cfg.uri)
@@ -17,10 +19,15 @@ def start_experiment(cfg: TrackingConfig, name: str) -> str:
     experiment = mlflow.get_experiment_by_name(name)
     if experiment is not None:
         return experiment.experiment_id
-    # With a local store the artifacts go to the configured folder; a tracking
-    # server decides its own artifact location.
+    # With a local store the artifacts go to the configured folder. A tracking server
+    # decides its own location (it serves them: mlflow-artifacts:/), and an artifacts value
+    # that is a URI (s3://bucket/x, mlflow-artifacts:/) is a location already.
     location = None
-    if "://" not in cfg.artifacts:
+    # A scheme of two or more letters, so a C:\ path is not a URI.
+    if re.match(r"[A-Za-z][A-Za-z0-9+.-]+:", cfg.artifacts):
+        if not cfg.artifacts.startswith("mlflow-artifacts:"):
+            location = f"{cfg.artifacts.rstrip('/')}/{name}"
+    elif not cfg.uri.startswith(("http://", "https://")):
         folder = Path(cfg.artifacts) / name
         folder.mkdir(parents=True, exist_ok=True)
         location = folder.as_uri()

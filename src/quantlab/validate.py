@@ -1,49 +1,171 @@
 """Stage `validate`: the data-quality gate between ingest and everything downstream.
 
-Input dataset: `klines`. Output: `klines_checks`, one row per check for that
-klines version, with `passed` recorded in its lineage. Downstream stages read
-klines only through a passed `klines_checks` version (see `quality.gate`).
+Input dataset: one version of `klines` (every market and interval it holds),
+`funding_rates` or `exchange_info`. Output:
+`<name>_checks`, one row per check (check, severity, success, unexpected_count,
+examples) for that version, with the verdict in its lineage (`passed`,
+`failed_checks`, counts, the first failing rows, the Data Docs page). Downstream
+stages read data only through a passed checks version (see `quality.gate`).
+The Data Docs site is rebuilt under `<data>/data_docs/`.
 """
 
 from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, time
+from pathlib import Path
 
 import polars as pl
 
 from quantlab.catalog import DatasetRef
 from quantlab.config import config_hash
 from quantlab.context import RunContext
-from quantlab.errors import QualityError
-from quantlab.quality.klines import ValidationReport, validate_klines
-from quantlab.schema import conform_klines
+from quantlab.errors import DatasetNotFound, QualityError
+from quantlab.quality.docs import build_data_docs
+from quantlab.quality.exchange_info import validate_exchange_info
+from quantlab.quality.funding_rates import validate_funding_rates
+from quantlab.quality.klines import validate_klines
+from quantlab.quality.outages import load_outages
+from quantlab.quality.report import ValidationReport
+from quantlab.schema import INTERVAL_MS, conform_klines
+
+log = logging.getLogger(__name__)
 
 
-def check_klines(klines: pl.DataFrame, interval: str, ctx: RunContext) -> ValidationReport:
-    return validate_klines(conform_klines(klines), interval, ctx.config.validate_)
+@dataclass(frozen=True)
+class GateResult:
+    """What validating one version produced: the report, its record and the Data Docs page."""
+
+    data: DatasetRef
+    report: ValidationReport
+    checks: DatasetRef
+    data_docs: Path | None
 
 
-def run(ctx: RunContext, klines: DatasetRef) -> DatasetRef:
-    """Validate one `klines` version; record the result; raise QualityError if it failed."""
-    universe = ctx.config.universe
-    data = (
-        ctx.catalog.scan(klines)
-        .filter(pl.col("market") == universe.market, pl.col("interval") == universe.interval)
-        .collect()
+def _klines(ctx: RunContext, ref: DatasetRef, as_of: datetime) -> ValidationReport:
+    """Every interval the version holds, each validated on its own grid."""
+    cfg = ctx.config.validate_
+    outages = load_outages(cfg.known_outages)
+    data = conform_klines(ctx.catalog.read(ref))
+    default = ctx.config.universe.interval
+    labels = data["interval"]
+    if labels.n_unique() == 1 and labels[0] in INTERVAL_MS:
+        groups = {labels[0]: data}
+    else:
+        # A row whose interval is missing or unknown is checked on the configured grid,
+        # where it fails not_null.interval or interval_matches.
+        grid = pl.when(labels.is_in(list(INTERVAL_MS))).then(labels).otherwise(pl.lit(default))
+        groups = {
+            key: part.drop("_grid")
+            for (key,), part in data.with_columns(grid.alias("_grid"))
+            .partition_by("_grid", as_dict=True)
+            .items()
+        } or {default: data}
+    parts = [
+        # A Delta version keeps no row order, so the order of rows is not a check here.
+        (iv, validate_klines(rows, iv, cfg, outages=outages, as_of=as_of, row_order=False))
+        for iv, rows in sorted(groups.items())
+    ]
+    return ValidationReport.merge(parts, key="interval")
+
+
+def _funding_rates(ctx: RunContext, ref: DatasetRef, as_of: datetime) -> ValidationReport:
+    return validate_funding_rates(
+        ctx.catalog.read(ref), ctx.config.validate_, as_of=as_of, row_order=False
     )
-    report = check_klines(data, universe.interval, ctx)
-    failed = [c.check for c in report.failed()]
-    ref = ctx.catalog.write(
-        "klines_checks",
+
+
+def _exchange_info(ctx: RunContext, ref: DatasetRef, as_of: datetime) -> ValidationReport:
+    return validate_exchange_info(ctx.catalog.read(ref))
+
+
+VALIDATORS: dict[str, Callable[[RunContext, DatasetRef, datetime], ValidationReport]] = {
+    "klines": _klines,
+    "funding_rates": _funding_rates,
+    "exchange_info": _exchange_info,
+}
+
+
+def default_as_of(ctx: RunContext) -> datetime:
+    """The end of the configured data interval: the reference time for staleness."""
+    return datetime.combine(ctx.config.universe.end, time(0), tzinfo=UTC)
+
+
+def check_version(
+    ctx: RunContext, ref: DatasetRef, *, as_of: datetime | None = None, data_docs: bool = True
+) -> GateResult:
+    """Validate one version and record the result as `<name>_checks`; never raises QualityError.
+
+    `as_of` is the reference time for staleness (default: `universe.end`); pass the run's
+    data interval end from a scheduled DAG.
+    """
+    if ref.name not in VALIDATORS:
+        raise DatasetNotFound(
+            f"there is no validation suite for dataset {ref.name!r}; "
+            f"validate one of {', '.join(VALIDATORS)}"
+        )
+    as_of = as_of or default_as_of(ctx)
+    report = VALIDATORS[ref.name](ctx, ref, as_of)
+    docs = None
+    if data_docs:
+        paths = ctx.config.paths
+        docs = build_data_docs(
+            report,
+            site_dir=paths.data / "data_docs",
+            store_dir=paths.data,
+            batch=str(ref),
+            run_name=f"validate-{ref}",
+        )
+    extra = {
+        **report.record(),
+        "as_of": as_of.isoformat(),
+        "data_docs": str(docs) if docs else None,
+    }
+    checks = ctx.catalog.write(
+        f"{ref.name}_checks",
         report.to_frame().with_columns(
-            pl.lit(klines.name).alias("dataset"), pl.lit(klines.version).alias("version")
+            pl.lit(ref.name).alias("dataset"), pl.lit(ref.version).alias("version")
         ),
         stage="validate",
-        inputs=[klines],
-        config_hash=config_hash(ctx.config.validate_),
-        extra={"passed": report.passed, "failed_checks": failed, "rows": report.row_count},
+        inputs=[ref],
+        config_hash=_config_hash(ctx, as_of),
+        extra=extra,
     )
-    if not report.passed:
-        raise QualityError(
-            f"{klines} failed validation; the report is {ref}.\n{report.summary()}",
-            failed_checks=failed,
-        )
-    return ref
+    return GateResult(ref, report, checks, docs)
+
+
+def run(
+    ctx: RunContext, ref: DatasetRef, *, as_of: datetime | None = None, data_docs: bool = True
+) -> DatasetRef:
+    """Validate one version, record and log the result; raise QualityError if it failed.
+
+    Returns the `<name>_checks` version that downstream stages hand to `require_passed`.
+    """
+    result = check_version(ctx, ref, as_of=as_of, data_docs=data_docs)
+    docs = f"\nData Docs: {result.data_docs}" if result.data_docs else ""
+    text = f"{ref} -> {result.checks}\n{result.report.summary()}{docs}"
+    if result.report.passed:
+        log.info("%s", text)
+        return result.checks
+    errors = result.report.by_severity("error")
+    raise QualityError(
+        f"{ref} failed validation ({', '.join(f'{c.check}: {c.unexpected_count:,}' for c in errors)}"
+        f"); recorded as {result.checks}. Fix the data at its source and ingest again; a retry "
+        f"will not help.\n{text}",
+        failed_checks=[c.check for c in errors],
+    )
+
+
+def _config_hash(ctx: RunContext, as_of: datetime) -> str:
+    """The gate's settings, the outage list it used and the reference time, as one hash."""
+    cfg = ctx.config.validate_
+    outages = [o.model_dump(mode="json") for o in load_outages(cfg.known_outages)]
+    payload = json.dumps(
+        {"validate": config_hash(cfg), "outages": outages, "as_of": as_of.isoformat()},
+        sort_keys=True,
+    )
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]

@@ -11,10 +11,11 @@ import pytest
 
 from quantlab.config import ValidateConfig
 from quantlab.errors import ConfigError, QualityError, SchemaError
-from quantlab.quality import CheckResult, ValidationReport, validate_klines
+from quantlab.quality import CheckResult, Outage, ValidationReport, load_outages, validate_klines
 from quantlab.schema import UTC_MS
 
 HALT = datetime(2023, 3, 24, 12, tzinfo=UTC)
+OUTAGES = load_outages(ValidateConfig().known_outages)
 
 
 def errors_failed(report: ValidationReport) -> set[str]:
@@ -173,7 +174,22 @@ def test_each_defect_fails_exactly_its_check(
     )
     assert march["volume"][i] > 0 and march["close"][i] > march["low"][i]
 
-    report = validate_klines(corrupt(march, i), "1h")
+    bad = corrupt(march, i)
+    report = validate_klines(bad, "1h", outages=OUTAGES)
+    # GX sees only the rows the polars screen picks; validating every row must agree.
+    everything = validate_klines(bad, "1h", outages=OUTAGES, screen=False)
+    assert report.checks == everything.checks
+
+    def results(rep: ValidationReport) -> dict[str, str]:  # as text: NaN != NaN
+        return {
+            r.expectation_config.meta["check"]: json.dumps(r.result, sort_keys=True, default=str)
+            for r in rep.gx_result.results
+        }
+
+    assert results(report) == results(everything)
+    assert report.gx_result.meta["quantlab"]["rows_given_to_gx"] < bad.height / 10 or (
+        expected == "open_time_increasing"
+    )
 
     assert not report.passed
     assert errors_failed(report) == {expected}, report.summary()
@@ -253,3 +269,77 @@ def test_report_outputs(march: pl.DataFrame) -> None:
         report.raise_for_errors()
     assert caught.value.failed_checks == ["not_null.close"]
     validate_klines(march, "1h").raise_for_errors()  # a passing report does not raise
+
+
+def test_the_halt_gap_is_known_with_the_outage_list(clean_report: ValidationReport, real_klines):
+    report = validate_klines(real_klines, "1h", outages=OUTAGES)
+    assert report.passed
+    assert check(report, "calendar_gaps").success
+    known = check(report, "known_gaps")
+    assert (known.severity, known.success, known.unexpected_count) == ("info", False, 3)
+    assert {e["first_missing"] for e in known.examples} == {"2023-03-24T13:00:00+00:00"}
+    assert all("spot trading halt" in e["outage"] for e in known.examples)
+    assert "KNOWN   known_gaps: 3" in report.summary()
+    assert report.record()["known"] == ["known_gaps"]
+
+
+def test_only_the_bars_inside_an_outage_are_known(march: pl.DataFrame) -> None:
+    """A gap from 2023-03-24 10:00 to 15:00: 13:00 is in the outage, the others are not."""
+    hours = [datetime(2023, 3, 24, h, tzinfo=UTC) for h in (10, 11, 12, 14)]
+    cut = march.filter(~pl.col("open_time").is_in(hours) | (pl.col("symbol") != "BTCUSDT"))
+    report = validate_klines(cut, "1h", outages=OUTAGES)
+    known, unknown = check(report, "known_gaps"), check(report, "calendar_gaps")
+    # BTC: 10-14 missing (5 bars), 12 and 13 overlap the outage; ETH and SOL: 13 only.
+    assert known.unexpected_count == 2 + 1 + 1
+    assert unknown.unexpected_count == 3
+    (btc,) = [e for e in unknown.examples if e["symbol"] == "BTCUSDT"]
+    assert (btc["first_missing"], btc["missing"]) == ("2023-03-24T10:00:00+00:00", 3)
+
+
+def test_an_outage_of_another_market_or_symbol_explains_nothing(march: pl.DataFrame) -> None:
+    other = Outage(
+        market="spot",
+        symbols=("DOGEUSDT",),
+        start=HALT,
+        end=datetime(2023, 3, 24, 14, tzinfo=UTC),
+        reason="r",
+        source="s",
+    )
+    futures = other.model_copy(update={"market": "futures_um", "symbols": "*"})
+    report = validate_klines(march, "1h", outages=(other, futures))
+    assert check(report, "calendar_gaps").unexpected_count == 3
+    assert check(report, "known_gaps").success
+
+
+def test_a_stale_series_warns(march: pl.DataFrame) -> None:
+    as_of = datetime(2023, 4, 1, 3, 30, tzinfo=UTC)  # last closed bar: 02:00; data ends 03-31 23:00
+    report = validate_klines(march, "1h", ValidateConfig(max_stale_bars=2), as_of=as_of)
+    stale = check(report, "stale_series")
+    assert (stale.severity, stale.unexpected_count) == ("warning", 3)
+    assert stale.examples[0]["bars_behind"] == 3
+    assert stale.examples[0]["expected_last_open_time"] == "2023-04-01T02:00:00+00:00"
+    assert report.passed
+    fresh = validate_klines(march, "1h", ValidateConfig(max_stale_bars=3), as_of=as_of)
+    assert check(fresh, "stale_series").success
+    assert "stale_series" not in {c.check for c in validate_klines(march, "1h").checks}
+    with pytest.raises(ConfigError, match="time zone"):
+        validate_klines(march, "1h", as_of=datetime(2023, 4, 1))
+
+
+def test_nan_is_missing_not_an_extra_defect(march: pl.DataFrame) -> None:
+    bad = _set("close", lambda: pl.lit(float("nan")))(march, 7)
+    report = validate_klines(bad, "1h")
+    assert errors_failed(report) == {"not_null.close"}
+    assert check(report, "not_null.close").examples[0]["row"] == 7
+
+
+def test_merged_reports_name_their_slice(march: pl.DataFrame) -> None:
+    good = validate_klines(march, "1h")
+    bad = validate_klines(_set("close", lambda: pl.lit(None))(march, 3), "1h")
+    merged = ValidationReport.merge([("1h", good), ("4h", bad)], key="interval")
+    assert not merged.passed and merged.row_count == 2 * march.height
+    assert check(merged, "not_null.close").examples[0] == {
+        "interval": "4h",
+        **check(bad, "not_null.close").examples[0],
+    }
+    assert check(merged, "zero_volume").unexpected_count == 6

@@ -1,9 +1,10 @@
-"""`quantlab datasets list|show`: what the catalog holds and where each version came from."""
+"""`quantlab datasets list|show|export`: what the catalog holds, its lineage, and a copy out."""
 
 from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 from quantlab.catalog import DatasetRef
 from quantlab.context import RunContext
@@ -48,6 +49,14 @@ def _cmd_datasets_show(ctx: RunContext, args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_datasets_export(ctx: RunContext, args: argparse.Namespace) -> int:
+    from quantlab.cli.export import export_dataset
+
+    ref, rows = export_dataset(ctx.catalog, args.name, args.out, args.version)
+    print(f"wrote {rows:,} rows of {ref} to {args.out}")
+    return 0
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     ds = sub.add_parser("datasets", help="list and inspect catalog datasets")
     ds_sub = ds.add_subparsers(dest="datasets_command", required=True)
@@ -59,3 +68,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     show.add_argument("--version", type=int)
     show.add_argument("--json", action="store_true", help="machine-readable lineage chain")
     show.set_defaults(func=_cmd_datasets_show)
+    export = ds_sub.add_parser("export", help="write one version to a Parquet file")
+    export.add_argument("name")
+    export.add_argument("--out", type=Path, required=True, help="FILE.parquet")
+    export.add_argument("--version", type=int, help="default: the latest")
+    export.set_defaults(func=_cmd_datasets_export)

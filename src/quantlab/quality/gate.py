@@ -10,16 +10,21 @@ def require_passed(catalog: Catalog, data: DatasetRef, checks: DatasetRef) -> No
     """Raise QualityError unless `checks` is a passed validation of exactly `data`."""
     lineage = catalog.lineage(checks)
     validated = lineage.inputs.get(data.name)
-    if validated != data.version:
+    if lineage.stage != "validate" or validated != data.version:
+        what = f"{data.name}@v{validated}" if validated is not None else "another dataset"
         raise QualityError(
-            f"{checks} validated {data.name}@v{validated}, not {data}; "
+            f"{checks} is not a validation of {data} (it validated {what}); "
             f"run the validate stage on {data} before using it"
         )
     if not lineage.extra.get("passed", False):
-        failed = lineage.extra.get("failed_checks", [])
+        failed = list(lineage.extra.get("failed_checks", []))
+        counts = lineage.extra.get("counts", {})
+        named = ", ".join(f"{c} ({counts[c]:,} rows)" if c in counts else c for c in failed)
+        docs = lineage.extra.get("data_docs")
         raise QualityError(
-            f"{data} failed validation ({checks}): {', '.join(failed) or 'see the report'}; "
-            f"fix the data and ingest again, or inspect it with "
-            f"`quantlab datasets show {checks.name} --version {checks.version}`",
+            f"{data} failed validation ({checks}): {named or 'see the report'}; "
+            "fix the data at its source and ingest again, then validate the new version. "
+            f"Details: `quantlab datasets show {checks.name} --version {checks.version}`"
+            + (f" or the Data Docs at {docs}" if docs else ""),
             failed_checks=failed,
         )

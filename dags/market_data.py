@@ -1,0 +1,146 @@
+"""The market_data DAG: keep `klines`, `funding_rates` and `exchange_info` current, run by run.
+
+    symbols ─────────> klines (one mapped task per symbol) ─> validate ─> publish (Asset klines)
+    funding_symbols ─> funding_rates (one mapped task per USD-M symbol with funding)
+    markets ─────────> exchange_info (one mapped task per market)
+
+Each run ingests exactly the candles that close in its data interval, so clearing or
+backfilling a run rewrites the same rows. Markets, symbols, intervals and the schedule come
+from `configs/markets.yaml` ($QUANTLAB_MARKETS); adding a symbol is one line there. A
+data-quality failure fails the run without retry; exchange hiccups are retried.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from airflow.sdk import Asset, CronDataIntervalTimetable, dag, get_current_context, task
+
+KLINES = Asset("quantlab://datasets/klines")
+DEFAULT_ARGS = {
+    "owner": "quantlab",
+    "retries": 3,
+    "retry_delay": timedelta(minutes=1),
+    "retry_exponential_backoff": True,
+}
+
+
+def _settings() -> dict:
+    """Schedule keys of the markets config, read as plain YAML: nothing of quantlab at parse time.
+
+    The first tasks load and validate the whole file; a broken file is an import error here.
+    """
+    import yaml
+
+    default = Path(__file__).resolve().parents[1] / "configs" / "markets.yaml"
+    path = Path(os.environ.get("QUANTLAB_MARKETS") or default)
+    return yaml.safe_load(path.read_text()) or {}
+
+
+_SETTINGS = _settings()
+_START = _SETTINGS.get("start_date", "2024-01-01")
+
+
+def _ctx():
+    from quantlab.context import RunContext
+
+    return RunContext.load()
+
+
+def _interval() -> tuple[datetime, datetime]:
+    context = get_current_context()
+    return context["data_interval_start"], context["data_interval_end"]
+
+
+@dag(
+    dag_id="market_data",
+    # A data-interval timetable: every run covers [previous tick, this tick).
+    schedule=CronDataIntervalTimetable(str(_SETTINGS.get("schedule", "0 * * * *")), timezone="UTC"),
+    start_date=datetime.fromisoformat(str(_START)).replace(tzinfo=UTC),
+    catchup=False,
+    max_active_runs=1,
+    default_args=DEFAULT_ARGS,
+    tags=["quantlab", "market-data", "ingest"],
+    doc_md=__doc__,
+)
+def market_data():
+    @task
+    def symbols() -> list[dict]:
+        from quantlab.markets import load_markets
+
+        return load_markets().symbol_tasks()
+
+    @task
+    def funding_symbols() -> list[str]:
+        from quantlab.markets import load_markets
+
+        return load_markets().funding_symbols()
+
+    @task
+    def markets() -> list[str]:
+        from quantlab.markets import load_markets
+
+        return load_markets().exchange_info_markets()
+
+    @task(
+        max_active_tis_per_dagrun=int(_SETTINGS.get("max_active_symbols", 4)),
+        map_index_template="{{ symbol_label }}",
+    )
+    def klines(spec: dict) -> dict:
+        from quantlab import ingest
+
+        label = f"{spec['market']} {spec['symbol']}"
+        get_current_context()["symbol_label"] = label  # type: ignore[index]
+        start, end = _interval()
+        ctx = _ctx()
+        runs = [
+            ingest.run_symbol(ctx, spec["market"], spec["symbol"], interval, start, end)
+            for interval in spec["intervals"]
+        ]
+        return {"symbol": spec["symbol"], "market": spec["market"], "runs": runs}
+
+    @task(map_index_template="{{ symbol_label }}")
+    def funding_rates(symbol: str) -> dict:
+        from quantlab import ingest
+
+        get_current_context()["symbol_label"] = symbol  # type: ignore[index]
+        start, end = _interval()
+        return ingest.run_funding(_ctx(), symbol, start, end, refresh=True)
+
+    @task(map_index_template="{{ market_label }}")
+    def exchange_info(market: str) -> dict:
+        from quantlab import ingest
+
+        get_current_context()["market_label"] = market  # type: ignore[index]
+        return ingest.run_exchange_info(_ctx(), market)
+
+    @task(retries=0)
+    def validate(results: list[dict]) -> dict:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from quantlab import validate
+        from quantlab.errors import QualityError
+
+        ctx = _ctx()
+        ref = ctx.catalog.latest("klines")
+        _, end = _interval()
+        try:  # fresh as of this run's interval: a stale symbol fails here
+            checks = validate.run(ctx, ref, as_of=end)
+        except QualityError as exc:  # bad data: a retry cannot fix it
+            raise AirflowFailException(str(exc)) from exc
+        return {"klines": ref.to_dict(), "klines_checks": checks.to_dict()}
+
+    @task(outlets=[KLINES])
+    def publish(checked: dict, *, outlet_events=None) -> dict:
+        # The event carries the validated version, for a DAG scheduled on this Asset.
+        outlet_events[KLINES].extra = checked
+        return checked
+
+    publish(validate(klines.expand(spec=symbols())))
+    funding_rates.expand(symbol=funding_symbols())
+    exchange_info.expand(market=markets())
+
+
+market_data()

@@ -1,0 +1,200 @@
+"""`quantlab data ingest`: backfill or update `klines` from Binance REST or data.binance.vision.
+
+    quantlab data ingest --source rest --base-url https://api.binance.com --market spot \
+        --symbols BTCUSDT,ETHUSDT --interval 1h --start 2024-01-01 --end 2025-01-01
+    quantlab data ingest --source vision --root data/sample --market spot --symbols BTCUSDT ...
+
+`--root` with `--source rest` serves that folder through a replay exchange for the run.
+The catalog written to is the config's (under $QUANTLAB_HOME). A progress bar per symbol
+goes to stderr, the summary to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+from typing import TextIO
+
+from quantlab.cli._data import data_subparsers
+from quantlab.context import RunContext
+from quantlab.schema import INTERVAL_MS
+
+MARKETS = {"spot": "spot", "um": "futures_um"}
+INTERVALS = tuple(INTERVAL_MS)
+BAR_WIDTH = 24
+
+
+class ProgressBars:
+    """One bar per symbol on stderr: redrawn in place (`\\r`) on a terminal, plain lines elsewhere.
+
+    On a terminal the line of the symbol being fetched is redrawn; a finished symbol's
+    bar is printed for good. Elsewhere (a log file, CI) a line at each quarter and at the end.
+    """
+
+    def __init__(self, stream: TextIO, interactive: bool | None = None):
+        self.stream = stream
+        self.interactive = stream.isatty() if interactive is None else interactive
+        self._quarter: dict[str, int] = {}
+        self._live = False
+
+    def __call__(self, p) -> None:  # p: quantlab.ingest.Progress
+        line = self.render(p)
+        if self.interactive:
+            end = "\n" if p.finished else ""
+            self.stream.write("\r\x1b[2K" + line + end)
+            self._live = not p.finished
+        else:
+            # A line at each quarter passed; the last one is the finished symbol's.
+            part = min(3, 4 * p.bars_done // p.bars_total) if p.bars_total else 0
+            quarter = 4 if p.finished else part
+            key = f"{p.market} {p.symbol} {p.interval}"
+            if quarter <= self._quarter.get(key, 0):
+                return
+            self._quarter[key] = quarter
+            self.stream.write(line + "\n")
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self._live:
+            self.stream.write("\n")
+            self._live = False
+
+    @staticmethod
+    def render(p) -> str:
+        frac = 1.0 if p.bars_total == 0 else p.bars_done / p.bars_total
+        if p.finished and p.error is None:
+            frac = 1.0
+        filled = round(frac * BAR_WIDTH)
+        bar = "#" * filled + "." * (BAR_WIDTH - filled)
+        state = "failed" if p.error else ("done" if p.finished else "")
+        return (
+            f"{p.symbol:<12} {p.interval:>4} [{bar}] {frac:>4.0%}  "
+            f"{p.bars_done:>9,}/{p.bars_total:,} bars  +{p.rows_added:,} rows  {state}"
+        ).rstrip()
+
+
+def _summary(result, args: argparse.Namespace, where: str) -> str:
+    gap_bars = sum(s.known_gap_bars for s in result.series)
+    pending = sum(s.pending_bars for s in result.series)
+    lines = [
+        f"{args.market} {args.interval} {','.join(args.symbols)} from {args.source} ({where}), "
+        f"{args.start} to {args.end} (end exclusive)",
+        f"  rows added   {result.rows_added:,}",
+        f"  known gaps   {result.known_gaps:,} ({gap_bars:,} candles; {result.gaps_recorded} new)",
+        f"  requests     {result.requests:,}",
+        f"  weight used  {result.weight_used:,}",
+        f"  seconds      {result.seconds:.2f}",
+        f"  dataset      {result.klines or 'klines (nothing written yet)'}",
+    ]
+    if pending:
+        lines.append(
+            f"  not yet available: {pending:,} candles (not closed, or newer than the bulk files "
+            "without --rest-url); a later run fetches them"
+        )
+    return "\n".join(lines)
+
+
+@contextlib.contextmanager
+def _source(args: argparse.Namespace) -> Iterator[tuple[object, str]]:
+    from quantlab.exchange.replay import ReplayServer
+    from quantlab.ingest import BulkSource, RestSource
+
+    with contextlib.ExitStack() as stack:
+        if args.source == "rest":
+            url = args.base_url
+            if url is None:
+                url = stack.enter_context(ReplayServer(args.root)).base_url
+            where = args.base_url or f"replay of {args.root}"
+            source = RestSource(url, exchange_limits=True)
+        else:
+            rest = RestSource(args.rest_url, exchange_limits=True) if args.rest_url else None
+            source = BulkSource(args.base_url or args.root, rest=rest)
+            where = str(args.base_url or args.root) + (f" + REST {args.rest_url}" if rest else "")
+        try:
+            yield source, where
+        finally:
+            source.close()
+
+
+def _cmd_ingest(ctx: RunContext, args: argparse.Namespace) -> int:
+    from quantlab.ingest import ingest_klines, to_ms
+
+    if args.end <= args.start:
+        print(f"error: --end {args.end} must be after --start {args.start}", file=sys.stderr)
+        return 2
+    if args.root is not None and not (args.root / "data").is_dir():
+        print(
+            f"error: {args.root} has no data/ folder in the data.binance.vision layout",
+            file=sys.stderr,
+        )
+        return 2
+    bars = None if args.no_progress else ProgressBars(sys.stderr)
+    try:
+        with _source(args) as (source, where):
+            result = ingest_klines(
+                ctx.catalog,
+                source,  # type: ignore[arg-type]
+                market=MARKETS[args.market],
+                interval=args.interval,
+                symbols=args.symbols,
+                start_ms=to_ms(args.start),
+                end_ms=to_ms(args.end),
+                refresh=args.refresh,
+                workers=args.workers,
+                progress=bars,
+            )
+    finally:
+        if bars is not None:
+            bars.close()
+    print(_summary(result, args, where))
+    for key, exc in result.errors.items():
+        print(f"error: {key}: {exc}", file=sys.stderr)
+    return 0 if result.ok else 2
+
+
+def _symbols(text: str) -> list[str]:
+    symbols = [s.strip().upper() for s in text.split(",") if s.strip()]
+    if not symbols:
+        raise argparse.ArgumentTypeError("give at least one symbol, e.g. BTCUSDT,ETHUSDT")
+    return symbols
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = data_subparsers(sub).add_parser(
+        "ingest",
+        help="backfill or update klines from Binance REST or data.binance.vision files",
+        description=__doc__.splitlines()[0],
+    )
+    p.add_argument("--source", choices=("rest", "vision"), required=True)
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument(
+        "--base-url", help="REST API, or bulk-file server, e.g. https://api.binance.com"
+    )
+    where.add_argument(
+        "--root", type=Path, help="a local folder in the data.binance.vision layout (data/...)"
+    )
+    p.add_argument(
+        "--rest-url", help="with --source vision: REST API for candles newer than the bulk files"
+    )
+    p.add_argument("--market", choices=tuple(MARKETS), required=True, help="um: USD-M futures")
+    p.add_argument(
+        "--symbols", type=_symbols, required=True, help="comma-separated: BTCUSDT,ETHUSDT"
+    )
+    p.add_argument("--interval", choices=INTERVALS, default="1h")
+    p.add_argument("--start", type=date.fromisoformat, required=True, help="YYYY-MM-DD, inclusive")
+    p.add_argument("--end", type=date.fromisoformat, required=True, help="YYYY-MM-DD, exclusive")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=4,
+        help="requests in flight at once, on one client and weight budget",
+    )
+    p.add_argument(
+        "--refresh", action="store_true", help="fetch the whole window again and rewrite it"
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress bars on stderr")
+    p.set_defaults(func=_cmd_ingest)

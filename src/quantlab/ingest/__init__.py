@@ -1,0 +1,34 @@
+"""Stage `ingest`: market data from Binance (REST or data.binance.vision) into the catalog.
+
+No input dataset: the source is the exchange (on the embedded default, the replay exchange
+over the shipped sample). Outputs:
+
+- `klines`: merged on `(market, symbol, interval, open_time)`, partitioned by market,
+  interval and symbol; only closed candles; each symbol resumes where it stopped.
+- `klines_gaps`: candles the exchange confirmed missing, never asked for again.
+- `funding_rates`: USD-M funding records, merged on `(market, symbol, funding_time)`.
+- `exchange_info`: symbols and their filters, one snapshot per change, keyed by
+  `(market, symbol, snapshot_time)`.
+"""
+
+from quantlab.ingest.exchange_info import run_exchange_info
+from quantlab.ingest.funding import run_funding
+from quantlab.ingest.klines import IngestResult, Progress, SeriesReport, ingest_klines
+from quantlab.ingest.sources import BulkSource, RestSource
+from quantlab.ingest.stage import exchange_url, rest_source, run, run_symbol, to_ms
+
+__all__ = [
+    "BulkSource",
+    "IngestResult",
+    "Progress",
+    "RestSource",
+    "SeriesReport",
+    "exchange_url",
+    "ingest_klines",
+    "rest_source",
+    "run",
+    "run_exchange_info",
+    "run_funding",
+    "run_symbol",
+    "to_ms",
+]

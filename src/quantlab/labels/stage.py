@@ -1,0 +1,22 @@
+"""`run` for the labels stage: gated `klines` in, `labels` out."""
+
+from __future__ import annotations
+
+from quantlab.bars import load_bars
+from quantlab.catalog import DatasetRef
+from quantlab.config import config_hash
+from quantlab.context import RunContext
+from quantlab.labels.build import build_labels
+
+
+def run(ctx: RunContext, klines: DatasetRef, checks: DatasetRef) -> DatasetRef:
+    """Compute `labels` from a `klines` version that passed the gate in `checks`."""
+    cfg = ctx.config.labels
+    bars = load_bars(ctx, klines, checks)
+    return ctx.catalog.write(
+        "labels",
+        build_labels(bars, cfg),
+        stage="labels",
+        inputs=[klines, checks],
+        config_hash=config_hash(cfg),
+    )

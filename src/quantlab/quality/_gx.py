@@ -1,0 +1,342 @@
+"""Run checks through Great Expectations on a polars frame, converting to pandas at the edge.
+
+GX has no polars data source and its pandas engine copies the frame for every
+expectation, so validating every row of a year of 1m klines would cost several
+times the ingest itself. Each check therefore also names, as a polars
+expression, the rows it could possibly flag (`suspect`). GX then validates
+the whole suite on the rows some check suspects, and the counts GX reports
+(elements, missing, percentages) are restored to the full frame's. Row-level
+verdicts and examples are GX's own; a check whose outcome depends on rows it
+does not suspect must not be screened (`screen=False` validates every row,
+and the tests compare both ways on every planted defect).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from functools import cache
+from typing import TYPE_CHECKING, Any
+
+import polars as pl
+
+from quantlab.config import ValidateConfig
+from quantlab.quality.report import CheckResult, Severity, ValidationReport
+
+if TYPE_CHECKING:
+    from great_expectations.core.batch_definition import BatchDefinition
+    from great_expectations.expectations import Expectation
+
+MAX_EXAMPLES = 5
+HELPER = "_check_"  # prefix of the columns a validator computes next to the data for GX
+SCREEN = "_screen_"  # prefix of columns that only help pick the rows; GX does not see them
+_ROW = "_quantlab_row"
+DAY_MS = 86_400_000
+
+
+@dataclass(frozen=True)
+class Check:
+    """One expectation, its report name and severity, and how to find and show its rows.
+
+    `suspect` is True on every row the expectation might count as unexpected (None: the
+    check reads the table's columns, not its rows). `show` names the columns an example
+    shows. `describe`, for aggregate checks, turns the prepared frame and GX's result
+    into (unexpected count, examples).
+    """
+
+    name: str
+    severity: Severity
+    expectation: Expectation
+    suspect: pl.Expr | None = None
+    show: tuple[str, ...] = ()
+    describe: Callable[[pl.DataFrame, dict], tuple[int, list[dict]]] | None = None
+    text: str = ""
+
+    @property
+    def description(self) -> str:
+        """How Data Docs name the expectation: the check, its severity and what it asks.
+
+        Data Docs put it into the HTML as it is, so `<` and `>` are written as ≤ ≥ ‹ ›.
+        """
+        text = f"{self.name} ({self.severity}): {self.text}" if self.text else self.name
+        for plain, shown in (("<=", "≤"), (">=", "≥"), ("<", "‹"), (">", "›"), ("&", "and")):
+            text = text.replace(plain, shown)
+        return text
+
+
+def gx() -> Any:
+    """Great Expectations, imported lazily (it is slow to import) with its analytics off."""
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    import great_expectations
+
+    return great_expectations
+
+
+@cache
+def _context() -> Any:
+    """One ephemeral GX context per process; it holds no data between validations."""
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    context = gx().get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    context.data_sources.add_pandas("quantlab")
+    return context
+
+
+@cache
+def _batch_definition(dataset: str) -> BatchDefinition:
+    source = _context().data_sources.get("quantlab")
+    return source.add_dataframe_asset(dataset).add_batch_definition_whole_dataframe("whole")
+
+
+_LOCK = threading.Lock()
+
+
+def run_checks(
+    dataset: str,
+    data: pl.DataFrame,
+    checks: Sequence[Check],
+    *,
+    times: Collection[str] = (),
+    row_count: int | None = None,
+    screen: bool = True,
+) -> ValidationReport:
+    """Validate `data` (rows in input order) against `checks` and report per check.
+
+    `times` are epoch-ms columns that examples show as ISO-8601 UTC.
+    """
+    rows = data.with_row_index(_ROW)
+    suspects = [c.suspect.fill_null(True) for c in checks if c.suspect is not None]
+    if screen:
+        rows = rows.filter(pl.any_horizontal(suspects) if suspects else pl.lit(False))
+    frame = rows.select(pl.exclude(_ROW, f"^{SCREEN}.*$")).to_pandas()
+    frame.index = rows[_ROW].to_numpy()
+
+    for c in checks:
+        c.expectation.description = c.description
+    suite = gx().ExpectationSuite(name=dataset, expectations=[c.expectation for c in checks])
+    fmt = {"result_format": "SUMMARY", "partial_unexpected_count": MAX_EXAMPLES}
+    with _LOCK:
+        batch = _batch_definition(dataset).get_batch(batch_parameters={"dataframe": frame})
+        outcome = batch.validate(suite, result_format=fmt)
+    outcome.meta["quantlab"] = {"rows": data.height, "rows_given_to_gx": rows.height}
+
+    by_name = {r.expectation_config.meta["check"]: r for r in outcome.results}
+    if screen:
+        _restore_counts(outcome.results, data)
+    results = []
+    for chk in checks:
+        r = by_name[chk.name]
+        _raise_if_gx_failed(chk.name, r)
+        res = r.result if r.result is not None else {}
+        if chk.describe is not None:
+            count, examples = chk.describe(data, res)
+        else:
+            count = int(res.get("unexpected_count") or 0)
+            index = res.get("partial_unexpected_index_list") or []
+            examples = _row_examples(data, index, chk.show, times)
+        results.append(CheckResult(chk.name, chk.severity, bool(r.success), count, examples))
+    passed = all(r.success for r in results if r.severity == "error")
+    return ValidationReport(
+        passed=passed,
+        checks=results,
+        row_count=data.height if row_count is None else row_count,
+        dataset=dataset,
+        gx_result=outcome,
+        gx_suite=suite,
+    )
+
+
+def expectation(check: str, cls: str, **kwargs: Any) -> Expectation:
+    """A GX expectation of class `cls`, tagged with the quantlab check name it implements."""
+    exp = getattr(gx().expectations, cls)(**kwargs)
+    exp.meta = {"check": check}
+    return exp
+
+
+def columns_check(expected: Sequence[str]) -> Check:
+    """The frame has exactly the `expected` columns; examples list the missing and the extra."""
+
+    def describe(data: pl.DataFrame, res: dict) -> tuple[int, list[dict]]:
+        mismatched = (res.get("details") or {}).get("mismatched") or {}
+        examples = [{k: sorted(v)} for k, v in mismatched.items() if v]
+        return sum(len(v) for v in mismatched.values()), examples
+
+    exp = expectation(
+        "columns_match", "ExpectTableColumnsToMatchSet", column_set=list(expected), exact_match=True
+    )
+    text = "the columns are exactly " + ", ".join(c for c in expected if not c.startswith(HELPER))
+    return Check("columns_match", "error", exp, describe=describe, text=text)
+
+
+def not_null_check(column: str, show: tuple[str, ...] = ()) -> Check:
+    name = f"not_null.{column}"
+    return Check(
+        name,
+        "error",
+        expectation(name, "ExpectColumnValuesToNotBeNull", column=column),
+        suspect=pl.col(column).is_null(),
+        show=(*show, column),
+        text=f"{column} is never missing",
+    )
+
+
+def between_check(
+    name: str,
+    severity: Severity,
+    column: str,
+    min_value: float | None = None,
+    max_value: float | None = None,
+    show: tuple[str, ...] = (),
+) -> Check:
+    """`column` lies in [min_value, max_value] wherever it is not null."""
+    col = pl.col(column)
+    too_low = col < min_value if min_value is not None else pl.lit(False)
+    too_high = col > max_value if max_value is not None else pl.lit(False)
+    return Check(
+        name,
+        severity,
+        expectation(
+            name,
+            "ExpectColumnValuesToBeBetween",
+            column=column,
+            min_value=min_value,
+            max_value=max_value,
+        ),
+        suspect=too_low | too_high,
+        show=(*show, column),
+        text=f"{column} is {_bounds(min_value, max_value)} where present",
+    )
+
+
+def _bounds(lo: float | None, hi: float | None) -> str:
+    if lo is not None and hi is not None:
+        return f"between {lo:g} and {hi:g}"
+    return f">= {lo:g}" if lo is not None else f"<= {hi:g}"
+
+
+def true_check(
+    name: str, severity: Severity, helper: str, show: tuple[str, ...] = (), text: str = ""
+) -> Check:
+    """The helper column `_check_<helper>` is True wherever it is not null (null: not applicable)."""
+    col = f"{HELPER}{helper}"
+    return Check(
+        name,
+        severity,
+        expectation(name, "ExpectColumnValuesToBeInSet", column=col, value_set=[True]),
+        suspect=pl.col(col).not_().fill_null(False),
+        show=show,
+        text=f"{text} (column {col})" if text else f"{col} is true",
+    )
+
+
+def _raise_if_gx_failed(name: str, r: Any) -> None:
+    info = r.exception_info or {}
+    errors = [info] if "raised_exception" in info else list(info.values())
+    raised = [e for e in errors if isinstance(e, dict) and e.get("raised_exception")]
+    if raised:
+        raise RuntimeError(
+            f"Great Expectations could not evaluate check {name!r}: "
+            f"{raised[0].get('exception_message')}; this is a bug in quantlab.quality"
+        )
+
+
+def _missing(data: pl.DataFrame, column: str) -> pl.Expr:
+    """What pandas (and so GX) counts as missing: null, and NaN in a float column."""
+    expr = pl.col(column).is_null()
+    if data.schema[column].is_float():
+        expr = expr | pl.col(column).is_nan()
+    return expr
+
+
+def _missing_rows(data: pl.DataFrame, kwargs: dict) -> pl.Expr:
+    """The rows GX leaves out of an expectation's domain as missing (see its `ignore_row_if`)."""
+    if "column" in kwargs:
+        return _missing(data, kwargs["column"])
+    if "column_list" in kwargs:
+        cols, rule = kwargs["column_list"], kwargs.get("ignore_row_if", "all_values_are_missing")
+    else:
+        cols = [kwargs["column_A"], kwargs["column_B"]]
+        rule = kwargs.get("ignore_row_if", "both_values_are_missing")
+    missing = [_missing(data, c) for c in cols]
+    if rule in ("all_values_are_missing", "both_values_are_missing"):
+        return pl.all_horizontal(missing)
+    if rule in ("any_value_is_missing", "either_value_is_missing"):
+        return pl.any_horizontal(missing)
+    return pl.lit(False)
+
+
+def _restore_counts(results: list[Any], data: pl.DataFrame) -> None:
+    """Turn GX's counts over the screened rows into the counts over every row of `data`.
+
+    Unexpected rows are all among the screened ones, so only the totals change: the
+    element count, the missing count, and the percentages derived from them.
+    """
+    n = data.height
+    missing_of: dict[str, pl.Expr] = {}
+    for i, r in enumerate(results):
+        res, kwargs = r.result or {}, r.expectation_config.kwargs
+        if "missing_count" in res:
+            missing_of[str(i)] = _missing_rows(data, kwargs).sum()
+    missing = data.select(**missing_of).row(0, named=True) if missing_of and n else {}
+    for i, r in enumerate(results):
+        res = r.result or {}
+        if "element_count" not in res:
+            continue
+        res["element_count"] = n
+        unexpected = res.get("unexpected_count")
+        if "missing_count" in res:
+            m = int(missing.get(str(i)) or 0)
+            res["missing_count"] = m
+            res["missing_percent"] = m / n * 100 if n else None
+            if unexpected is not None:
+                pct = unexpected / (n - m) * 100 if n - m else None
+                res["unexpected_percent"] = res["unexpected_percent_nonmissing"] = pct
+                res["unexpected_percent_total"] = unexpected / n * 100 if n else None
+        elif unexpected is not None:
+            res["unexpected_percent"] = unexpected / n * 100 if n else None
+
+
+def _row_examples(
+    data: pl.DataFrame, index: list, show: tuple[str, ...], times: Collection[str]
+) -> list[dict]:
+    """The offending rows, as JSON-ready dicts: row number and the columns in `show`."""
+    out = []
+    for i in index[:MAX_EXAMPLES]:
+        i = int(i)
+        ex: dict[str, Any] = {"row": i}
+        for col in show:
+            value = data[col][i]
+            ex[col.removeprefix(HELPER)] = iso_ms(value) if col in times else json_value(value)
+        out.append(ex)
+    return out
+
+
+def year_bounds_ms(cfg: ValidateConfig) -> tuple[int, int]:
+    """Epoch ms of the first and the last millisecond of the plausible years."""
+    epoch = date(1970, 1, 1)
+    lo = (date(cfg.min_year, 1, 1) - epoch).days * DAY_MS
+    hi = ((date(cfg.max_year, 12, 31) - epoch).days + 1) * DAY_MS - 1
+    return lo, hi
+
+
+def iso_ms(ms: int | None) -> str | int | None:
+    """Epoch ms as ISO-8601 UTC text; a value outside datetime's range stays a number."""
+    if ms is None:
+        return None
+    try:
+        t = datetime.fromtimestamp(ms / 1000, tz=UTC)
+    except (OverflowError, OSError, ValueError):
+        return int(ms)
+    return t.isoformat(timespec="milliseconds" if ms % 1000 else "seconds")
+
+
+def json_value(value: Any) -> Any:
+    """A value JSON can hold: NaN and infinities become None."""
+    if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
+        return None
+    return value

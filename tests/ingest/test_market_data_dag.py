@@ -1,0 +1,114 @@
+"""The market_data DAG under `airflow dags test`, on the replay exchange over the shipped sample."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import polars as pl
+import pytest
+import yaml
+from polars.testing import assert_frame_equal
+
+from helpers import write_config
+from ingest.support import ROOT, source_klines, stored
+
+LOGICAL_DATE = "2024-06-01T01:00:00+00:00"
+MARKETS = {
+    "schedule": "0 * * * *",
+    "markets": {
+        "spot": {"intervals": ["1h"], "symbols": ["BTCUSDT", "ETHUSDT"]},
+        # No futures klines at this date in the sample; BTCUSDT's funding is recorded.
+        "futures_um": {"intervals": ["1m"], "symbols": [], "funding_rates": ["BTCUSDT"]},
+    },
+}
+
+
+def _airflow(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(Path(sys.executable).parent / "airflow"), *args],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+@pytest.fixture(scope="module")
+def dag_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("market_data")
+    config = write_config(tmp)
+    markets = tmp / "markets.yaml"
+    markets.write_text(yaml.safe_dump(MARKETS))
+    env = {
+        **os.environ,
+        "QUANTLAB_CONFIG": str(config),
+        "QUANTLAB_MARKETS": str(markets),
+        "AIRFLOW_HOME": str(tmp / "airflow"),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+    }
+    migrate = _airflow(["db", "migrate"], env)
+    assert migrate.returncode == 0, migrate.stderr[-3000:]
+    result = _airflow(["dags", "test", "market_data", LOGICAL_DATE], env)
+    with sqlite3.connect(tmp / "airflow" / "airflow.db") as db:
+        states = db.execute(
+            "SELECT task_id, map_index, rendered_map_index, state FROM task_instance"
+        ).fetchall()
+        events = db.execute(
+            "SELECT a.uri, e.extra FROM asset_event e JOIN asset a ON a.id = e.asset_id"
+        ).fetchall()
+        interval = db.execute(
+            "SELECT data_interval_start, data_interval_end FROM dag_run"
+        ).fetchone()
+    return config, result, states, events, interval
+
+
+def test_every_task_succeeds_with_one_mapped_task_per_symbol(dag_run):
+    _, result, states, _, _ = dag_run
+    assert result.returncode == 0, (result.stdout + result.stderr)[-5000:]
+    by_task = {(t, m): (label, state) for t, m, label, state in states}
+    assert by_task[("klines", 0)] == ("spot BTCUSDT", "success")
+    assert by_task[("klines", 1)] == ("spot ETHUSDT", "success")
+    assert by_task[("funding_rates", 0)] == ("BTCUSDT", "success")
+    assert {by_task[("exchange_info", i)][0] for i in (0, 1)} == {"spot", "futures_um"}
+    assert all(state == "success" for _, _, _, state in states), states
+
+
+def test_the_run_ingested_exactly_its_interval(dag_run):
+    from quantlab import ingest
+    from quantlab.context import RunContext
+
+    config, _, _, _, interval = dag_run
+    ctx = RunContext.load(config)
+    # A manual run of an hourly data-interval timetable covers the hour before its date.
+    start, end = (datetime.fromisoformat(t).replace(tzinfo=UTC) for t in interval)
+    assert (start, end) == (
+        datetime(2024, 6, 1, 0, tzinfo=UTC),
+        datetime(2024, 6, 1, 1, tzinfo=UTC),
+    )
+    expected = pl.concat(
+        source_klines("spot", s, "1h").filter(pl.col("open_time") == start)
+        for s in ("BTCUSDT", "ETHUSDT")
+    )
+    table = stored(ctx.catalog)
+    assert_frame_equal(table, expected)
+    funding = ctx.catalog.load("funding_rates")
+    assert funding.height == 1 and funding["funding_time"].is_between(start, end, "left").all()
+    assert ctx.catalog.load("exchange_info").height == 9 + 347
+    assert ctx.catalog.lineage(ctx.catalog.latest("klines_checks")).extra["passed"] is True
+    # A cleared task runs the same interval again: the same rows.
+    again = ingest.run_symbol(ctx, "spot", "BTCUSDT", "1h", start, end)
+    assert again["rows_added"] == 0
+    assert_frame_equal(stored(ctx.catalog), table)
+
+
+def test_the_klines_asset_was_updated_with_the_validated_version(dag_run):
+    _, _, _, events, _ = dag_run
+    assert [uri for uri, _ in events] == ["quantlab://datasets/klines"]
+    assert '"klines_checks"' in events[0][1]

@@ -1,0 +1,570 @@
+"""Integration tests on the native stack (`make stack`): the deployed topology, proven for real.
+
+The research DAG is triggered through the Airflow REST API and, in headless Chromium, with
+the UI's Trigger button; its metrics are found through the MLflow REST API and its orders
+in the Postgres ledger; nothing secret from .stack/.env may reach MLflow, the datasets, the
+task logs or the repository. When the stack is not up, the session starts it with
+tests/stack/stack-test.yaml (a small slice) and stops it at the end. Screenshots go to
+tests/stack/artifacts/ and are copied to /tmp/stack-screens/.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import quote
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+STACK_SH = ROOT / "infra" / "native" / "stack.sh"
+STACK_ENV = ROOT / ".stack" / ".env"
+RUNNING_CONFIG = ROOT / ".stack" / "run" / "config"
+TEST_CONFIG = Path(__file__).with_name("stack-test.yaml")
+ARTIFACTS = Path(__file__).with_name("artifacts")
+SCREENS = Path("/tmp/stack-screens")
+CHROMIUM = os.environ.get("QUANTLAB_CHROMIUM", "/usr/bin/chromium")
+CHROMEDRIVER = os.environ.get("QUANTLAB_CHROMEDRIVER", "/usr/bin/chromedriver")
+DAG = "research"
+TASKS = {"ingest", "validate", "features", "labels", "train", "backtest", "risk", "paper"}
+# The full sample takes minutes on a small machine; the test slice well under one.
+RUN_TIMEOUT_S = 1200
+SECRET_KEY = re.compile(r"PASSWORD|SECRET|FERNET|TOKEN")
+
+pytestmark = pytest.mark.stack
+
+
+def _read_env(path: Path) -> dict[str, str]:
+    values = {}
+    for line in path.read_text().splitlines():
+        if m := re.match(r"([A-Za-z_][A-Za-z0-9_]*)=(\S*)", line):
+            values[m.group(1)] = m.group(2)
+    return values
+
+
+@dataclass(frozen=True)
+class Stack:
+    env: dict[str, str]
+    config: Path
+
+    @property
+    def airflow(self) -> str:
+        return f"http://127.0.0.1:{self.env.get('AIRFLOW_PORT', '8080')}"
+
+    @property
+    def mlflow(self) -> str:
+        return f"http://127.0.0.1:{self.env.get('MLFLOW_PORT', '5000')}"
+
+    @property
+    def secrets(self) -> dict[str, str]:
+        """Every generated secret in .stack/.env, by variable name."""
+        return {k: v for k, v in self.env.items() if SECRET_KEY.search(k) and len(v) >= 16}
+
+    def context(self):
+        from quantlab.context import RunContext
+
+        return RunContext.load(self.config)
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[Stack]:
+    """The running stack; started here (with the test slice) and stopped after if it was down."""
+    status = subprocess.run([STACK_SH, "status"], capture_output=True, text=True, timeout=300)
+    started = status.returncode != 0
+    if started:
+        env = {**os.environ, "QUANTLAB_CONFIG": str(TEST_CONFIG)}
+        up = subprocess.run([STACK_SH, "up"], env=env, capture_output=True, text=True, timeout=1500)
+        if up.returncode != 0:
+            subprocess.run([STACK_SH, "down"], capture_output=True, timeout=300)
+            pytest.fail(
+                f"infra/native/stack.sh up failed:\n{up.stdout[-4000:]}\n{up.stderr[-4000:]}"
+            )
+    env = _read_env(STACK_ENV)
+    # What the services' quantlab code sees, so the tests load the catalog they write to.
+    mp = pytest.MonkeyPatch()
+    mp.setenv("QUANTLAB_HOME", str(ROOT))
+    mp.setenv("QUANTLAB_DB_HOST", "127.0.0.1")
+    mp.setenv("QUANTLAB_DB_PORT", env.get("POSTGRES_PORT", "5432"))
+    for key in ("QUANTLAB_DB_NAME", "QUANTLAB_DB_USER", "QUANTLAB_DB_PASSWORD"):
+        mp.setenv(key, env[key])
+    stack = Stack(env=env, config=Path(RUNNING_CONFIG.read_text().strip()))
+    mp.setenv("MLFLOW_TRACKING_URI", stack.mlflow)
+    if started:
+        _reset_test_slice(stack)
+    try:
+        yield stack
+    finally:
+        mp.undo()
+        if started:
+            subprocess.run([STACK_SH, "down"], capture_output=True, timeout=300)
+
+
+def _reset_test_slice(stack: Stack) -> None:
+    """Forget what earlier sessions wrote for the test slice, so every stage runs for real.
+
+    Only the slice's own datasets (under .stack/) and its own paper account are touched.
+    """
+    cfg = stack.context().config
+    data = cfg.paths.data
+    assert (ROOT / ".stack") in data.parents, f"{data} is not the test slice's folder"
+    shutil.rmtree(data, ignore_errors=True)
+    conn = _ledger(stack)
+    with conn, conn.cursor() as cur:
+        cur.execute("SELECT to_regclass('public.orders') IS NOT NULL")
+        if cur.fetchone()[0]:
+            account = cfg.paper.account
+            cur.execute(
+                "DELETE FROM fills WHERE client_order_id IN "
+                "(SELECT client_order_id FROM orders WHERE account = %s)",
+                (account,),
+            )
+            cur.execute("DELETE FROM orders WHERE account = %s", (account,))
+            cur.execute("DELETE FROM positions WHERE account = %s", (account,))
+    conn.close()
+
+
+def _ledger(stack: Stack):
+    """A connection to the ledger database as the quantlab role, with its password."""
+    import psycopg2
+
+    return psycopg2.connect(
+        host="127.0.0.1",
+        port=int(stack.env.get("POSTGRES_PORT", "5432")),
+        dbname=stack.env["QUANTLAB_DB_NAME"],
+        user=stack.env["QUANTLAB_DB_USER"],
+        password=stack.env["QUANTLAB_DB_PASSWORD"],
+    )
+
+
+def _token(stack: Stack) -> str:
+    response = httpx.post(
+        f"{stack.airflow}/auth/token",
+        json={
+            "username": stack.env["AIRFLOW_ADMIN_USER"],
+            "password": stack.env["AIRFLOW_ADMIN_PASSWORD"],
+        },
+        timeout=30,
+    )
+    assert response.status_code == 201, response.text
+    return response.json()["access_token"]
+
+
+@pytest.fixture(scope="session")
+def airflow(stack: Stack) -> Iterator[httpx.Client]:
+    """The Airflow REST API with a JWT for the admin user from .stack/.env."""
+    headers = {"Authorization": f"Bearer {_token(stack)}"}
+    with httpx.Client(base_url=f"{stack.airflow}/api/v2", headers=headers, timeout=60) as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+def mlflow_api(stack: Stack) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=f"{stack.mlflow}/api/2.0/mlflow", timeout=60) as client:
+        yield client
+
+
+# --- Airflow REST helpers -------------------------------------------------------------------
+
+
+def _ok(response: httpx.Response) -> dict:
+    assert response.is_success, (
+        f"{response.request.method} {response.request.url}: {response.status_code} {response.text[:2000]}"
+    )
+    return response.json()
+
+
+def _run_ids(airflow: httpx.Client) -> set[str]:
+    runs = _ok(airflow.get(f"/dags/{DAG}/dagRuns", params={"limit": 100, "order_by": "-run_after"}))
+    return {r["dag_run_id"] for r in runs["dag_runs"]}
+
+
+def _task_instances(airflow: httpx.Client, run_id: str) -> list[dict]:
+    path = f"/dags/{DAG}/dagRuns/{quote(run_id, safe='')}/taskInstances"
+    return _ok(airflow.get(path))["task_instances"]
+
+
+def _task_log(airflow: httpx.Client, run_id: str, task: dict) -> str:
+    path = (
+        f"/dags/{DAG}/dagRuns/{quote(run_id, safe='')}/taskInstances/{task['task_id']}"
+        f"/logs/{max(task.get('try_number') or 1, 1)}"
+    )
+    response = airflow.get(
+        path, params={"full_content": True}, headers={"Accept": "application/x-ndjson"}
+    )
+    assert response.is_success, f"no log for {task['task_id']}: {response.status_code}"
+    return response.text
+
+
+def _wait_for_run(airflow: httpx.Client, run_id: str) -> str:
+    """Poll until the run finishes; fail with the failed tasks' log tails if it does not succeed."""
+    deadline = time.monotonic() + RUN_TIMEOUT_S
+    path = f"/dags/{DAG}/dagRuns/{quote(run_id, safe='')}"
+    while (state := _ok(airflow.get(path))["state"]) not in ("success", "failed"):
+        if time.monotonic() > deadline:
+            states = {t["task_id"]: t["state"] for t in _task_instances(airflow, run_id)}
+            pytest.fail(f"{run_id} still {state} after {RUN_TIMEOUT_S}s: {states}")
+        time.sleep(5)
+    if state != "success":
+        tasks = [t for t in _task_instances(airflow, run_id) if t["state"] != "success"]
+        logs = "\n".join(
+            f"--- {t['task_id']} ({t['state']})\n{_task_log(airflow, run_id, t)[-3000:]}"
+            for t in tasks
+        )
+        pytest.fail(f"{run_id} ended {state}:\n{logs}")
+    return state
+
+
+def _xcom_ref(airflow: httpx.Client, run_id: str, task_id: str):
+    """The DatasetRef a task returned, from its XCom."""
+    from quantlab.catalog import DatasetRef
+
+    path = f"/dags/{DAG}/dagRuns/{quote(run_id, safe='')}/taskInstances/{task_id}/xcomEntries/return_value"
+    value = _ok(airflow.get(path, params={"deserialize": True, "stringify": False}))["value"]
+    return DatasetRef.from_dict(json.loads(value) if isinstance(value, str) else value)
+
+
+@dataclass(frozen=True)
+class DagRun:
+    run_id: str
+    states: dict[str, str]
+
+
+@pytest.fixture(scope="session")
+def rest_run(airflow: httpx.Client) -> DagRun:
+    """Unpause `research` and trigger it through the REST API; wait until it finishes."""
+    _ok(airflow.patch(f"/dags/{DAG}", json={"is_paused": False}))
+    now = datetime.now(UTC)
+    run_id = f"stack-rest-{now:%Y%m%dT%H%M%S}"
+    created = _ok(
+        airflow.post(
+            f"/dags/{DAG}/dagRuns", json={"dag_run_id": run_id, "logical_date": now.isoformat()}
+        )
+    )
+    assert created["dag_run_id"] == run_id
+    _wait_for_run(airflow, run_id)
+    return DagRun(run_id, {t["task_id"]: t["state"] for t in _task_instances(airflow, run_id)})
+
+
+@dataclass(frozen=True)
+class MlflowRun:
+    experiment_id: str
+    run: dict
+
+    @property
+    def run_id(self) -> str:
+        return self.run["info"]["run_id"]
+
+
+@pytest.fixture(scope="session")
+def mlflow_run(
+    stack: Stack, airflow: httpx.Client, rest_run: DagRun, mlflow_api: httpx.Client
+) -> MlflowRun:
+    """The MLflow run behind the REST run's predictions, found through the MLflow REST API."""
+    ctx = stack.context()
+    predictions = _xcom_ref(airflow, rest_run.run_id, "train")
+    run_id = ctx.catalog.lineage(predictions).extra["mlflow_run_id"]
+    experiment = _ok(
+        mlflow_api.get(
+            "/experiments/get-by-name", params={"experiment_name": ctx.config.train.experiment}
+        )
+    )["experiment"]
+    found = _ok(
+        mlflow_api.post(
+            "/runs/search",
+            json={
+                "experiment_ids": [experiment["experiment_id"]],
+                "filter": f"attributes.run_id = '{run_id}'",
+            },
+        )
+    )
+    assert len(found.get("runs", [])) == 1, found
+    return MlflowRun(experiment["experiment_id"], found["runs"][0])
+
+
+# --- the tests ------------------------------------------------------------------------------
+
+
+def test_the_airflow_api_refuses_unauthenticated_requests(stack: Stack):
+    assert httpx.get(f"{stack.airflow}/api/v2/dags", timeout=30).status_code in (401, 403)
+    triggered = httpx.post(
+        f"{stack.airflow}/api/v2/dags/{DAG}/dagRuns", json={"logical_date": None}, timeout=30
+    )
+    assert triggered.status_code in (401, 403)
+    forged = httpx.get(
+        f"{stack.airflow}/api/v2/dags", headers={"Authorization": "Bearer not.a.jwt"}, timeout=30
+    )
+    assert forged.status_code in (401, 403)
+    wrong = httpx.post(
+        f"{stack.airflow}/auth/token",
+        json={"username": stack.env["AIRFLOW_ADMIN_USER"], "password": "wrong-password"},
+        timeout=30,
+    )
+    assert wrong.status_code == 401
+
+
+def test_every_service_is_healthy(stack: Stack):
+    assert (
+        httpx.get(f"{stack.airflow}/api/v2/monitor/health", timeout=30).json()["metadatabase"][
+            "status"
+        ]
+        == "healthy"
+    )
+    assert httpx.get(f"{stack.mlflow}/health", timeout=30).status_code == 200
+    jupyter = f"http://127.0.0.1:{stack.env.get('JUPYTER_PORT', '8888')}"
+    assert httpx.get(f"{jupyter}/api", timeout=30).status_code == 200
+    # JupyterLab wants the token from .stack/.env.
+    assert httpx.get(f"{jupyter}/api/contents", timeout=30).status_code == 403
+    token = {"Authorization": f"token {stack.env['JUPYTER_TOKEN']}"}
+    assert (
+        httpx.get(f"{jupyter}/api/contents/notebooks", headers=token, timeout=30).status_code == 200
+    )
+
+
+@pytest.mark.timeout(RUN_TIMEOUT_S + 600)
+def test_the_rest_triggered_run_succeeds_in_every_task(rest_run: DagRun):
+    assert rest_run.states == dict.fromkeys(TASKS, "success")
+
+
+@pytest.mark.timeout(RUN_TIMEOUT_S + 600)
+def test_mlflow_holds_the_runs_per_fold_metrics(
+    stack: Stack, mlflow_run: MlflowRun, mlflow_api: httpx.Client
+):
+    ctx = stack.context()
+    metrics = {m["key"]: m["value"] for m in mlflow_run.run["data"]["metrics"]}
+    folds = ctx.config.train.folds
+    for fold in range(folds):
+        assert {f"fold{fold}_auc", f"fold{fold}_logloss"} <= set(metrics)
+    assert 0.0 <= metrics["mean_auc"] <= 1.0
+    history = _ok(
+        mlflow_api.get(
+            "/metrics/get-history", params={"run_id": mlflow_run.run_id, "metric_key": "auc"}
+        )
+    )
+    assert sorted(m["step"] for m in history["metrics"]) == list(range(folds))
+    # The server owns the artifacts (mlflow-artifacts:/), not a folder on the client side.
+    assert mlflow_run.run["info"]["artifact_uri"].startswith("mlflow-artifacts:/")
+    listed = _ok(mlflow_api.get("/artifacts/list", params={"run_id": mlflow_run.run_id}))
+    assert "fold_params.json" in {f["path"] for f in listed.get("files", [])}
+    assert not (ROOT / "mlflow-artifacts:").exists()
+
+
+@pytest.mark.timeout(RUN_TIMEOUT_S + 600)
+def test_the_paper_ledger_in_postgres_holds_the_runs_orders(
+    stack: Stack, airflow: httpx.Client, rest_run: DagRun
+):
+    ctx = stack.context()
+    paper_orders = _xcom_ref(airflow, rest_run.run_id, "paper")
+    lineage = ctx.catalog.lineage(paper_orders)
+    targets_version = lineage.inputs["targets"]
+    account = ctx.config.paper.account
+    booked = ctx.catalog.read(paper_orders)
+    conn = _ledger(stack)
+    with conn, conn.cursor() as cur:
+        cur.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' "
+            "AND table_name IN ('orders', 'fills', 'positions')"
+        )
+        assert {row[0] for row in cur.fetchall()} == {"orders", "fills", "positions"}
+        prefix = f"{account}-targets-v{targets_version}-"
+        cur.execute(
+            "SELECT o.client_order_id FROM orders o JOIN fills f USING (client_order_id) "
+            "WHERE o.account = %s AND o.client_order_id LIKE %s ORDER BY 1",
+            (account, prefix + "%"),
+        )
+        ledger_ids = [row[0] for row in cur.fetchall()]
+        cur.execute("SELECT count(*) FROM positions WHERE account = %s", (account,))
+        positions = cur.fetchone()[0]
+    conn.close()
+    assert lineage.extra["orders"] == booked.height == len(ledger_ids)
+    assert sorted(booked["client_order_id"].to_list()) == ledger_ids
+    assert positions >= (1 if ledger_ids else 0)
+
+
+@pytest.mark.timeout(RUN_TIMEOUT_S + 600)
+def test_no_secret_reaches_mlflow_datasets_logs_or_the_repository(
+    stack: Stack, airflow: httpx.Client, rest_run: DagRun, mlflow_run: MlflowRun, tmp_path: Path
+):
+    secrets = stack.secrets
+    assert {
+        "AIRFLOW_ADMIN_PASSWORD",
+        "QUANTLAB_DB_PASSWORD",
+        "AIRFLOW_FERNET_KEY",
+        "JUPYTER_TOKEN",
+    } <= set(secrets)
+
+    def leaks(text: str) -> list[str]:
+        return sorted(name for name, value in secrets.items() if value in text)
+
+    data = mlflow_run.run["data"]
+    assert leaks(json.dumps([data.get("params", []), data.get("tags", [])])) == []
+
+    ctx = stack.context()
+    chain = ctx.catalog.walk_lineage(_xcom_ref(airflow, rest_run.run_id, "paper"))
+    assert len(chain) == len(TASKS)
+    assert leaks(json.dumps([asdict(lineage) for _, lineage in chain])) == []
+    for log in sorted(ctx.config.paths.catalog.glob("*/_delta_log/*.json")):
+        assert leaks(log.read_text()) == [], log
+
+    for task in _task_instances(airflow, rest_run.run_id):
+        assert leaks(_task_log(airflow, rest_run.run_id, task)) == [], task["task_id"]
+
+    # Tracked files and untracked ones git would pick up; patterns from a file, not argv.
+    patterns = tmp_path / "patterns"
+    patterns.write_text("\n".join(secrets.values()) + "\n")
+    grep = subprocess.run(
+        ["git", "grep", "--untracked", "-I", "-F", "-l", "-f", str(patterns)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert grep.returncode == 1, f"secrets from .stack/.env found in: {grep.stdout}{grep.stderr}"
+    ignored = subprocess.run(["git", "check-ignore", "-q", str(STACK_ENV)], cwd=ROOT)
+    assert ignored.returncode == 0, ".stack/.env must be git-ignored"
+
+
+# --- the UIs in headless Chromium -----------------------------------------------------------
+
+
+class Screens:
+    """Numbered screenshots in tests/stack/artifacts/, copied to /tmp/stack-screens/."""
+
+    def __init__(self, driver):
+        self.driver = driver
+        self.count = 0
+        shutil.rmtree(ARTIFACTS, ignore_errors=True)
+        ARTIFACTS.mkdir(parents=True)
+
+    def take(self, name: str) -> Path:
+        self.count += 1
+        path = ARTIFACTS / f"{self.count:02d}-{name}.png"
+        assert self.driver.save_screenshot(str(path)), path
+        return path
+
+    def publish(self) -> None:
+        shutil.rmtree(SCREENS, ignore_errors=True)
+        shutil.copytree(ARTIFACTS, SCREENS)
+
+
+@pytest.fixture
+def browser():
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    for path in (CHROMIUM, CHROMEDRIVER):
+        if not Path(path).exists():
+            pytest.fail(
+                f"{path} is missing; install Debian's chromium and chromium-driver packages"
+            )
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--disable-gpu",
+        "--window-size=1440,900",
+    ):
+        options.add_argument(arg)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver.set_page_load_timeout(120)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+@pytest.mark.timeout(2 * RUN_TIMEOUT_S + 600)
+def test_trigger_from_the_airflow_ui_and_open_the_run_in_mlflow(
+    stack: Stack, airflow: httpx.Client, rest_run: DagRun, mlflow_run: MlflowRun, browser
+):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    wait = WebDriverWait(browser, 90)
+    screens = Screens(browser)
+    try:
+        # Any page asks for a login first.
+        browser.get(f"{stack.airflow}/dags/{DAG}")
+        wait.until(ec.visibility_of_element_located((By.NAME, "username")))
+        assert "/auth/login" in browser.current_url
+        browser.find_element(By.NAME, "username").send_keys(stack.env["AIRFLOW_ADMIN_USER"])
+        browser.find_element(By.NAME, "password").send_keys(stack.env["AIRFLOW_ADMIN_PASSWORD"])
+        screens.take("airflow-login")
+        browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+
+        trigger = wait.until(
+            ec.element_to_be_clickable((By.CSS_SELECTOR, "[data-testid=trigger-dag-button]"))
+        )
+        wait.until(ec.visibility_of_element_located((By.XPATH, "//*[normalize-space()='paper']")))
+        screens.take("airflow-research-dag")
+        before = _run_ids(airflow)
+        trigger.click()
+        submit = wait.until(
+            ec.element_to_be_clickable((By.CSS_SELECTOR, "[data-testid=trigger-dag-submit]"))
+        )
+        time.sleep(1)  # the dialog fades in
+        screens.take("airflow-trigger-dialog")
+        submit.click()
+
+        deadline = time.monotonic() + 60
+        while not (new := _run_ids(airflow) - before):
+            assert time.monotonic() < deadline, "the Trigger button created no DAG run"
+            time.sleep(2)
+        (ui_run,) = new
+        run_page = f"{stack.airflow}/dags/{DAG}/runs/{quote(ui_run, safe='')}"
+        browser.get(run_page)
+        wait.until(ec.visibility_of_element_located((By.XPATH, "//*[normalize-space()='paper']")))
+        screens.take("airflow-run-started")
+
+        _wait_for_run(airflow, ui_run)
+        states = {t["task_id"]: t["state"] for t in _task_instances(airflow, ui_run)}
+        assert states == dict.fromkeys(TASKS, "success")
+        browser.get(run_page)
+        wait.until(
+            ec.visibility_of_element_located(
+                (By.XPATH, "//*[translate(normalize-space(), 'SUCES', 'suces')='success']")
+            )
+        )
+        time.sleep(2)  # the grid draws its task squares after the header
+        screens.take("airflow-run-succeeded")
+
+        browser.set_window_size(1440, 1100)
+        browser.get(
+            f"{stack.mlflow}/#/experiments/{mlflow_run.experiment_id}/runs/{mlflow_run.run_id}"
+        )
+        wait.until(
+            ec.visibility_of_element_located(
+                (By.XPATH, "//*[contains(normalize-space(), 'walk-forward')]")
+            )
+        )
+        metric = wait.until(
+            ec.presence_of_element_located((By.XPATH, "//span[normalize-space()='mean_auc']"))
+        )
+        # MLflow 3 opens its assistant beside the run; close it to show the run itself.
+        for button in browser.find_elements(By.CSS_SELECTOR, "button[aria-label=Close]"):
+            if button.is_displayed():
+                button.click()
+        browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", metric)
+        time.sleep(2)
+        screens.take("mlflow-run-metrics")
+        browser.find_element(By.XPATH, "//button[normalize-space()='Model metrics']").click()
+        wait.until(
+            ec.visibility_of_element_located((By.XPATH, "//*[normalize-space()='fold0_auc']"))
+        )
+        time.sleep(3)  # the charts draw after their titles
+        screens.take("mlflow-model-metrics")
+    except Exception:
+        screens.take("failure")
+        raise
+    finally:
+        screens.publish()

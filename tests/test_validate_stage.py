@@ -1,0 +1,262 @@
+"""The validate stage on catalog versions: the record it writes, Data Docs, and the gate downstream.
+
+Also the Airflow side: both DAGs' `validate` task fails without retry on bad data and
+goes on once the data is fixed.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from urllib.parse import unquote
+
+import polars as pl
+import pytest
+
+from helpers import ROOT, load_sample_klines, write_config
+
+AS_OF = datetime(2023, 4, 1, tzinfo=UTC)
+BAD_AT = datetime(2023, 3, 10, 5, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def march() -> pl.DataFrame:
+    """Real BTC and ETH spot 1h klines of March 2023, the 2023-03-24 halt included."""
+    return pl.concat([load_sample_klines(s, ("2023-03",)) for s in ("BTCUSDT", "ETHUSDT")])
+
+
+@pytest.fixture
+def project(tmp_path: Path):
+    from quantlab.context import RunContext
+
+    config = write_config(tmp_path)
+    return config, RunContext.load(config)
+
+
+def _break_high(df: pl.DataFrame, at: datetime = BAD_AT) -> pl.DataFrame:
+    """BTCUSDT's candle at `at` with its high below its close: one ohlc_consistent defect."""
+    hit = (pl.col("symbol") == "BTCUSDT") & (pl.col("open_time") == at)
+    return df.with_columns(
+        pl.when(hit).then(pl.col("close") * 0.99).otherwise(pl.col("high")).alias("high")
+    )
+
+
+def _store(ctx, df: pl.DataFrame):
+    from quantlab.schema import KLINES_KEY, conform_klines
+
+    return ctx.catalog.upsert("klines", conform_klines(df), KLINES_KEY, stage="ingest")
+
+
+def test_a_clean_version_passes_with_the_halt_as_a_known_gap(project, march):
+    from quantlab import validate
+    from quantlab.quality.gate import require_passed
+
+    _, ctx = project
+    ref = _store(ctx, march)
+    checks = validate.run(ctx, ref, as_of=AS_OF)
+
+    assert checks.name == "klines_checks"
+    extra = ctx.catalog.lineage(checks).extra
+    assert extra["passed"] is True
+    assert extra["failed_checks"] == []
+    assert extra["known"] == ["known_gaps"]
+    assert extra["counts"]["known_gaps"] == 2  # 2023-03-24 13:00, BTC and ETH
+    assert "calendar_gaps" not in extra["counts"]
+    assert extra["as_of"] == AS_OF.isoformat()
+    table = ctx.catalog.read(checks)
+    assert set(table.columns) >= {"check", "severity", "success", "unexpected_count", "examples"}
+    assert set(table["dataset"]) == {"klines"} and set(table["version"]) == {ref.version}
+    known = table.filter(pl.col("check") == "known_gaps").row(0, named=True)
+    assert (known["severity"], known["success"]) == ("info", False)
+    assert "spot trading halt" in json.loads(known["examples"])[0]["outage"]
+    require_passed(ctx.catalog, ref, checks)
+
+    index = Path(extra["data_docs"])
+    assert index == ctx.config.paths.data / "data_docs" / "index.html"
+    assert "klines" in index.read_text()
+    # A static site: every page the index links to is a file beside it, so it opens from disk.
+    links = re.findall(r'href="([^"#:]+\.html)"', index.read_text())
+    assert links and all((index.parent / unquote(link)).is_file() for link in links), links
+    (page,) = (index.parent / "validations" / "klines").rglob(f"{ref}-1h.html")
+    text = page.read_text()
+    assert "known_gaps (info): bars missing from the calendar inside a known" in text
+    assert "2 unexpected values found" in text and "of 1486 total rows" in text  # zero_volume
+
+
+def test_a_failed_version_blocks_features_until_fixed(project, march):
+    from quantlab import features, validate
+    from quantlab.errors import QualityError
+    from quantlab.quality.gate import require_passed
+
+    _, ctx = project
+    bad = _store(ctx, _break_high(march))
+    with pytest.raises(QualityError) as failed:
+        validate.run(ctx, bad, as_of=AS_OF)
+    message = str(failed.value)
+    assert str(bad) in message and "ohlc_consistent: 1" in message
+    assert "Data Docs: " in message and "a retry will not help" in message
+    assert failed.value.failed_checks == ["ohlc_consistent"]
+
+    checks = ctx.catalog.latest("klines_checks")
+    extra = ctx.catalog.lineage(checks).extra
+    assert extra["passed"] is False
+    assert extra["failed_checks"] == ["ohlc_consistent"]
+    assert extra["counts"]["ohlc_consistent"] == 1
+    (row,) = extra["first_failing_rows"]["ohlc_consistent"]
+    assert (row["symbol"], row["open_time"]) == ("BTCUSDT", BAD_AT.isoformat())
+
+    with pytest.raises(QualityError, match=rf"{bad}.*ohlc_consistent \(1 rows\)"):
+        features.run(ctx, bad, checks)
+
+    fixed = _store(ctx, march)  # the corrected candle is merged in: a new version
+    assert fixed.version == bad.version + 1
+    passed = validate.run(ctx, fixed, as_of=AS_OF, data_docs=False)
+    require_passed(ctx.catalog, fixed, passed)
+    with pytest.raises(QualityError, match="not a validation of"):
+        require_passed(ctx.catalog, bad, passed)
+    assert features.run(ctx, fixed, passed).name == "features"
+
+
+def test_every_interval_of_a_version_is_validated(project, march):
+    from quantlab import validate
+    from quantlab.errors import QualityError
+
+    _, ctx = project
+    four_hourly = (
+        march.filter(pl.col("symbol") == "BTCUSDT")
+        .group_by_dynamic("open_time", every="4h", group_by=["market", "symbol"])
+        .agg(
+            pl.col("open").first(),
+            pl.col("high").max(),
+            pl.col("low").min(),
+            pl.col("close").last(),
+            pl.col("close_time").last(),
+            *[pl.col(c).sum() for c in ("volume", "quote_volume", "trades")],
+            *[pl.col(c).sum() for c in ("taker_buy_base_volume", "taker_buy_quote_volume")],
+        )
+        .with_columns(
+            pl.lit("4h").alias("interval"),
+            (pl.col("open_time") + pl.duration(hours=4) - pl.duration(milliseconds=1)).alias(
+                "close_time"
+            ),
+        )
+    )
+    ref = _store(
+        ctx,
+        pl.concat(
+            [march, _break_high(four_hourly, datetime(2023, 3, 10, 4, tzinfo=UTC))],
+            how="diagonal_relaxed",
+        ),
+    )
+    with pytest.raises(QualityError) as failed:
+        validate.run(ctx, ref, as_of=AS_OF)
+    assert failed.value.failed_checks == ["ohlc_consistent"]
+    extra = ctx.catalog.lineage(ctx.catalog.latest("klines_checks")).extra
+    (row,) = extra["first_failing_rows"]["ohlc_consistent"]
+    assert row["interval"] == "4h"
+    pages = {p.name for p in (ctx.config.paths.data / "data_docs").rglob(f"{ref}-*.html")}
+    assert pages == {f"{ref}-1h.html", f"{ref}-4h.html"}
+
+
+def test_funding_rates_and_exchange_info_versions(project):
+    from quantlab import validate
+    from quantlab.errors import QualityError
+    from quantlab.exchange.exchange_info import EXCHANGE_INFO_KEY, parse_exchange_info
+    from quantlab.exchange.funding import FUNDING_RATES_KEY, parse_funding_rates
+
+    _, ctx = project
+    fixtures = ROOT / "tests" / "fixtures" / "quality"
+    raw = json.loads((fixtures / "fundingRate_BTCUSDT_2022-11-03_2025-11-12.json").read_text())
+    funding = parse_funding_rates(raw, "BTCUSDT")
+    ref = ctx.catalog.upsert("funding_rates", funding, FUNDING_RATES_KEY, stage="ingest")
+    checks = validate.run(ctx, ref, as_of=datetime(2025, 11, 13, tzinfo=UTC))
+    assert checks.name == "funding_rates_checks"
+    assert ctx.catalog.lineage(checks).extra["passed"] is True
+
+    info = parse_exchange_info(
+        json.loads((fixtures / "exchangeInfo_spot_2023-09-08_subset.json").read_text()), "spot"
+    )
+    ref = ctx.catalog.upsert("exchange_info", info, EXCHANGE_INFO_KEY, stage="ingest")
+    extra = ctx.catalog.lineage(validate.run(ctx, ref)).extra
+    assert extra["passed"] is True
+    index = Path(extra["data_docs"]).read_text()
+    assert "funding_rates" in index and "exchange_info" in index  # both suites are listed
+    broken = info.with_columns(
+        pl.when(pl.col("symbol") == "ETHUSDT")
+        .then(pl.lit("LISTED"))
+        .otherwise("status")
+        .alias("status")
+    )
+    ref = ctx.catalog.upsert("exchange_info", broken, EXCHANGE_INFO_KEY, stage="ingest")
+    with pytest.raises(QualityError, match=rf"{ref} failed validation \(status_known: 1\)"):
+        validate.run(ctx, ref, data_docs=False)
+
+
+def test_a_dataset_without_a_suite_is_refused(project):
+    from quantlab import validate
+    from quantlab.catalog import DatasetRef
+    from quantlab.errors import DatasetNotFound
+
+    _, ctx = project
+    with pytest.raises(DatasetNotFound, match="no validation suite for dataset 'features'"):
+        validate.run(ctx, DatasetRef("features", 0), data_docs=False)
+
+
+def test_cli_validates_a_catalog_version(project, march, capsys):
+    from quantlab.cli import main
+
+    config, ctx = project
+    good = _store(ctx, march)
+    args = ["--config", str(config), "data", "validate", "klines", "--as-of", "2023-04-01"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert f"{good}: recorded as klines_checks@v0" in out
+    assert "KNOWN   known_gaps: 2" in out and "Data Docs: " in out
+
+    bad = _store(ctx, _break_high(march))
+    assert main([*args, "--version", str(bad.version), "--no-data-docs"]) == 1
+    out = capsys.readouterr().out
+    assert "ERROR   ohlc_consistent: 1 unexpected" in out and "Data Docs" not in out
+
+    assert main(["--config", str(config), "data", "validate", "nope"]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def _dag(name: str, monkeypatch):
+    """A DAG file loaded as Airflow would, with the run's data interval ending at AS_OF."""
+    spec = importlib.util.spec_from_file_location(f"dag_{name}", ROOT / "dags" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    if hasattr(module, "_interval"):  # market_data reads the interval from the task context
+        monkeypatch.setattr(module, "_interval", lambda: (AS_OF - timedelta(hours=1), AS_OF))
+    return getattr(module, name)()
+
+
+@pytest.mark.parametrize("dag_id", ["research", "market_data"])
+def test_airflow_validate_task_fails_without_retry_until_fixed(dag_id, project, march, monkeypatch):
+    from airflow.sdk.exceptions import AirflowFailException
+
+    config, ctx = project
+    monkeypatch.setenv("QUANTLAB_CONFIG", str(config))
+    task = _dag(dag_id, monkeypatch).get_task("validate")
+    assert task.retries == 0
+    if dag_id == "research":
+        call = lambda ref: task.python_callable(ref.to_dict())  # noqa: E731
+    else:
+        call = lambda ref: task.python_callable([])  # noqa: E731 (validates the latest klines)
+
+    bad = _store(ctx, _break_high(march))
+    with pytest.raises(AirflowFailException) as failed:
+        call(bad)
+    text = str(failed.value)
+    assert f"{bad} failed validation (ohlc_consistent: 1)" in text
+    assert "klines validation FAILED" in text and "Data Docs: " in text
+
+    fixed = _store(ctx, march)
+    out = call(fixed)
+    checks = out if dag_id == "research" else out["klines_checks"]
+    assert checks["name"] == "klines_checks"
+    assert ctx.catalog.lineage(ctx.catalog.latest("klines_checks")).extra["passed"] is True
