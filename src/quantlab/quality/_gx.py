@@ -173,6 +173,38 @@ def columns_check(expected: Sequence[str]) -> Check:
     return Check("columns_match", "error", exp, describe=describe, text=text)
 
 
+def check_dtypes(df: pl.DataFrame, schema: dict[str, pl.DataType], dataset: str, fix: str) -> None:
+    """Raise SchemaError for a column whose type is not the schema's (any UTC Datetime unit passes)."""
+    from quantlab.errors import SchemaError
+
+    for name, want in schema.items():
+        if name not in df.columns:
+            continue
+        got = df.schema[name]
+        ok = (
+            isinstance(got, pl.Datetime) and got.time_zone == "UTC"
+            if isinstance(want, pl.Datetime)
+            else got == want
+        )
+        if not ok:
+            raise SchemaError(f"{dataset} column {name!r} is {got}, expected {want}; {fix}")
+
+
+def unique_key_check(
+    key: Sequence[str], text: str, show: Sequence[str], duplicated: pl.Expr | None = None
+) -> Check:
+    """One row per key; `duplicated` may be a precomputed flag column, else the key is hashed here."""
+    dupes = duplicated if duplicated is not None else pl.struct(list(key)).is_duplicated()
+    return Check(
+        "unique_key",
+        "error",
+        expectation("unique_key", "ExpectCompoundColumnsToBeUnique", column_list=list(key)),
+        suspect=dupes | pl.any_horizontal(pl.col(k).is_null() for k in key),
+        show=tuple(show),
+        text=text,
+    )
+
+
 def not_null_check(column: str, show: tuple[str, ...] = ()) -> Check:
     name = f"not_null.{column}"
     return Check(

@@ -20,6 +20,7 @@ from quantlab.quality._gx import (
     not_null_check,
     run_checks,
     true_check,
+    unique_key_check,
 )
 from quantlab.quality.report import ValidationReport
 
@@ -94,16 +95,10 @@ def _build_checks(columns: list[str]) -> list[Check]:
     return [
         columns_check([*EXCHANGE_INFO_SCHEMA, *[c for c in columns if c.startswith(HELPER)]]),
         *[not_null_check(c, at) for c in _REQUIRED],
-        Check(
-            "unique_key",
-            "error",
-            expectation(
-                "unique_key", "ExpectCompoundColumnsToBeUnique", column_list=list(EXCHANGE_INFO_KEY)
-            ),
-            suspect=pl.struct(EXCHANGE_INFO_KEY).is_duplicated()
-            | pl.any_horizontal(pl.col(k).is_null() for k in EXCHANGE_INFO_KEY),
+        unique_key_check(
+            EXCHANGE_INFO_KEY,
+            "one row per market and symbol",
             show=(*at, "status"),
-            text="one row per market and symbol",
         ),
         Check(
             "market_known",

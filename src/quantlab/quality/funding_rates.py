@@ -13,17 +13,19 @@ from datetime import datetime
 import polars as pl
 
 from quantlab.config import ValidateConfig
-from quantlab.errors import ConfigError, SchemaError
+from quantlab.errors import ConfigError
 from quantlab.exchange.funding import FUNDING_RATES_KEY, FUNDING_RATES_SCHEMA
 from quantlab.quality._gx import (
     HELPER,
     Check,
     between_check,
+    check_dtypes,
     columns_check,
     expectation,
     not_null_check,
     run_checks,
     true_check,
+    unique_key_check,
     year_bounds_ms,
 )
 from quantlab.quality.report import ValidationReport
@@ -56,7 +58,12 @@ def validate_funding_rates(
     cfg = cfg or ValidateConfig()
     if as_of is not None and as_of.tzinfo is None:
         raise ConfigError(f"as_of {as_of} has no time zone; pass an aware UTC datetime")
-    _check_dtypes(df)
+    check_dtypes(
+        df,
+        FUNDING_RATES_SCHEMA,
+        "funding_rates",
+        "build the frame with quantlab.exchange.funding.parse_funding_rates",
+    )
     if not all(c in df.columns for c in FUNDING_RATES_SCHEMA):
         return run_checks("funding_rates", df, [columns_check(list(FUNDING_RATES_SCHEMA))])
     as_of_ms = None if as_of is None else int(as_of.timestamp() * 1000)
@@ -65,23 +72,6 @@ def validate_funding_rates(
     if not row_order:
         checks = [c for c in checks if c.name != "funding_time_increasing"]
     return run_checks("funding_rates", data, checks, times=_TIMES, screen=screen)
-
-
-def _check_dtypes(df: pl.DataFrame) -> None:
-    for name, want in FUNDING_RATES_SCHEMA.items():
-        if name not in df.columns:
-            continue
-        got = df.schema[name]
-        ok = (
-            isinstance(got, pl.Datetime) and got.time_zone == "UTC"
-            if isinstance(want, pl.Datetime)
-            else got == want
-        )
-        if not ok:
-            raise SchemaError(
-                f"funding_rates column {name!r} is {got}, expected {want}; "
-                "build the frame with quantlab.exchange.funding.parse_funding_rates"
-            )
 
 
 def _prepare(df: pl.DataFrame, cfg: ValidateConfig, as_of_ms: int | None) -> pl.DataFrame:
@@ -135,18 +125,10 @@ def _build_checks(cfg: ValidateConfig, columns: list[str], as_of_ms: int | None)
     checks = [
         columns_check([*FUNDING_RATES_SCHEMA, *[c for c in columns if c.startswith(d)]]),
         *[not_null_check(c, at) for c in _REQUIRED],
-        Check(
-            "unique_key",
-            "error",
-            expectation(
-                "unique_key",
-                "ExpectCompoundColumnsToBeUnique",
-                column_list=list(FUNDING_RATES_KEY),
-            ),
-            suspect=pl.struct(FUNDING_RATES_KEY).is_duplicated()
-            | pl.any_horizontal(pl.col(k).is_null() for k in FUNDING_RATES_KEY),
+        unique_key_check(
+            FUNDING_RATES_KEY,
+            "one record per market, symbol and funding_time",
             show=(*at, "funding_rate"),
-            text="one record per market, symbol and funding_time",
         ),
         Check(
             "market_is_futures",

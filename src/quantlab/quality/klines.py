@@ -20,19 +20,21 @@ from datetime import datetime
 import polars as pl
 
 from quantlab.config import ValidateConfig
-from quantlab.errors import ConfigError, SchemaError
+from quantlab.errors import ConfigError
 from quantlab.quality._gx import (
     HELPER,
     MAX_EXAMPLES,
     SCREEN,
     Check,
     between_check,
+    check_dtypes,
     columns_check,
     expectation,
     iso_ms,
     not_null_check,
     run_checks,
     true_check,
+    unique_key_check,
     year_bounds_ms,
 )
 from quantlab.quality._kline_columns import PRICES, SERIES_KEY, prepare_columns
@@ -78,7 +80,12 @@ def validate_klines(
     if as_of is not None and as_of.tzinfo is None:
         raise ConfigError(f"as_of {as_of} has no time zone; pass an aware UTC datetime")
     step = INTERVAL_MS[interval]
-    _check_dtypes(df)
+    check_dtypes(
+        df,
+        KLINES_SCHEMA,
+        "klines",
+        "cast the frame with quantlab.schema.conform_klines before validating it",
+    )
     if all(c in df.columns for c in KLINES_SCHEMA):
         as_of_ms = None if as_of is None else int(as_of.timestamp() * 1000)
         data = prepare_columns(df, step, cfg, outages, as_of_ms, row_order)
@@ -90,23 +97,6 @@ def validate_klines(
         data = df
         checks = [columns_check(list(KLINES_SCHEMA))]
     return run_checks("klines", data, checks, times=_SHOWN_AS_TIME, screen=screen)
-
-
-def _check_dtypes(df: pl.DataFrame) -> None:
-    for name, want in KLINES_SCHEMA.items():
-        if name not in df.columns:
-            continue
-        got = df.schema[name]
-        ok = (
-            isinstance(got, pl.Datetime) and got.time_zone == "UTC"
-            if isinstance(want, pl.Datetime)
-            else got == want
-        )
-        if not ok:
-            raise SchemaError(
-                f"klines column {name!r} is {got}, expected {want}; "
-                "cast the frame with quantlab.schema.conform_klines before validating it"
-            )
 
 
 def _build_checks(
@@ -124,16 +114,11 @@ def _build_checks(
     checks = [
         columns_check([*KLINES_SCHEMA, *[c for c in columns if c.startswith(d)]]),
         *[not_null_check(c) for c in KLINES_SCHEMA],
-        Check(
-            "unique_key",
-            "error",
-            expectation(
-                "unique_key", "ExpectCompoundColumnsToBeUnique", column_list=list(KLINES_KEY)
-            ),
-            suspect=pl.col(f"{SCREEN}duplicate")
-            | pl.any_horizontal(pl.col(k).is_null() for k in KLINES_KEY),
+        unique_key_check(
+            KLINES_KEY,
+            "one candle per market, symbol, interval and open_time",
             show=KLINES_KEY,
-            text="one candle per market, symbol, interval and open_time",
+            duplicated=pl.col(f"{SCREEN}duplicate"),
         ),
         Check(
             "interval_matches",
