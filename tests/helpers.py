@@ -14,7 +14,8 @@ SAMPLE = ROOT / "data" / "sample"
 
 def load_sample_klines(symbol: str, months: tuple[str, ...] | None = None) -> pl.DataFrame:
     """Real spot 1h klines of `symbol` from the shipped monthly zips, optionally only some months (YYYY-MM)."""
-    from quantlab.schema import BINANCE_KLINE_FIELDS, normalize_klines
+    from quantlab.exchange._klines_csv import read_kline_csv
+    from quantlab.schema import normalize_klines
 
     folder = SAMPLE / "data" / "spot" / "monthly" / "klines" / symbol / "1h"
     zips = sorted(folder.glob(f"{symbol}-1h-*.zip"))
@@ -25,14 +26,8 @@ def load_sample_klines(symbol: str, months: tuple[str, ...] | None = None) -> pl
     for path in zips:
         with zipfile.ZipFile(path) as zf:
             (name,) = zf.namelist()
-            parts.append(
-                pl.read_csv(
-                    zf.read(name),
-                    has_header=False,
-                    new_columns=list(BINANCE_KLINE_FIELDS),
-                    schema_overrides={f: pl.String() for f in BINANCE_KLINE_FIELDS},
-                )
-            )
+            # The production reader: it also turns the 2025+ spot files' µs into ms.
+            parts.append(read_kline_csv(zf.read(name), str(path)))
     return normalize_klines(pl.concat(parts), "spot", symbol, "1h")
 
 

@@ -2,39 +2,23 @@
 
 from __future__ import annotations
 
-import zipfile
 from pathlib import Path
 
 import polars as pl
 import pytest
 
-from quantlab.schema import BINANCE_KLINE_FIELDS, normalize_klines
+import helpers
 
 SAMPLE = Path(__file__).resolve().parents[2] / "data" / "sample"
 SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
 
 
-def load_sample_klines(symbol: str, interval: str = "1h") -> pl.DataFrame:
-    """The 2023-2024 monthly bulk zips of one spot symbol (headerless 12-column CSVs, ms).
+SAMPLE_MONTHS = tuple(f"{y}-{m:02d}" for y in (2023, 2024) for m in range(1, 13))
 
-    Later spot files store µs (see test_files.py for those), so they are left out here.
-    """
-    folder = SAMPLE / "data" / "spot" / "monthly" / "klines" / symbol / interval
-    zips = sorted(folder.glob(f"{symbol}-{interval}-202[34]-*.zip"))
-    assert zips, f"no sample klines under {folder}"
-    parts = []
-    for path in zips:
-        with zipfile.ZipFile(path) as zf:
-            (name,) = zf.namelist()
-            parts.append(
-                pl.read_csv(
-                    zf.read(name),
-                    has_header=False,
-                    new_columns=list(BINANCE_KLINE_FIELDS),
-                    schema_overrides={f: pl.String() for f in BINANCE_KLINE_FIELDS},
-                )
-            )
-    return normalize_klines(pl.concat(parts), "spot", symbol, interval)
+
+def load_sample_klines(symbol: str) -> pl.DataFrame:
+    """The 2023-2024 monthly bulk zips of one spot symbol (later files are tested in test_files.py)."""
+    return helpers.load_sample_klines(symbol, SAMPLE_MONTHS)
 
 
 @pytest.fixture(scope="session")
