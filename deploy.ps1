@@ -74,9 +74,21 @@ function Get-NativeOutput {
     return $output
 }
 
+function Get-ProfileArguments {
+    # AIRFLOW_EXECUTOR in .env picks the executor; CeleryExecutor also needs the `celery` profile
+    # (Redis and the workers), so every compose call gets it and the two never disagree.
+    if (-not (Test-Path -LiteralPath $EnvFile)) { return @() }
+    $executor = Get-EnvValue 'AIRFLOW_EXECUTOR' 'LocalExecutor'
+    switch ($executor) {
+        'LocalExecutor' { return @() }
+        'CeleryExecutor' { return @('--profile', 'celery') }
+        default { throw "AIRFLOW_EXECUTOR in $EnvFile is '$executor'; set it to LocalExecutor or CeleryExecutor." }
+    }
+}
+
 function Get-ComposeArguments {
     param([string[]]$Arguments)
-    return @('compose', '--project-directory', $ProjectRoot, '--file', $ComposeFile, '--env-file', $EnvFile) + $Arguments
+    return @('compose', '--project-directory', $ProjectRoot, '--file', $ComposeFile, '--env-file', $EnvFile) + @(Get-ProfileArguments) + $Arguments
 }
 
 function Invoke-Compose {

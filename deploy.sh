@@ -44,8 +44,22 @@ require_env() {
   [[ -f "$ENV_FILE" ]] || die "$ENV_FILE does not exist. Run ./deploy.sh init (or start) first."
 }
 
+# AIRFLOW_EXECUTOR in .env picks the executor; CeleryExecutor also needs the `celery` profile
+# (Redis and the workers), so every compose call gets it and the two never disagree.
+profile_args() {
+  [[ -f "$ENV_FILE" ]] || return 0
+  case "$(env_value AIRFLOW_EXECUTOR LocalExecutor)" in
+    LocalExecutor) ;;
+    CeleryExecutor) printf '%s\n' --profile celery ;;
+    *) die "AIRFLOW_EXECUTOR in $ENV_FILE is '$(env_value AIRFLOW_EXECUTOR '')'; set it to LocalExecutor or CeleryExecutor." ;;
+  esac
+}
+
 compose() {
-  docker compose --project-directory "$ROOT" --file "$COMPOSE_FILE" --env-file "$ENV_FILE" "$@"
+  local profiles
+  profiles="$(profile_args)" || exit 1
+  # shellcheck disable=SC2086 # word splitting of the two profile words is wanted
+  docker compose --project-directory "$ROOT" --file "$COMPOSE_FILE" --env-file "$ENV_FILE" $profiles "$@"
 }
 
 random_hex() {

@@ -231,11 +231,13 @@ def test_airflow_components_share_one_configuration(services):
         "airflow-scheduler",
         "airflow-dag-processor",
         "airflow-triggerer",
+        "airflow-worker",
     }
     shared = environment(services["airflow-apiserver"])
     for name, service in airflow.items():
         env = environment(service)
-        assert env["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor"
+        assert env["AIRFLOW__CORE__EXECUTOR"] == "${AIRFLOW_EXECUTOR:-LocalExecutor}"
+        assert env["AIRFLOW__CELERY__BROKER_URL"] == "redis://redis:6379/0"
         assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].startswith("postgresql+psycopg2://")
         assert "@postgres:5432/" in env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
         assert (
@@ -259,6 +261,7 @@ def test_airflow_components_share_one_configuration(services):
     assert commands["airflow-scheduler"] == "scheduler"
     assert commands["airflow-dag-processor"] == "dag-processor"
     assert commands["airflow-triggerer"] == "triggerer"
+    assert commands["airflow-worker"] == "celery worker"
     init_script = "\n".join(commands["airflow-init"])
     assert "airflow db migrate" in init_script
     assert "SIMPLE_AUTH_MANAGER_PASSWORDS_FILE" in init_script
@@ -268,6 +271,35 @@ def test_airflow_components_share_one_configuration(services):
     health = " ".join(services["airflow-apiserver"]["healthcheck"]["test"])
     assert "http://localhost:8080/api/v2/monitor/health" in health
     assert environment(services["jupyter"])["QUANTLAB_CONFIG"] == "/opt/quantlab/configs/stack.yaml"
+
+
+def test_celery_profile_adds_redis_and_workers_that_scale(compose, services):
+    profiled = {name: s["profiles"] for name, s in services.items() if "profiles" in s}
+    assert profiled == {"redis": ["celery"], "airflow-worker": ["celery"]}, (
+        "only Redis and the workers are optional; the default stack runs the LocalExecutor"
+    )
+    worker = services["airflow-worker"]
+    # A fixed container name or a published host port would make `--scale airflow-worker=N` fail.
+    assert "container_name" not in worker and not worker.get("ports")
+    assert worker["deploy"]["replicas"] == "${AIRFLOW_WORKERS:-1}"
+    assert "AIRFLOW_WORKERS" in env_example() and "AIRFLOW_EXECUTOR" in env_example()
+    assert env_example()["AIRFLOW_EXECUTOR"] == "LocalExecutor"
+    assert worker["depends_on"]["redis"]["condition"] == "service_healthy"
+    assert "inspect ping" in " ".join(worker["healthcheck"]["test"])
+    assert environment(worker)["MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
+    # The scheduler queues on Redis when it is there and starts without it when it is not.
+    assert services["airflow-scheduler"]["depends_on"]["redis"] == {
+        "condition": "service_healthy",
+        "required": False,
+    }
+    redis = services["redis"]
+    assert not redis.get("ports"), "the broker stays on the compose network"
+    result_backend = environment(worker)["AIRFLOW__CELERY__RESULT_BACKEND"]
+    assert result_backend.startswith("db+postgresql://") and "@postgres:5432/" in result_backend
+    dockerfile = (ROOT / "infra" / "Dockerfile").read_text()
+    assert re.search(r'python -c "import [^"]*\bairflow\.providers\.celery\b', dockerfile), (
+        "the image build must fail if the Celery provider is missing"
+    )
 
 
 def test_mlflow_serves_artifacts_from_a_volume_and_stores_runs_in_postgres(services):
@@ -325,15 +357,20 @@ def test_base_images_match_uv_lock():
     ],
 )
 def test_dockerfile_lock_export_holds_what_the_image_needs(dockerfile, wanted, tmp_path):
-    uv = shutil.which("uv")
-    if not uv:
+    # The Makefile installs uv with pip when it is not on PATH: then it is `python3 -m uv`.
+    uv = (
+        [found]
+        if (found := shutil.which("uv"))
+        else [shutil.which("python3") or "python3", "-m", "uv"]
+    )
+    if subprocess.run([*uv, "--version"], capture_output=True).returncode != 0:
         pytest.skip("uv is not installed")
     run = " ".join((ROOT / dockerfile).read_text().replace("\\\n", " ").split())
     args = re.search(r" export --project /tmp/lock (.+?) --output-file ", run)
     assert args, f"{dockerfile} should export uv.lock with `uv export --project /tmp/lock ...`"
     out = tmp_path / "requirements.txt"
     subprocess.run(
-        [uv, "export", "--project", str(ROOT), *args.group(1).split(), "--output-file", str(out)],
+        [*uv, "export", "--project", str(ROOT), *args.group(1).split(), "--output-file", str(out)],
         check=True,
         capture_output=True,
     )

@@ -73,7 +73,7 @@ case "$1" in
 esac
 while [ $# -gt 0 ]; do
   case "$1" in
-    --project-directory|--file|--env-file) shift 2 ;;
+    --project-directory|--file|--env-file|--profile) shift 2 ;;
     *) break ;;
   esac
 done
@@ -259,6 +259,38 @@ def test_command_runs_its_compose_call(deploy, args, compose_call):
     result = deploy.run(*args)
     assert result.returncode == 0, result.stderr
     assert deploy.compose_calls()[-1] == compose_call
+
+
+def test_celery_executor_brings_the_celery_profile_into_every_compose_call(deploy):
+    assert deploy.run("init").returncode == 0
+    env_file = deploy.project / ".env"
+    env_file.write_text(
+        env_file.read_text().replace(
+            "AIRFLOW_EXECUTOR=LocalExecutor", "AIRFLOW_EXECUTOR=CeleryExecutor"
+        )
+    )
+    deploy.states.write_text(
+        HEALTHY + "redis running healthy 0\nairflow-worker running healthy 0\n"
+    )
+    result = deploy.run("start")
+    assert result.returncode == 0, result.stderr
+    calls = deploy.compose_calls()
+    assert ["--profile", "celery", "up", "-d", "--build"] in calls
+    assert all(call[:2] == ["--profile", "celery"] for call in calls), calls
+    assert deploy.run("status").returncode == 0
+    assert deploy.compose_calls()[-1] == ["--profile", "celery", "ps", "--all"]
+
+
+def test_an_unknown_executor_is_a_clear_error(deploy):
+    assert deploy.run("init").returncode == 0
+    env_file = deploy.project / ".env"
+    env_file.write_text(
+        env_file.read_text().replace("AIRFLOW_EXECUTOR=LocalExecutor", "AIRFLOW_EXECUTOR=Celery")
+    )
+    result = deploy.run("status")
+    assert result.returncode != 0
+    assert "AIRFLOW_EXECUTOR" in result.stderr and "CeleryExecutor" in result.stderr
+    assert ["ps", "--all"] not in deploy.compose_calls()
 
 
 def test_commands_other_than_init_and_start_need_env(deploy):
@@ -453,6 +485,21 @@ def test_deploy_ps1_dispatches_each_command_to_its_compose_call(ps1):
     assert "$arguments += $Name" in text(defined["Show-StackLogs"])
     remove = command_names(defined["Remove-Stack"])
     assert remove.index("Read-Host") < remove.index("Invoke-Compose"), "clean asks before deleting"
+
+
+def test_deploy_ps1_adds_the_celery_profile_for_the_celery_executor(ps1):
+    _, _, root = ps1
+    defined = functions(root)
+    assert "Get-ProfileArguments" in text(defined["Get-ComposeArguments"])
+    profile = defined["Get-ProfileArguments"]
+    assert ["--profile", "celery"] in string_arrays(profile)
+    clauses = {
+        unquote(text(c.children[0])): text(c) for c in walk(profile) if c.type == "switch_clause"
+    }
+    assert set(clauses) == {"LocalExecutor", "CeleryExecutor", "default"}
+    assert "'--profile', 'celery'" in clauses["CeleryExecutor"]
+    assert "--profile" not in clauses["LocalExecutor"]
+    assert "throw" in clauses["default"], "an unknown executor must be an error"
 
 
 def test_deploy_ps1_checks_docker_before_any_command(ps1):
