@@ -44,7 +44,13 @@ _START = _SETTINGS.get("start_date", "2024-01-01")
 
 
 def _ctx():
+    """The run context; first, Airflow's log masker hides every secret quantlab reads."""
+    from airflow.sdk.log import mask_secret
+
     from quantlab.context import RunContext
+    from quantlab.secrets import add_masker
+
+    add_masker(mask_secret)
 
     return RunContext.load()
 

@@ -62,3 +62,43 @@ def test_extends_cycle_is_an_error(tmp_path):
     (tmp_path / "b.yaml").write_text("extends: a.yaml\n")
     with pytest.raises(ConfigError, match="extends itself"):
         load_config(tmp_path / "a.yaml")
+
+
+def test_secret_variables_a_config_expands_go_to_the_log_maskers(tmp_path, monkeypatch):
+    from quantlab import secrets
+
+    seen: list[str] = []
+    monkeypatch.setattr(secrets, "_maskers", [seen.append])
+    monkeypatch.setenv("LEDGER_PASSWORD", "pw-0123456789")
+    monkeypatch.setenv("LEDGER_USER", "quant")
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(
+        "paper:\n  ledger_url: postgresql://${LEDGER_USER}:${LEDGER_PASSWORD}@db:5432/q\n"
+    )
+    assert load_config(cfg).paper.ledger_url == "postgresql://quant:pw-0123456789@db:5432/q"
+    assert seen == ["pw-0123456789"]  # the password, not the user name
+
+
+@pytest.mark.parametrize(
+    ("artifacts", "kept"),
+    [("mlflow-artifacts:/", True), ("s3://bucket/ql", True), ("experiments/a", False)],
+)
+def test_artifact_uris_stay_uris_and_paths_become_absolute(tmp_path, artifacts, kept):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"tracking:\n  artifacts: {artifacts}\n")
+    resolved = load_config(cfg).tracking.artifacts
+    assert (resolved == artifacts) is kept
+    if not kept:
+        assert resolved.startswith("/") and resolved.endswith("experiments/a")
+
+
+def test_quantlab_home_moves_outputs_but_the_shipped_sample_stays_readable(tmp_path, monkeypatch):
+    from quantlab.config import PROJECT_ROOT
+
+    monkeypatch.setenv("QUANTLAB_HOME", str(tmp_path))
+    cfg = load_config(DEFAULT_CONFIG)
+    assert cfg.paths.data == tmp_path / "data"
+    assert cfg.exchange.replay_root == PROJECT_ROOT / "data" / "sample"
+    # A home folder with its own sample uses it.
+    (tmp_path / "data" / "sample").mkdir(parents=True)
+    assert load_config(DEFAULT_CONFIG).exchange.replay_root == tmp_path / "data" / "sample"

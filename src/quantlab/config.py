@@ -18,11 +18,16 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from quantlab import secrets
 from quantlab.errors import ConfigError
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_CONFIG = PROJECT_ROOT / "configs" / "default.yaml"
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+# Variables whose values are handed to the log maskers when a config expands them.
+_SECRET_VAR = re.compile(r"PASSWORD|SECRET|TOKEN|API_KEY|FERNET", re.IGNORECASE)
+# A URI scheme of two or more characters, so a Windows drive letter stays a path.
+_URI_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:")
 
 
 class _Model(BaseModel):
@@ -324,6 +329,8 @@ def _expand_env(value: object) -> object:
         def sub(m: re.Match[str]) -> str:
             name, default = m.group(1), m.group(2)
             if name in os.environ:
+                if _SECRET_VAR.search(name):  # e.g. the ledger password inside paper.ledger_url
+                    secrets.mask(os.environ[name])
                 return os.environ[name]
             if default is not None:
                 return default
@@ -342,6 +349,22 @@ def _expand_env(value: object) -> object:
 
 def _resolve(path: Path, root: Path) -> Path:
     return path if path.is_absolute() else (root / path).resolve()
+
+
+def _resolve_input(path: Path, root: Path) -> Path:
+    """A read-only input (the replay sample): under `root` when there, else the project's own.
+
+    `QUANTLAB_HOME` moves everything quantlab writes; inputs shipped with the project, such
+    as data/sample, stay readable when the home folder does not carry a copy.
+    """
+    resolved = _resolve(path, root)
+    shipped = _resolve(path, PROJECT_ROOT)
+    return resolved if resolved.exists() or not shipped.exists() else shipped
+
+
+def _is_uri(location: str) -> bool:
+    """`s3://...`, `mlflow-artifacts:/...`, `file:///...`: a URI, not a local path (`C:\\x` is a path)."""
+    return _URI_SCHEME.match(location) is not None
 
 
 def _resolve_url(url: str, root: Path) -> str:
@@ -406,16 +429,16 @@ def load_config(path: str | Path | None = None) -> Config:
                 experiments=_resolve(cfg.paths.experiments, root),
             ),
             "exchange": cfg.exchange.model_copy(
-                update={"replay_root": _resolve(cfg.exchange.replay_root, root)}
+                update={"replay_root": _resolve_input(cfg.exchange.replay_root, root)}
             ),
             "paper": cfg.paper.model_copy(
                 update={"ledger_url": _resolve_url(cfg.paper.ledger_url, root)}
             ),
             "tracking": TrackingConfig(
                 uri=_resolve_url(cfg.tracking.uri, root),
-                artifacts=str(_resolve(Path(cfg.tracking.artifacts), root))
-                if "://" not in cfg.tracking.artifacts
-                else cfg.tracking.artifacts,
+                artifacts=cfg.tracking.artifacts
+                if _is_uri(cfg.tracking.artifacts)
+                else str(_resolve(Path(cfg.tracking.artifacts), root)),
             ),
         }
     )

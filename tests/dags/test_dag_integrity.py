@@ -78,3 +78,32 @@ def test_parsing_does_no_db_or_network_work_and_no_heavy_imports(dag_file, tmp_p
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["events"] == [], f"{dag_file} touched a DB or the network at parse time"
     assert result["heavy"] == [], f"{dag_file} imports {result['heavy']} at parse time"
+
+
+@pytest.mark.parametrize("dag_file", ["research.py", "market_data.py"])
+def test_tasks_register_airflows_log_masker_before_reading_config(dag_file, tmp_path, monkeypatch):
+    """A secret a task's config expands (here the ledger password) is redacted in task logs."""
+    import importlib.util
+
+    from airflow.sdk.log import redact
+
+    from quantlab import secrets
+
+    monkeypatch.setattr(secrets, "_maskers", [])
+    password = f"ledger-pw-{tmp_path.name}-0123456789"
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        f"extends: {ROOT / 'configs' / 'default.yaml'}\n"
+        "paper:\n  ledger_url: postgresql://q:${QL_TEST_DB_PASSWORD}@127.0.0.1:5432/q\n"
+    )
+    monkeypatch.setenv("QL_TEST_DB_PASSWORD", password)
+    monkeypatch.setenv("QUANTLAB_CONFIG", str(config))
+    spec = importlib.util.spec_from_file_location(f"_dag_{dag_file[:-3]}", DAGS / dag_file)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+
+    # A fresh value: unknown to the masker until the task loads its config.
+    assert redact(f"connecting with {password}") == f"connecting with {password}"
+    ctx = module._ctx()
+    assert password in ctx.config.paper.ledger_url
+    assert redact(f"connecting with {password}") == "connecting with ***"
