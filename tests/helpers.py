@@ -1,7 +1,10 @@
-"""Test helpers: the real shipped klines, and an isolated project config."""
+"""Test helpers: the real shipped klines, an isolated project config, and `airflow dags test`."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -54,3 +57,29 @@ def write_config(tmp: Path, **overrides: dict) -> Path:
     path = tmp / "config.yaml"
     path.write_text(yaml.safe_dump(cfg))
     return path
+
+
+def airflow_dags_test(
+    home: Path, dag_id: str, *args: str, env: dict[str, str], timeout: int = 600
+) -> subprocess.CompletedProcess:
+    """`airflow dags test DAG_ID ARGS` on a fresh SQLite metadata DB in `home` (its AIRFLOW_HOME).
+
+    `env` adds to the environment (e.g. QUANTLAB_CONFIG). The DB is `home / "airflow.db"`.
+    """
+    environ = {
+        **os.environ,
+        **env,
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+    }
+    airflow = str(Path(sys.executable).parent / "airflow")
+
+    def run(*argv: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [airflow, *argv], env=environ, cwd=ROOT, capture_output=True, text=True, timeout=timeout
+        )
+
+    migrate = run("db", "migrate")
+    assert migrate.returncode == 0, migrate.stderr[-3000:]
+    return run("dags", "test", dag_id, *args)

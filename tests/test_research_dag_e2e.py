@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 import polars as pl
 import pytest
 
-from helpers import write_config
+from helpers import airflow_dags_test, write_config
 
 ROOT = Path(__file__).resolve().parents[1]
 STAGES = [
@@ -26,31 +23,11 @@ STAGES = [
 ]
 
 
-def _airflow(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [str(Path(sys.executable).parent / "airflow"), *args],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-
-
 @pytest.fixture(scope="module")
 def dag_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("e2e")
     config = write_config(tmp)
-    env = {
-        **os.environ,
-        "QUANTLAB_CONFIG": str(config),
-        "AIRFLOW_HOME": str(tmp / "airflow"),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-    }
-    migrate = _airflow(["db", "migrate"], env)
-    assert migrate.returncode == 0, migrate.stderr[-3000:]
-    result = _airflow(["dags", "test", "research"], env)
+    result = airflow_dags_test(tmp / "airflow", "research", env={"QUANTLAB_CONFIG": str(config)})
     with sqlite3.connect(tmp / "airflow" / "airflow.db") as db:
         states = dict(db.execute("SELECT task_id, state FROM task_instance").fetchall())
     return config, result, states

@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import os
 import sqlite3
-import subprocess
-import sys
 from datetime import UTC, datetime
-from pathlib import Path
 
 import polars as pl
 import pytest
 import yaml
 from polars.testing import assert_frame_equal
 
-from helpers import write_config
-from ingest.support import ROOT, source_klines, stored
+from helpers import airflow_dags_test, write_config
+from ingest.support import source_klines, stored
 
 LOGICAL_DATE = "2024-06-01T01:00:00+00:00"
 MARKETS = {
@@ -28,34 +24,19 @@ MARKETS = {
 }
 
 
-def _airflow(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [str(Path(sys.executable).parent / "airflow"), *args],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-
-
 @pytest.fixture(scope="module")
 def dag_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("market_data")
     config = write_config(tmp)
     markets = tmp / "markets.yaml"
     markets.write_text(yaml.safe_dump(MARKETS))
-    env = {
-        **os.environ,
-        "QUANTLAB_CONFIG": str(config),
-        "QUANTLAB_MARKETS": str(markets),
-        "AIRFLOW_HOME": str(tmp / "airflow"),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-    }
-    migrate = _airflow(["db", "migrate"], env)
-    assert migrate.returncode == 0, migrate.stderr[-3000:]
-    result = _airflow(["dags", "test", "market_data", LOGICAL_DATE], env)
+    result = airflow_dags_test(
+        tmp / "airflow",
+        "market_data",
+        LOGICAL_DATE,
+        env={"QUANTLAB_CONFIG": str(config), "QUANTLAB_MARKETS": str(markets)},
+        timeout=300,
+    )
     with sqlite3.connect(tmp / "airflow" / "airflow.db") as db:
         states = db.execute(
             "SELECT task_id, map_index, rendered_map_index, state FROM task_instance"
