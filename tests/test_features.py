@@ -200,6 +200,14 @@ def test_bad_input_is_a_schema_error(bars):
         build_features(mixed, CFG)
 
 
+def test_an_interval_the_caller_selected_skips_reading_it_and_changes_nothing(bars, everything):
+    """The stage passes the interval it loaded; the result is the one read from the column."""
+    given = build_features(bars.drop("interval"), EVERYTHING, _funding(), interval="1h")
+    assert_frame_equal(given, everything, check_exact=True)
+    with pytest.raises(ConfigError, match="unknown interval '1x'"):
+        build_features(bars, CFG, interval="1x")
+
+
 def test_no_bars_give_an_empty_frame_with_every_column(bars):
     out = build_features(bars.clear(), CFG)
     assert out.height == 0 and out.columns == ["symbol", "open_time", *feature_names(CFG)]

@@ -7,9 +7,7 @@ parallel), then the cross-sectional features compare symbols at each timestamp.
 from __future__ import annotations
 
 import functools
-import itertools
 from dataclasses import dataclass
-from datetime import timedelta
 
 import polars as pl
 
@@ -136,50 +134,78 @@ def _symbol_query(
     )
 
 
+def _symbol_runs(symbols: pl.Series) -> list[tuple[int, int]]:
+    """(offset, length) of each symbol's rows in a column sorted by symbol.
+
+    Binary search per symbol instead of a run-length pass over millions of strings.
+    """
+    runs, start = [], 0
+    while start < len(symbols):
+        end = int(symbols.search_sorted(symbols[start], side="right"))
+        runs.append((start, end - start))
+        start = end
+    return runs
+
+
 def _split(df: pl.DataFrame) -> list[pl.DataFrame]:
     """One frame per symbol, in symbol order, each sorted by open_time with no repeated time."""
     if df["symbol"].is_sorted():  # as the catalog stores klines: zero-copy slices
-        runs = df["symbol"].rle().struct.field("len").to_list()
-        starts = [0, *itertools.accumulate(runs)]
-        parts = [df.slice(start, n) for start, n in zip(starts, runs, strict=False)]
+        parts = [df.slice(start, n) for start, n in _symbol_runs(df["symbol"])]
     else:
-        parts = df.partition_by("symbol", maintain_order=True)
+        parts = sorted(df.partition_by("symbol"), key=lambda p: p["symbol"][0])
     out = []
-    for part in sorted(parts, key=lambda p: p["symbol"][0]):
-        if not part["open_time"].is_sorted():
+    for part in parts:
+        t = part["open_time"].to_physical().to_numpy()
+        if not (t[1:] > t[:-1]).all():  # not strictly increasing: sort, then look for repeats
             part = part.sort("open_time")
-        if part.height > 1 and part["open_time"].diff().min() == timedelta(0):
-            raise SchemaError(
-                f"bars repeat an open_time of {part['symbol'][0]}; "
-                "pass one market and interval at a time"
-            )
+            t = part["open_time"].to_physical().to_numpy()
+            if (t[1:] == t[:-1]).any():
+                raise SchemaError(
+                    f"bars repeat an open_time of {part['symbol'][0]}; "
+                    "pass one market and interval at a time"
+                )
         out.append(part)
     return out
+
+
+def _interval(bars: pl.DataFrame) -> str | None:
+    """The bars' one interval; SchemaError if they mix several. A compare, not a hash of each row."""
+    if "interval" not in bars.columns or bars.height == 0:
+        return None
+    first = bars["interval"][0]
+    if (bars["interval"] != first).any() or bars["interval"].null_count():
+        mixed = bars["interval"].unique().sort(nulls_last=True).to_list()
+        raise SchemaError(f"bars mix intervals {mixed}; build features per interval")
+    return first
 
 
 def build_features(
     bars: pl.DataFrame | pl.LazyFrame,
     config: FeaturesConfig | None = None,
     funding: pl.DataFrame | pl.LazyFrame | None = None,
+    interval: str | None = None,
 ) -> pl.DataFrame:
     """Features of every bar of every symbol in `bars` (klines schema), keyed by symbol, open_time.
 
     A value at open_time t uses only bars that closed by t's close, warm-up rows
     are null (never NaN), and `funding` (symbol, funding_time, funding_rate),
     when given, adds the funding features. `config=None` is configs/default.yaml.
+    `interval` is for a caller that selected the bars of one interval (the stage
+    loads klines filtered to the configured one); without it the bars' `interval`
+    column, if any, must hold one value, which is checked row by row.
     Rows come back sorted by symbol, then open_time.
     """
     plan = plan_features(config or default_config())
     lf = bars.lazy()
     schema = lf.collect_schema()
     require_columns(pl.DataFrame(schema=schema), BAR_COLUMNS, "bars")
-    interval = None
-    if "interval" in schema.names():
-        found = lf.select(pl.col("interval").unique()).collect()["interval"].to_list()
-        if len(found) > 1:
-            raise SchemaError(f"bars mix intervals {sorted(found)}; build features per interval")
-        interval = found[0] if found else None
-    df = lf.select(BAR_COLUMNS).collect()
+    read_interval = interval is None and "interval" in schema.names()
+    df = lf.select(*BAR_COLUMNS, *(["interval"] if read_interval else [])).collect()
+    if read_interval:
+        interval = _interval(df)
+        df = df.drop("interval")
+    elif interval is not None and interval not in INTERVAL_MS:
+        raise ConfigError(f"unknown interval {interval!r}; use one of {list(INTERVAL_MS)}")
     if df.height == 0:
         interval = interval or "1m"  # no bars: any interval gives the same empty columns
     parts = _split(df) if df.height else [df]

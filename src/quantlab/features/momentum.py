@@ -1,12 +1,13 @@
-"""Momentum indicators: RSI, MACD, stochastic, Williams %R, rate of change (TA-Lib definitions)."""
+"""Momentum indicators: RSI, MACD, stochastic, Williams %R, rate of change (TA-Lib's C code)."""
 
 from __future__ import annotations
 
 import polars as pl
 
 from quantlab.errors import ConfigError
-from quantlab.features._primitives import IDX, cached, close, ema, high, low, safe_div, wilder
+from quantlab.features._primitives import cached, close, high, low
 from quantlab.features._registry import indicator
+from quantlab.features._talib import ta, ta_struct
 
 _MACD = ({"fast": 12, "slow": 26, "sig": 9},)
 _STOCH = ({"k": 14, "slow": 3, "d": 3},)
@@ -20,24 +21,26 @@ _STOCH = ({"k": 14, "slow": 3, "d": 3},)
     library=[{"n": 7}, {"n": 14}],
 )
 def rsi(n: int) -> pl.Expr:
-    delta = close.diff()
-    gain = cached(f"_rsi_up{n}", wilder(delta.clip(lower_bound=0), n, first=1))
-    loss = cached(f"_rsi_down{n}", wilder((-delta).clip(lower_bound=0), n, first=1))
-    return safe_div(100.0 * gain, gain + loss)  # a window with no move at all has no RSI
+    # TA-Lib gives 0, not null, where nothing moved since the first bar (avg gain + loss = 0).
+    return cached(f"_rsi{n}", ta("RSI", close, timeperiod=n))
 
 
 def _macd(fast: int, slow: int, sig: int) -> tuple[pl.Expr, pl.Expr, pl.Expr]:
     """TA-Lib MACD: both EMAs seeded on the bar the slow one can start, outputs from slow+sig-2."""
     if not 1 < fast < slow:
         raise ConfigError(f"MACD needs 1 < fast < slow, got fast={fast} slow={slow}")
-    line = cached(f"_macd{fast}_{slow}", ema(close, fast, seed_at=slow - 1) - ema(close, slow))
-    signal = cached(f"_macd{fast}_{slow}_{sig}", ema(line, sig, first=slow - 1))
-    ready = slow + sig - 2 <= IDX
-    return (
-        pl.when(ready).then(line),
-        pl.when(ready).then(signal),
-        pl.when(ready).then(line - signal),
+    out = cached(
+        f"_macd{fast}_{slow}_{sig}",
+        ta_struct(
+            "MACD",
+            [close],
+            ("line", "signal", "hist"),
+            fastperiod=fast,
+            slowperiod=slow,
+            signalperiod=sig,
+        ),
     )
+    return out.struct.field("line"), out.struct.field("signal"), out.struct.field("hist")
 
 
 def _macd_warmup(fast: int, slow: int, sig: int) -> int:
@@ -100,12 +103,24 @@ def macd_hist_pct(fast: int, slow: int, sig: int) -> pl.Expr:
 
 
 def _stoch(k: int, slow: int, d: int) -> tuple[pl.Expr, pl.Expr]:
-    """TA-Lib STOCH with SMA smoothing; both lines start where %D can, at k+slow+d-3."""
-    hh, ll = cached(f"_hh{k}", high.rolling_max(k)), cached(f"_ll{k}", low.rolling_min(k))
-    fast_k = cached(f"_fastk{k}", safe_div(100.0 * (close - ll), hh - ll))
-    slow_k = cached(f"_slowk{k}_{slow}", fast_k.rolling_mean(slow))
-    ready = pl.col("_i") >= k + slow + d - 3
-    return pl.when(ready).then(slow_k), pl.when(ready).then(slow_k.rolling_mean(d))
+    """TA-Lib STOCH with SMA smoothing; both lines start where %D can, at k+slow+d-3.
+
+    A range without width counts as close at the low (fast %K 0), as in TA-Lib.
+    """
+    out = cached(
+        f"_stoch{k}_{slow}_{d}",
+        ta_struct(
+            "STOCH",
+            [high, low, close],
+            ("k", "d"),
+            fastk_period=k,
+            slowk_period=slow,
+            slowk_matype=0,
+            slowd_period=d,
+            slowd_matype=0,
+        ),
+    )
+    return out.struct.field("k"), out.struct.field("d")
 
 
 @indicator(
@@ -138,8 +153,9 @@ def stoch_d(k: int, slow: int, d: int) -> pl.Expr:
     library=[{"n": 14}],
 )
 def willr(n: int) -> pl.Expr:
-    hh, ll = cached(f"_hh{n}", high.rolling_max(n)), cached(f"_ll{n}", low.rolling_min(n))
-    return safe_div(-100.0 * (hh - close), hh - ll)
+    # TA-Lib, not polars' rolling_max/min: those cost about 30x TA-Lib's running extreme.
+    # A range without width gives 0, as in TA-Lib.
+    return ta("WILLR", high, low, close, timeperiod=n)
 
 
 @indicator(
@@ -150,4 +166,4 @@ def willr(n: int) -> pl.Expr:
     library=[{"n": 6}, {"n": 12}, {"n": 48}],
 )
 def roc(n: int) -> pl.Expr:
-    return (close / close.shift(n) - 1.0) * 100.0
+    return ta("ROC", close, timeperiod=n)  # (close / close n bars back - 1) * 100

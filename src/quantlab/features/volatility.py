@@ -22,6 +22,7 @@ from quantlab.features._primitives import (
     safe_div,
 )
 from quantlab.features._registry import indicator
+from quantlab.features._talib import ta_struct
 
 _BB_K = 2.0  # Bollinger bands at +-2 population standard deviations, TA-Lib's default
 _KC_K = 2.0  # Keltner channel at +-2 ATR around the EMA
@@ -32,16 +33,26 @@ def _hl2() -> pl.Expr:
     return cached("_hl2", (high / low).log().pow(2))
 
 
-def _sma(n: int) -> pl.Expr:
-    return cached(f"_sma{n}", close.rolling_mean(n))
-
-
-def _sd(n: int) -> pl.Expr:
-    return cached(f"_sd{n}", close.rolling_std(n, ddof=0))  # population sd, as TA-Lib
+def _bands(n: int) -> tuple[pl.Expr, pl.Expr, pl.Expr]:
+    """TA-Lib BBANDS: SMA{n} +- 2 population standard deviations (upper, middle, lower)."""
+    out = cached(
+        f"_bb{n}",
+        ta_struct(
+            "BBANDS",
+            [close],
+            ("upper", "middle", "lower"),
+            timeperiod=n,
+            nbdevup=_BB_K,
+            nbdevdn=_BB_K,
+            matype=0,
+        ),
+    )
+    return out.struct.field("upper"), out.struct.field("middle"), out.struct.field("lower")
 
 
 def bollinger_width(n: int) -> pl.Expr:
-    return cached(f"_bbw{n}", 2 * _BB_K * _sd(n) / _sma(n))
+    upper, middle, lower = _bands(n)
+    return cached(f"_bbw{n}", (upper - lower) / middle)
 
 
 def keltner_width(n: int) -> pl.Expr:
@@ -89,8 +100,8 @@ def bb_width(n: int) -> pl.Expr:
     library=[{"n": 20}],
 )
 def bb_pctb(n: int) -> pl.Expr:
-    lower = _sma(n) - _BB_K * _sd(n)
-    return safe_div(close - lower, 2 * _BB_K * _sd(n))
+    upper, _, lower = _bands(n)
+    return safe_div(close - lower, upper - lower)
 
 
 @indicator(

@@ -15,6 +15,7 @@ from quantlab.features._primitives import (
     volume,
 )
 from quantlab.features._registry import indicator
+from quantlab.features._talib import ta
 
 _taker = pl.col("taker_buy_base_volume")
 
@@ -35,7 +36,8 @@ def _signed_volume() -> pl.Expr:
     warmup=lambda: 0,
 )
 def obv() -> pl.Expr:
-    return _signed_volume().fill_null(volume).cum_sum()
+    # TA-Lib's one loop: several times faster than the same sum as polars expressions.
+    return ta("OBV", close, volume)
 
 
 @indicator(
@@ -57,15 +59,8 @@ def obv_flow(n: int) -> pl.Expr:
     library=[{"n": 14}],
 )
 def mfi(n: int) -> pl.Expr:
-    tp = cached("_tp", (high + low + close) / 3.0)
-    flow = tp * volume
-    # Typical prices equal up to float rounding (h+l+c summed in another order) are unchanged.
-    move, tie = cached("_tp_move", tp - tp.shift(1)), 1e-12 * tp
-    pos = pl.when(IDX > 0).then(pl.when(move > tie).then(flow).otherwise(0.0))
-    neg = pl.when(IDX > 0).then(pl.when(move < -tie).then(flow).otherwise(0.0))
-    pos_sum = cached(f"_mfi_up{n}", pos.rolling_sum(n))
-    neg_sum = cached(f"_mfi_down{n}", neg.rolling_sum(n))
-    return safe_div(100.0 * pos_sum, pos_sum + neg_sum)  # no volume at all: no MFI
+    # TA-Lib gives 0, not null, where no money flowed in the window.
+    return ta("MFI", high, low, close, volume, timeperiod=n)
 
 
 @indicator(
