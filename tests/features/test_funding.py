@@ -92,3 +92,11 @@ def test_a_funding_frame_without_the_columns_is_a_schema_error(out):
     bars, _ = out
     with pytest.raises(SchemaError, match="funding_rates lacks"):
         build_features(bars, CFG, funding=pl.DataFrame({"symbol": ["BTCUSDT"], "rate": [0.1]}))
+
+
+def test_a_payment_stored_twice_is_a_schema_error(events, out):
+    """Two markets' rates mixed (or a bad merge) would count one payment twice in every window."""
+    bars, _ = out
+    twice = pl.concat([events, events.slice(10, 1)])
+    with pytest.raises(SchemaError, match="repeat BTCUSDT's payment at"):
+        build_features(bars, CFG, funding=twice)

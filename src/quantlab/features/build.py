@@ -210,7 +210,7 @@ def build_features(
         interval = interval or "1m"  # no bars: any interval gives the same empty columns
     parts = _split(df) if df.height else [df]
     del df  # the per-symbol copies replace it; keeps the peak memory down
-    events = conform_funding(funding).collect() if funding is not None else None
+    events = conform_funding(funding) if funding is not None else None
     queries = []
     for part in parts:
         ev = None

@@ -51,19 +51,30 @@ def funding_z(n: int) -> pl.Expr:
     return rolling_z(_rate, n)
 
 
-def conform_funding(funding: pl.DataFrame | pl.LazyFrame) -> pl.LazyFrame:
-    """Check and cast a funding frame; times to the bars' UTC milliseconds."""
+def conform_funding(funding: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
+    """Check and cast a funding frame; times to the bars' UTC milliseconds.
+
+    One payment per symbol and time: two markets' rates mixed would count twice.
+    """
     lf = funding.lazy()
     missing = [c for c in FUNDING_COLUMNS if c not in lf.collect_schema().names()]
     if missing:
         raise SchemaError(
             f"funding_rates lacks column(s) {missing}; it needs {list(FUNDING_COLUMNS)}"
         )
-    return lf.select(
+    events = lf.select(
         pl.col("symbol").cast(pl.String),
         pl.col("funding_time").cast(pl.Datetime("ms", "UTC")),
         _rate.cast(pl.Float64),
-    )
+    ).collect()
+    repeated = events.filter(pl.struct("symbol", "funding_time").is_duplicated())
+    if repeated.height:
+        first = repeated.row(0, named=True)
+        raise SchemaError(
+            f"funding_rates repeat {first['symbol']}'s payment at {first['funding_time']}; "
+            "pass the funding rates of one market, one row per symbol and funding_time"
+        )
+    return events
 
 
 def join_funding(bars: pl.LazyFrame, events: pl.LazyFrame, features: list[Feature]) -> pl.LazyFrame:

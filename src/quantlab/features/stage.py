@@ -2,26 +2,48 @@
 
 from __future__ import annotations
 
+import polars as pl
+
 from quantlab.bars import load_bars
 from quantlab.catalog import DatasetRef
 from quantlab.config import config_hash
 from quantlab.context import RunContext
+from quantlab.errors import QualityError
 from quantlab.features.build import build_features
+from quantlab.quality.gate import require_passed
 
 
 def run(
-    ctx: RunContext, klines: DatasetRef, checks: DatasetRef, funding: DatasetRef | None = None
+    ctx: RunContext,
+    klines: DatasetRef,
+    checks: DatasetRef,
+    funding: DatasetRef | None = None,
+    funding_checks: DatasetRef | None = None,
 ) -> DatasetRef:
-    """Compute `features` from a `klines` version that passed the gate in `checks`."""
+    """Compute `features` from a `klines` version that passed the gate in `checks`.
+
+    With `funding` (a `funding_rates` version that passed the gate in `funding_checks`)
+    the funding features are added; a symbol without funding rows gets nulls there.
+    """
     cfg = ctx.config.features
+    universe = ctx.config.universe
     bars = load_bars(ctx, klines, checks)
-    events = ctx.catalog.scan(funding) if funding is not None else None
-    inputs = [klines, checks, *([funding] if funding is not None else [])]
+    events = None
+    inputs = [klines, checks]
+    if funding is not None:
+        if funding_checks is None:
+            raise QualityError(
+                f"{funding} was passed without its validation; run the validate stage on it "
+                "and pass the funding_rates_checks version as funding_checks"
+            )
+        require_passed(ctx.catalog, funding, funding_checks)
+        # Every earlier payment counts: the funding features' windows reach back before start.
+        events = ctx.catalog.scan(funding).filter(pl.col("symbol").is_in(list(universe.symbols)))
+        inputs += [funding, funding_checks]
     # load_bars keeps the configured interval only, so the bars need not be checked for it again.
-    interval = ctx.config.universe.interval
     return ctx.catalog.write(
         "features",
-        build_features(bars, cfg, events, interval=interval),
+        build_features(bars, cfg, events, interval=universe.interval),
         stage="features",
         inputs=inputs,
         config_hash=config_hash(cfg),
