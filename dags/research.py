@@ -1,5 +1,8 @@
 """The research DAG: ingest → validate → features → labels → train → backtest → risk → paper.
 
+For a USD-M perpetuals universe, `funding` → `validate_funding` also feed `features` its
+funding features; for spot both return nothing and `features` runs on the klines alone.
+
 Each task calls one quantlab stage and passes dataset references (name and
 version), never data. A data-quality failure fails the run without retry;
 exchange hiccups are retried.
@@ -67,10 +70,36 @@ def research():
             raise AirflowFailException(str(exc)) from exc
 
     @task
-    def features(klines: dict, checks: dict) -> dict:
+    def funding() -> dict | None:
+        from quantlab import ingest
+
+        ref = ingest.run_universe_funding(_ctx())
+        return ref.to_dict() if ref is not None else None
+
+    @task(retries=0)
+    def validate_funding(funding: dict | None) -> dict | None:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from quantlab import validate
+        from quantlab.errors import QualityError
+
+        if funding is None:
+            return None
+        try:
+            return validate.run(_ctx(), _ref(funding)).to_dict()
+        except QualityError as exc:  # bad data: a retry cannot fix it
+            raise AirflowFailException(str(exc)) from exc
+
+    @task
+    def features(
+        klines: dict, checks: dict, funding: dict | None, funding_checks: dict | None
+    ) -> dict:
         from quantlab import features
 
-        return features.run(_ctx(), _ref(klines), _ref(checks)).to_dict()
+        fr, fc = (
+            (_ref(funding), _ref(funding_checks)) if funding and funding_checks else (None, None)
+        )
+        return features.run(_ctx(), _ref(klines), _ref(checks), fr, fc).to_dict()
 
     @task
     def labels(klines: dict, checks: dict) -> dict:
@@ -107,7 +136,9 @@ def research():
 
     k = ingest()
     c = validate(k)
-    f = features(k, c)
+    fr = funding()
+    k >> fr  # one exchange client at a time
+    f = features(k, c, fr, validate_funding(fr))
     lab = labels(k, c)
     f >> lab  # the stages run in the documented order, one at a time on a small machine
     p = train(f, lab)

@@ -14,7 +14,12 @@ def run_research(ctx: RunContext) -> dict[str, DatasetRef]:
     out: dict[str, DatasetRef] = {}
     out["klines"] = k = ingest.run(ctx)
     out["klines_checks"] = c = validate.run(ctx, k)
-    out["features"] = f = features.run(ctx, k, c)
+    # Perpetuals only: None for a spot universe, and then no funding features.
+    fr = ingest.run_universe_funding(ctx)
+    fc = validate.run(ctx, fr) if fr is not None else None
+    if fr is not None and fc is not None:
+        out["funding_rates"], out["funding_rates_checks"] = fr, fc
+    out["features"] = f = features.run(ctx, k, c, fr, fc)
     out["labels"] = lab = labels.run(ctx, k, c)
     out["predictions"] = p = train.run(ctx, f, lab)
     out["backtest"] = b = backtest.run(ctx, p, k, c)

@@ -31,7 +31,7 @@ def test_every_dag_has_tags_and_retries(dagbag):
     for dag_id, dag in dagbag.dags.items():
         assert dag.tags, f"{dag_id} has no tags"
         for t in dag.tasks:
-            if t.task_id == "validate":
+            if t.task_id in ("validate", "validate_funding"):
                 continue  # a data-quality failure must not be retried
             assert t.retries >= 1, f"{dag_id}.{t.task_id} has no retries"
 
@@ -43,9 +43,13 @@ def test_validate_fails_without_retry(dagbag):
 def test_research_runs_the_eight_stages_in_order(dagbag):
     dag = dagbag.dags["research"]
     order = ["ingest", "validate", "features", "labels", "train", "backtest", "risk", "paper"]
-    assert sorted(dag.task_ids) == sorted(order)
+    assert sorted(dag.task_ids) == sorted([*order, "funding", "validate_funding"])
     for upstream, downstream in itertools.pairwise(order):
         assert upstream in dag.get_task(downstream).upstream_task_ids, (upstream, downstream)
+    # Funding (perpetuals) reaches features only through its own gate.
+    assert dag.get_task("validate_funding").upstream_task_ids == {"funding"}
+    assert {"validate", "validate_funding"} <= dag.get_task("features").upstream_task_ids
+    assert dag.get_task("validate_funding").retries == 0
 
 
 _PROBE = """

@@ -11,7 +11,7 @@ from polars.testing import assert_frame_equal
 
 from ingest.support import HALT_OPEN, SAMPLE, source_klines, stored
 from quantlab import ingest
-from quantlab.errors import ConfigError, TemporaryExchangeError
+from quantlab.errors import ConfigError, PermanentExchangeError, TemporaryExchangeError
 from quantlab.markets import load_markets
 
 
@@ -103,3 +103,40 @@ def test_markets_config(tmp_path):
         bad.write_text(text)
         with pytest.raises(ConfigError, match=message):
             load_markets(bad)
+
+
+def test_universe_funding_covers_the_perpetuals_and_the_features_warm_up(tmp_path):
+    from helpers import write_config
+    from quantlab.context import RunContext
+    from quantlab.features import resolve
+
+    for name in ("spot", "um", "none"):
+        (tmp_path / name).mkdir()
+    spot = RunContext.load(write_config(tmp_path / "spot"))
+    assert ingest.run_universe_funding(spot) is None  # a spot universe has no funding
+
+    universe = {"market": "futures_um", "symbols": ["BTCUSDT"], "start": "2024-01-01"}
+    ctx = RunContext.load(write_config(tmp_path / "um", universe={**universe, "end": "2024-02-01"}))
+    ref = ingest.run_universe_funding(ctx)
+    assert ref is not None and ref.name == "funding_rates"
+    table = ctx.catalog.load(ref.name, ref.version).sort("funding_time")
+    # The funding features' longest window (funding_z_90 by default) is filled from the start.
+    cfg = ctx.config.features
+    warmup = max(resolve(name, cfg).warmup for name in cfg.funding)
+    assert warmup >= 89
+    first = table["funding_time"][0]
+    assert utc(2023, 12, 1) < first < utc(2024, 1, 1)
+    before = table.filter(pl.col("funding_time") < utc(2024, 1, 1)).height
+    assert before >= warmup + 1
+    assert table["funding_time"][-1] < utc(2024, 2, 1)
+    recorded = json.loads((SAMPLE / "api" / "fundingRate" / "BTCUSDT.json").read_text())
+    lo = int(first.timestamp() * 1000)
+    hi = int(utc(2024, 2, 1).timestamp() * 1000)
+    assert table.height == len([r for r in recorded if lo <= r["fundingTime"] < hi])
+
+    # The replay exchange knows no AVAXUSDT funding and answers as Binance does for an
+    # unknown symbol: -1121, which fails the run at once with the exchange's message.
+    other = {**universe, "symbols": ["AVAXUSDT"], "end": "2024-02-01"}
+    unknown = RunContext.load(write_config(tmp_path / "none", universe=other))
+    with pytest.raises(PermanentExchangeError, match=r"-1121.*Invalid symbol"):
+        ingest.run_universe_funding(unknown)

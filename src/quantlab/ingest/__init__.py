@@ -13,6 +13,7 @@ over the shipped sample). Outputs:
 
 from quantlab.ingest.exchange_info import run_exchange_info
 from quantlab.ingest.funding import run_funding
+from quantlab.ingest.funding import run_universe as run_universe_funding
 from quantlab.ingest.klines import IngestResult, Progress, SeriesReport, ingest_klines
 from quantlab.ingest.sources import BulkSource, RestSource
 from quantlab.ingest.stage import exchange_url, rest_source, run, run_symbol, to_ms
@@ -30,5 +31,6 @@ __all__ = [
     "run_exchange_info",
     "run_funding",
     "run_symbol",
+    "run_universe_funding",
     "to_ms",
 ]

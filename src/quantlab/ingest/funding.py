@@ -11,7 +11,7 @@ from datetime import date, datetime
 
 import polars as pl
 
-from quantlab.catalog import Catalog
+from quantlab.catalog import Catalog, DatasetRef
 from quantlab.config import config_hash
 from quantlab.context import RunContext
 from quantlab.exchange.funding import FUNDING_RATES_KEY
@@ -20,6 +20,8 @@ from quantlab.ingest.stage import rest_source, to_ms
 
 DATASET = "funding_rates"
 MARKET = "futures_um"
+# The longest funding interval Binance uses (most perpetuals pay every 8 hours).
+_FUNDING_EVERY_MS = 8 * 3_600_000
 
 
 def stored_funding_times(catalog: Catalog, symbol: str, start_ms: int, end_ms: int) -> pl.Series:
@@ -74,3 +76,33 @@ def run_funding(
         "weight_used": weight,
         "funding_rates": ref.to_dict() if ref else None,
     }
+
+
+def run_universe(ctx: RunContext) -> DatasetRef | None:
+    """Funding of the research universe's perpetuals, for the funding features; else None.
+
+    Only a `futures_um` universe with `features.funding` configured has any. Each symbol
+    is fetched from before `universe.start` by the longest warm-up of those features (in
+    8-hour payments), so the first bars get full windows. Returns the `funding_rates`
+    version holding them, or None when the exchange had no funding for any symbol.
+    """
+    from quantlab.features import resolve
+
+    universe, names = ctx.config.universe, ctx.config.features.funding
+    if universe.market != MARKET or not names:
+        return None
+    warmup = max(resolve(name, ctx.config.features).warmup for name in names)
+    start = to_ms(universe.start) - (warmup + 1) * _FUNDING_EVERY_MS
+    for symbol in universe.symbols:
+        run_funding(ctx, symbol, start, universe.end)
+    if not ctx.catalog.exists(DATASET):
+        return None
+    ref = ctx.catalog.latest(DATASET)
+    rows = (
+        ctx.catalog.scan(ref)
+        .filter(pl.col("market") == MARKET, pl.col("symbol").is_in(list(universe.symbols)))
+        .select(pl.len())
+        .collect()
+        .item()
+    )
+    return ref if rows else None
