@@ -10,11 +10,12 @@ import zipfile
 from datetime import timedelta
 from pathlib import Path
 
+import httpx
 import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from quantlab.errors import ChecksumMismatch, ConfigError, SchemaError
+from quantlab.errors import ChecksumMismatch, ConfigError, PermanentExchangeError, SchemaError
 from quantlab.exchange import BinanceClient, ReplayServer, VisionSource
 from quantlab.schema import KLINES_SCHEMA, klines_from_rows
 
@@ -25,6 +26,7 @@ SPOT = "data/spot/monthly/klines"
 HOUR, DAY = 3_600_000, 86_400_000
 NOV_2024, DEC_2024, JAN_2025 = 1730419200000, 1733011200000, 1735689600000
 JUN_2025 = 1748736000000
+MAR_2023, APR_2023 = 1677628800000, 1680307200000
 AVAX = "data/futures/um/monthly/klines/AVAXUSDT/1m/AVAXUSDT-1m-2026-02.zip"
 
 
@@ -286,3 +288,48 @@ def test_over_http_a_corrupt_file_is_refused_after_fetching_it_again(tmp_path):
         zip_gets = srv.responses[200]
     assert len(sleeps) == 2  # three downloads, two waits between them
     assert zip_gets == 1 + 3 + 2  # the plan's checksum, three zips, two fresh checksums
+
+
+def served_from(root: Path, first: list[httpx.Response]) -> tuple[httpx.MockTransport, list[str]]:
+    """data.binance.vision over the folder `root`; the first requests get `first` instead."""
+    asked: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        asked.append(request.url.path.rsplit("/", 1)[-1])
+        if first:
+            return first.pop(0)
+        path = root / request.url.path.lstrip("/")
+        return (
+            httpx.Response(200, content=path.read_bytes())
+            if path.is_file()
+            else httpx.Response(404)
+        )
+
+    return httpx.MockTransport(handler), asked
+
+
+def test_over_http_downloads_wait_out_429s_and_back_off_on_5xx_like_api_calls(tmp_path):
+    copy_sample(tmp_path, "ETHUSDT", "2023-03")
+    busy = [httpx.Response(429, headers={"Retry-After": "7"}), httpx.Response(503)]
+    transport, asked = served_from(tmp_path, busy)
+    sleeps: list[float] = []
+    with VisionSource("http://vision.test", transport=transport, sleep=sleeps.append) as source:
+        (file,) = source.plan("spot", "ETHUSDT", "1h", MAR_2023, APR_2023 - 1)
+        bars = source.read(file)
+    checksum = "ETHUSDT-1h-2023-03.zip.CHECKSUM"
+    assert asked == [checksum, checksum, checksum, "ETHUSDT-1h-2023-03.zip"]
+    assert sleeps[0] == 7.0  # Retry-After, then the second backoff step: in [0.5, 1] s
+    assert len(sleeps) == 2 and 0.5 <= sleeps[1] <= 1.0
+    assert bars.height == 743  # March 2023 less the halted hour
+
+
+def test_over_http_a_403_is_permanent_and_not_retried(tmp_path):
+    copy_sample(tmp_path, "ETHUSDT", "2023-03")
+    transport, asked = served_from(tmp_path, [httpx.Response(403, text="AccessDenied")])
+    with (
+        VisionSource("http://vision.test", transport=transport, sleep=no_sleep) as source,
+        pytest.raises(PermanentExchangeError, match="check the bulk-data base URL") as err,
+    ):
+        source.plan("spot", "ETHUSDT", "1h", MAR_2023, APR_2023 - 1)
+    assert err.value.status == 403
+    assert len(asked) == 1

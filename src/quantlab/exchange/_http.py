@@ -1,27 +1,35 @@
-"""GETs against Binance under quantlab's retry policy; the only place quantlab retries.
+"""GETs under quantlab's retry policy: the one place quantlab retries an HTTP request.
 
 - 418: raise `IPBannedError` at once; a ban lasts minutes to days, never sleep through it.
-- 429: sleep `Retry-After`, then retry.
-- 5xx, timeouts, dropped connections, truncated or invalid JSON: capped exponential backoff
-  with jitter. Every call here is a read, so an unknown 5xx outcome is safe to repeat.
-- any other 4xx: raise `PermanentExchangeError` with the exchange's code and message.
+- 429: sleep `Retry-After` (or back off without one), then retry.
+- 5xx, timeouts, dropped connections, and a body its reader rejects (`BadBody`: cut short,
+  not JSON, a zip whose SHA-256 is wrong): capped exponential backoff with jitter. Every
+  call here is a read, so an unknown 5xx outcome is safe to repeat.
+- any other status goes to the caller's reader: `get_json` makes a 4xx a
+  `PermanentExchangeError` with the exchange's code and message; `read_file` makes a 404
+  "no such file".
 
-`Requester` is safe to share between threads: its state is the (locked) weight tracker.
+`Requester` is safe to share between threads: its only shared state is the (locked) weight
+tracker.
 """
 
 from __future__ import annotations
 
+import json
 import random
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 
 import httpx
 
 from quantlab.errors import IPBannedError, PermanentExchangeError, TemporaryExchangeError
 from quantlab.exchange._weights import WeightTracker
+
+T = TypeVar("T")
 
 _RETRYABLE = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
 
@@ -45,14 +53,27 @@ class RetryPolicy:
         return d / 2 + rng.uniform(0, d / 2)
 
 
+class BadBody(Exception):
+    """Raised by a reader: the body is not what was asked for, so the GET is tried again.
+
+    `final` is raised in place of the usual `TemporaryExchangeError` when this was the last
+    attempt: a zip that never matches its checksum is a `ChecksumMismatch`.
+    """
+
+    def __init__(self, reason: str, final: Exception | None = None):
+        super().__init__(reason)
+        self.reason = reason
+        self.final = final
+
+
 class Requester:
-    """Sends GETs through `http`, charging `tracker`, retrying by `policy`."""
+    """Sends GETs through `http`, charging `tracker` (if any), retrying by `policy`."""
 
     def __init__(
         self,
         http: httpx.Client,
         policy: RetryPolicy,
-        tracker: WeightTracker,
+        tracker: WeightTracker | None,
         sleep: Callable[[float], None],
         rng: random.Random | None = None,
     ):
@@ -62,6 +83,57 @@ class Requester:
         self._sleep = sleep
         self._rng = rng or random.Random()
 
+    def get(
+        self,
+        url: str,
+        read: Callable[[httpx.Response], T],
+        *,
+        params: dict[str, Any] | None = None,
+        weight: int = 0,
+        counter: WeightTracker | None = None,
+    ) -> T:
+        """GET `url`, retrying by the policy, and return what `read` makes of the first
+        answer that is not a 418, 429 or 5xx.
+
+        `read` raises `BadBody` to have the answer fetched again, or any other error to stop. `counter`, if given, is an extra limit that counts
+        each attempt as 1: an endpoint with its own request-count limit, like fundingRate's
+        500 per 5 minutes.
+        """
+        attempts = self._policy.max_retries + 1
+        last, status, code, retry_after = "no attempt made", None, None, None
+        final: Exception | None = None
+        for attempt in range(attempts):
+            wait, final = None, None  # None: back off
+            resp = self._send(url, params, weight, counter)
+            if isinstance(resp, str):
+                last, status, code = resp, None, None
+            elif (status := resp.status_code) in (418, 429) or status >= 500:
+                code, msg = _error_body(resp)
+                if status == 418:
+                    raise _banned(resp, url, code, msg)
+                if status == 429:
+                    retry_after = wait = _retry_after(resp)
+                    last = f"HTTP 429, code {code}: {msg}"
+                else:
+                    last = f"HTTP {status}: {resp.text[:200]!r}"
+            else:
+                try:
+                    return read(resp)
+                except BadBody as bad:
+                    last, code, final = bad.reason, None, bad.final
+            if attempt < attempts - 1:
+                self._sleep(self._policy.delay(attempt, self._rng) if wait is None else wait)
+        if final is not None:
+            raise final
+        raise TemporaryExchangeError(
+            f"GET {url} failed {attempts} times in a row; last failure: {last}. "
+            "The server or the network is having trouble: run again later, it is safe "
+            "to retry, or raise max_retries.",
+            status=status,
+            code=code,
+            retry_after=retry_after,
+        )
+
     def get_json(
         self,
         path: str,
@@ -70,113 +142,75 @@ class Requester:
         expect: type,
         counter: WeightTracker | None = None,
     ) -> Any:
-        """GET `path` and return its JSON body, which must be an instance of `expect`.
+        """GET `path` from Binance and return its JSON body, which must be an `expect`."""
+        return self.get_parsed(path, params, weight, partial(parse_json, expect=expect), counter)
 
-        `counter`, if given, is an extra limit that counts each attempt as 1: an endpoint with
-        its own request-count limit, like fundingRate's 500 per 5 minutes.
-        """
-        attempts = self._policy.max_retries + 1
-        last, status, code, retry_after = "no attempt made", None, None, None
-        for attempt in range(attempts):
-            final = attempt == attempts - 1
-            if counter is not None:
-                counter.reserve(1)
-            window = self._tracker.reserve(weight)
-            try:
-                resp: httpx.Response | None = self._http.get(path, params=params)
-            except _RETRYABLE as exc:
-                resp, last, status, code = None, f"{type(exc).__name__}: {exc}", None, None
-            finally:
-                self._tracker.release(weight)
-                if counter is not None:
-                    counter.release(1)
-            if resp is None:
-                self._backoff(attempt, final)
-                continue
-            self._tracker.observe(resp.headers.get("X-MBX-USED-WEIGHT-1M"), window)
-            status = resp.status_code
-            code, msg = _error_body(resp)
-            if status == 418:
-                raise _banned(resp, path, code, msg)
-            if status == 429:
-                retry_after = _retry_after(resp)
-                last = f"HTTP 429, code {code}: {msg}"
-                if retry_after is None:
-                    self._backoff(attempt, final)
-                elif not final:
-                    self._sleep(retry_after)
-                continue
-            if status >= 500:
-                last = f"HTTP {status}: {resp.text[:200]!r}"
-                self._backoff(attempt, final)
-                continue
-            if status >= 400:
-                raise _permanent(resp, path, code, msg)
-            try:
-                body = resp.json()
-            except ValueError as exc:
-                last, code = f"invalid JSON body ({exc}): {resp.text[:80]!r}...", None
-                self._backoff(attempt, final)
-                continue
-            if not isinstance(body, expect):
-                last = f"expected a JSON {expect.__name__}, got {resp.text[:200]!r}"
-                self._backoff(attempt, final)
-                continue
-            return body
-        raise TemporaryExchangeError(
-            f"GET {path} failed {attempts} times in a row; last failure: {last}. "
-            "The exchange or the network is having trouble: run again later, it is safe "
-            "to retry, or raise exchange.max_retries.",
-            status=status,
-            code=code,
-            retry_after=retry_after,
-        )
+    def get_parsed(
+        self,
+        path: str,
+        params: dict[str, Any],
+        weight: int,
+        parse: Callable[[bytes], T],
+        counter: WeightTracker | None = None,
+    ) -> T:
+        """GET `path` from Binance and return `parse(body)`. `parse` raises `BadBody` to have
+        a body it cannot read fetched again; a 4xx is a `PermanentExchangeError`."""
 
-    def _backoff(self, attempt: int, final: bool) -> None:
-        if not final:
-            self._sleep(self._policy.delay(attempt, self._rng))
+        def read(resp: httpx.Response) -> T:
+            if resp.status_code >= 400:
+                raise _permanent(resp, path, *_error_body(resp))
+            return parse(resp.content)
 
+        return self.get(path, read, params=params, weight=weight, counter=counter)
 
-def get_file(
-    http: httpx.Client,
-    url: str,
-    policy: RetryPolicy,
-    sleep: Callable[[float], None],
-    rng: random.Random,
-) -> bytes | None:
-    """GET a static file (a data.binance.vision zip or checksum): its bytes, or None on 404.
-
-    Retried like the API: timeouts, dropped connections, 5xx and 429 back off and try again;
-    any other 4xx is a `PermanentExchangeError`. A body cut short with a matching length
-    header is the caller's to catch (the checksum does).
-    """
-    attempts = policy.max_retries + 1
-    last, status = "no attempt made", None
-    for attempt in range(attempts):
+    def _send(
+        self,
+        url: str,
+        params: dict[str, Any] | None,
+        weight: int,
+        counter: WeightTracker | None,
+    ) -> httpx.Response | str:
+        """One GET under the weight budget: the response, or why none came."""
+        if counter is not None:
+            counter.reserve(1)
+        window = self._tracker.reserve(weight) if self._tracker is not None else None
         try:
-            resp = http.get(url)
+            resp = self._http.get(url, params=params)
         except _RETRYABLE as exc:
-            last, status = f"{type(exc).__name__}: {exc}", None
-        else:
-            status = resp.status_code
-            if status == 200:
-                return resp.content
-            if status == 404:
-                return None
-            if status < 500 and status != 429:
-                raise PermanentExchangeError(
-                    f"GET {url} answered HTTP {status}: {resp.text[:200]!r}. Retrying will not "
-                    "help: check the bulk-data base URL.",
-                    status=status,
-                )
-            last = f"HTTP {status}: {resp.text[:200]!r}"
-        if attempt < attempts - 1:
-            sleep(policy.delay(attempt, rng))
-    raise TemporaryExchangeError(
-        f"GET {url} failed {attempts} times in a row; last failure: {last}. The file server "
-        "or the network is having trouble: run again later, it is safe to retry.",
-        status=status,
-    )
+            return f"{type(exc).__name__}: {exc}"
+        finally:
+            if self._tracker is not None:
+                self._tracker.release(weight)
+            if counter is not None:
+                counter.release(1)
+        if self._tracker is not None:
+            self._tracker.observe(resp.headers.get("X-MBX-USED-WEIGHT-1M"), window)
+        return resp
+
+
+def parse_json(body: bytes, expect: type) -> Any:
+    """`body` as JSON, which must be an `expect`; `BadBody` (fetch again) otherwise: a body
+    cut short is not valid JSON."""
+    try:
+        value = json.loads(body)
+    except ValueError as exc:
+        raise BadBody(f"invalid JSON body ({exc}): {body[:80]!r}...") from None
+    if not isinstance(value, expect):
+        raise BadBody(f"expected a JSON {expect.__name__}, got {body[:200]!r}")
+    return value
+
+
+def read_file(resp: httpx.Response) -> bytes | None:
+    """A static file's bytes (a data.binance.vision zip or checksum), or None on 404."""
+    if resp.status_code == 404:
+        return None
+    if resp.status_code >= 400:
+        raise PermanentExchangeError(
+            f"GET {resp.request.url} answered HTTP {resp.status_code}: {resp.text[:200]!r}. "
+            "Retrying will not help: check the bulk-data base URL.",
+            status=resp.status_code,
+        )
+    return resp.content
 
 
 def _error_body(resp: httpx.Response) -> tuple[int | None, str]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import random
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -25,7 +24,7 @@ import httpx
 import polars as pl
 
 from quantlab.errors import ChecksumMismatch, ConfigError, DataError, SchemaError
-from quantlab.exchange._http import RetryPolicy, get_file
+from quantlab.exchange._http import BadBody, Requester, RetryPolicy, read_file
 from quantlab.exchange._klines_csv import read_kline_csv, unzip_csv
 from quantlab.exchange._vision_layout import Layout, Market, VisionFile, check_market, interval_ms
 from quantlab.schema import KLINES_SCHEMA, normalize_klines
@@ -68,9 +67,12 @@ class VisionSource:
             if self._remote
             else None
         )
-        self._policy = RetryPolicy(max_retries=max_retries)
-        self._sleep = sleep
-        self._rng = random.Random()
+        # Bulk files cost no request weight: retried like the API, without a weight budget.
+        self._requester = (
+            Requester(self._http, RetryPolicy(max_retries=max_retries), None, sleep)
+            if self._http is not None
+            else None
+        )
         self._max_workers = max(1, max_workers)
         self._checksums: dict[str, str | None] = {}  # rel -> checksum file text (HTTP only)
         self._lock = threading.Lock()
@@ -204,48 +206,54 @@ class VisionSource:
         with self._lock:
             if not refresh and file.rel in self._checksums:
                 return self._checksums[file.rel]
-        blob = self._get(f"{file.url}.CHECKSUM")
+        blob = self._get(f"{file.url}.CHECKSUM", read_file)
         text = None if blob is None else blob.decode(errors="replace")
         with self._lock:
             self._checksums[file.rel] = text
         return text
 
-    def _get(self, url: str) -> bytes | None:
-        assert self._http is not None
-        return get_file(self._http, url, self._policy, self._sleep, self._rng)
+    def _get(self, url: str, read: Callable[[httpx.Response], T]) -> T:
+        assert self._requester is not None
+        return self._requester.get(url, read)
 
     def _verified_bytes(self, file: VisionFile, verify: bool) -> bytes:
-        # Over HTTP a digest that does not match may be a download cut short: fetch again.
-        attempts = self._policy.max_retries + 1 if self._remote else 1
-        expected = actual = None
-        for attempt in range(attempts):
-            if self._remote:
-                blob = self._get(str(file.url))
-            else:
-                assert file.path is not None
-                blob = file.path.read_bytes() if file.path.is_file() else None
-            if blob is None:
-                raise DataError(
-                    f"{file.location} does not exist; plan() lists only files that do, so "
-                    "it was removed since: plan again"
-                )
-            if not verify:
-                return blob
-            text = self._checksum_text(file, refresh=attempt > 0)
-            if text is None:
-                raise ChecksumMismatch(
-                    f"{file.location} has no {file.name}.CHECKSUM beside it, so it cannot be "
-                    "verified and was not read. Put the .CHECKSUM from data.binance.vision next "
-                    "to it, or pass verify=False to read it unverified on purpose.",
-                    path=file.location,
-                )
-            expected = (text.split(maxsplit=1) or [""])[0].lower()[:80]
-            actual = hashlib.sha256(blob).hexdigest()
-            if actual == expected:
-                return blob
-            if attempt < attempts - 1:
-                self._sleep(self._policy.delay(attempt, self._rng))
-        raise ChecksumMismatch(
+        if not self._remote:
+            assert file.path is not None
+            blob = _exists(file, file.path.read_bytes() if file.path.is_file() else None)
+            mismatch = self._mismatch(file, blob, refresh=False) if verify else None
+            if mismatch:
+                raise mismatch
+            return blob
+        downloads = 0
+
+        def read(resp: httpx.Response) -> bytes:
+            nonlocal downloads
+            blob = _exists(file, read_file(resp))
+            # A digest that does not match may be a download cut short, or a checksum
+            # fetched before the file was replaced: after the first, fetch both again.
+            mismatch = self._mismatch(file, blob, refresh=downloads > 0) if verify else None
+            downloads += 1
+            if mismatch:
+                raise BadBody(str(mismatch), final=mismatch)
+            return blob
+
+        return self._get(str(file.url), read)
+
+    def _mismatch(self, file: VisionFile, blob: bytes, refresh: bool) -> ChecksumMismatch | None:
+        """Why `blob` is not the file its `.CHECKSUM` names; None when it is."""
+        text = self._checksum_text(file, refresh=refresh)
+        if text is None:
+            raise ChecksumMismatch(
+                f"{file.location} has no {file.name}.CHECKSUM beside it, so it cannot be "
+                "verified and was not read. Put the .CHECKSUM from data.binance.vision next "
+                "to it, or pass verify=False to read it unverified on purpose.",
+                path=file.location,
+            )
+        expected = (text.split(maxsplit=1) or [""])[0].lower()[:80]
+        actual = hashlib.sha256(blob).hexdigest()
+        if actual == expected:
+            return None
+        return ChecksumMismatch(
             f"{file.location} has SHA-256 {actual}, but {file.name}.CHECKSUM says {expected}: "
             "the file is corrupt or incomplete and was not read. Delete it (and its .CHECKSUM) "
             "and download both again from data.binance.vision.",
@@ -260,6 +268,15 @@ class VisionSource:
             return [fn(item) for item in items]
         with ThreadPoolExecutor(min(self._max_workers, len(items))) as pool:
             return list(pool.map(fn, items))
+
+
+def _exists(file: VisionFile, blob: bytes | None) -> bytes:
+    if blob is None:
+        raise DataError(
+            f"{file.location} does not exist; plan() lists only files that do, so it was "
+            "removed since: plan again"
+        )
+    return blob
 
 
 def _empty_klines() -> pl.DataFrame:
