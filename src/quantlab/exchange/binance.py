@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from functools import partial
 from types import TracebackType
 from typing import Any, Literal
 
@@ -18,6 +19,7 @@ import polars as pl
 
 from quantlab.errors import ConfigError, PermanentExchangeError, SchemaError
 from quantlab.exchange._http import Requester, RetryPolicy
+from quantlab.exchange._klines_json import closed_klines, page_frame
 from quantlab.exchange._weights import (
     EXCHANGE_INFO_WEIGHT,
     FUNDING_RATE_MAX_LIMIT,
@@ -29,7 +31,7 @@ from quantlab.exchange._weights import (
     klines_weight,
 )
 from quantlab.exchange.funding import parse_funding_rates
-from quantlab.schema import INTERVAL_MS, klines_from_rows
+from quantlab.schema import INTERVAL_MS
 
 Market = Literal["spot", "futures_um"]
 
@@ -105,7 +107,7 @@ class BinanceClient:
             raise ConfigError(f"end_ms {end_ms} is before start_ms {start_ms}; swap them")
         # Read the clock before the pages: a candle closed by then is final in every page.
         now_ms = self.server_time()
-        by_open: dict[int, list[Any]] = {}
+        pages: list[pl.DataFrame] = []
         start = start_ms
         while start <= end_ms:
             limit = choose_klines_limit(self.market, (end_ms - start) // step + 1)
@@ -117,26 +119,17 @@ class BinanceClient:
                 "limit": limit,
             }
             weight = klines_weight(self.market, limit)
-            page = self._requester.get_json(self._klines_path, params, weight, list)
-            for row in page:
-                if not (isinstance(row, list) and len(row) == 12):
-                    raise SchemaError(
-                        f"GET {self._klines_path} {params} returned a kline that is not "
-                        f"Binance's 12-field array: {row!r}; check base_url."
-                    )
-                by_open[int(row[0])] = row
-            if len(page) < limit:
+            # Parsed as it arrives, so a body cut short is fetched again.
+            parse = partial(page_frame, path=self._klines_path, params=params)
+            page = self._requester.get_parsed(self._klines_path, params, weight, parse)
+            pages.append(page)
+            if page.height < limit:
                 break
-            last_open = max(int(row[0]) for row in page)
+            last_open = page["open_time"].max()
             if last_open < start:  # a server that ignores startTime must not loop us forever
                 break
             start = last_open + step
-        rows = [
-            row
-            for open_ms, row in sorted(by_open.items())
-            if start_ms <= open_ms <= end_ms and int(row[6]) < now_ms
-        ]
-        return klines_from_rows(rows, self.market, symbol, interval)
+        return closed_klines(pages, self.market, symbol, interval, (start_ms, end_ms), now_ms)
 
     def fetch_funding_rates(self, symbol: str, start_ms: int, end_ms: int) -> pl.DataFrame:
         """Funding records with `start_ms <= funding_time <= end_ms`, sorted (USD-M only).
