@@ -113,3 +113,27 @@ def test_one_client_fetches_three_symbols_at_once_without_a_single_429(fake_time
     assert fake_time.sleeps  # the budget did bind: the client waited instead
     for symbol, got in zip(symbols, frames, strict=True):
         assert_frame_equal(got, expected(symbol))
+
+
+def test_separate_clients_on_one_ip_share_the_budget_through_the_server_count(fake_time):
+    """Two task processes each have their own client and tracker, as the market_data DAG's
+    mapped tasks do. The second learns from X-MBX-USED-WEIGHT-1M what the first spent, so it
+    waits for the next minute instead of earning the 429 that its own count would not foresee."""
+
+    def client() -> BinanceClient:
+        return BinanceClient(
+            srv.base_url, sleep=fake_time.sleep, clock=fake_time, weight_limit_per_min=20
+        )
+
+    with ReplayServer(SAMPLE, weight_limit_per_min=20, clock=fake_time) as srv:
+        with client() as first:  # 2 x (time 1 + 3 pages x 2) = 14 of the minute's 20
+            for symbol in ("BTCUSDT", "ETHUSDT"):
+                first.fetch_klines(symbol, "1h", JAN_2023, MAY_2023 - HOUR)
+        assert (srv.used_weight(), fake_time.sleeps) == (14, [])
+        with client() as second:  # time 1 + 2 pages fit (19); the third page would be 21
+            got = second.fetch_klines("SOLUSDT", "1h", JAN_2023, MAY_2023 - HOUR)
+            assert second.weights.used == 2  # the third page, alone in the new minute
+        responses = dict(srv.responses)
+    assert responses == {200: 12}  # not one 429
+    assert len(fake_time.sleeps) == 1  # the second client waited out the minute instead
+    assert_frame_equal(got, expected("SOLUSDT"))
