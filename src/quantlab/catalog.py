@@ -290,7 +290,7 @@ class Catalog:
         if df.is_empty():
             return None
         df = _to_storage(df)
-        dupes = df.height - df.unique(subset=list(key)).height
+        dupes = df.height - df.select(list(key)).unique().height
         if dupes:
             raise ValueError(f"upsert into {name!r}: {dupes} rows repeat the key {list(key)}")
         path = str(self._table_path(name))
