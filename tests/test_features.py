@@ -190,9 +190,20 @@ def test_config_mistakes_are_errors_that_say_what_to_do(bars):
         FeaturesConfig(columns=("rsi_14", "rsi_14"))
 
 
+def test_bars_in_any_row_order_give_the_same_features(bars):
+    """Sorted by symbol but not by time (checked alongside the features), or not at all."""
+    ordered = build_features(bars, EVERYTHING)
+    backwards = bars.sort("symbol", "open_time", descending=[False, True])
+    assert_frame_equal(build_features(backwards, EVERYTHING), ordered, check_exact=True)
+    shuffled = bars.sample(fraction=1.0, shuffle=True, seed=11)
+    assert_frame_equal(build_features(shuffled, EVERYTHING), ordered, check_exact=True)
+
+
 def test_bad_input_is_a_schema_error(bars):
     with pytest.raises(SchemaError, match="repeat a"):
         build_features(pl.concat([bars, bars.head(3)]), CFG)
+    with pytest.raises(SchemaError, match="repeat an open_time of BTCUSDT"):
+        build_features(pl.concat([bars, bars.head(3)]).sort("symbol"), CFG)
     with pytest.raises(SchemaError, match="lacks column"):
         build_features(bars.drop("trades"), CFG)
     mixed = pl.concat([bars.head(50), bars.tail(50).with_columns(pl.lit("4h").alias("interval"))])
