@@ -13,7 +13,7 @@ _SMAS = [{"n": 20}, {"n": 50}]
 
 
 def sma_close(n: int) -> pl.Expr:
-    # TA-Lib's running sum: about 3x faster than polars' rolling_mean over a symbol's year of 1m bars.
+    # TA-Lib's running sum: about 3x faster than polars' rolling_mean on a year of 1m bars.
     return cached(f"_sma{n}", ta("SMA", close, timeperiod=n))
 
 
