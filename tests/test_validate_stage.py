@@ -80,10 +80,22 @@ def test_a_clean_version_passes_with_the_halt_as_a_known_gap(project, march):
     # A static site: every page the index links to is a file beside it, so it opens from disk.
     links = re.findall(r'href="([^"#:]+\.html)"', index.read_text())
     assert links and all((index.parent / unquote(link)).is_file() for link in links), links
-    (page,) = (index.parent / "validations" / "klines").rglob(f"{ref}-1h.html")
+    # The Checkpoint's run is named after the version and interval; its page shows the counts
+    # over every row, not only over the rows the screen handed to GX.
+    (page,) = (index.parent / "validations" / "klines" / f"{ref}-1h").rglob("*.html")
     text = page.read_text()
     assert "known_gaps (info): bars missing from the calendar inside a known" in text
     assert "2 unexpected values found" in text and "of 1486 total rows" in text  # zero_volume
+
+    # Validated once, by the klines Checkpoint, and stored with the full frame's counts.
+    project = ctx.config.paths.data / "gx"
+    assert (project / "checkpoints" / "klines.json").is_file()
+    (stored,) = (project / "uncommitted" / "validations" / "klines" / f"{ref}-1h").rglob("*.json")
+    result = json.loads(stored.read_text())
+    assert result["meta"]["checkpoint_id"] and result["meta"]["quantlab"]["rows"] == 1486
+    counts = {r["expectation_config"]["meta"]["check"]: r["result"] for r in result["results"]}
+    assert counts["zero_volume"]["element_count"] == 1486
+    assert counts["zero_volume"]["unexpected_count"] == 2
 
 
 def test_a_failed_version_blocks_features_until_fixed(project, march):
@@ -157,8 +169,9 @@ def test_every_interval_of_a_version_is_validated(project, march):
     extra = ctx.catalog.lineage(ctx.catalog.latest("klines_checks")).extra
     (row,) = extra["first_failing_rows"]["ohlc_consistent"]
     assert row["interval"] == "4h"
-    pages = {p.name for p in (ctx.config.paths.data / "data_docs").rglob(f"{ref}-*.html")}
-    assert pages == {f"{ref}-1h.html", f"{ref}-4h.html"}
+    validations = ctx.config.paths.data / "data_docs" / "validations" / "klines"
+    runs = {page.relative_to(validations).parts[0] for page in validations.rglob("*.html")}
+    assert runs == {f"{ref}-1h", f"{ref}-4h"}
 
 
 def test_funding_rates_and_exchange_info_versions(project):

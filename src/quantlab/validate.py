@@ -6,7 +6,8 @@ Input dataset: one version of `klines` (every market and interval it holds),
 examples) for that version, with the verdict in its lineage (`passed`,
 `failed_checks`, counts, the first failing rows, the Data Docs page). Downstream
 stages read data only through a passed checks version (see `quality.gate`).
-The Data Docs site is rebuilt under `<data>/data_docs/`.
+Each validation runs once, through the dataset's GX Checkpoint in `<data>/gx`, whose
+action adds the result to the Data Docs site under `<data>/data_docs/`.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ from quantlab.catalog import DatasetRef
 from quantlab.config import config_hash
 from quantlab.context import RunContext
 from quantlab.errors import DatasetNotFound, QualityError
-from quantlab.quality.docs import build_data_docs
+from quantlab.quality._gx import Runner
+from quantlab.quality._project import checkpoint_runner, open_project
 from quantlab.quality.exchange_info import validate_exchange_info
 from quantlab.quality.funding_rates import validate_funding_rates
 from quantlab.quality.klines import validate_klines
@@ -46,7 +48,13 @@ class GateResult:
     data_docs: Path | None
 
 
-def _klines(ctx: RunContext, ref: DatasetRef, as_of: datetime) -> ValidationReport:
+# The runner that validates one slice of a version, by its label (a klines interval, or "").
+RunnerFor = Callable[[str], Runner | None]
+
+
+def _klines(
+    ctx: RunContext, ref: DatasetRef, as_of: datetime, runner_for: RunnerFor
+) -> ValidationReport:
     """Every interval the version holds, each validated on its own grid."""
     cfg = ctx.config.validate_
     outages = load_outages(cfg.known_outages)
@@ -67,23 +75,36 @@ def _klines(ctx: RunContext, ref: DatasetRef, as_of: datetime) -> ValidationRepo
         } or {default: data}
     parts = [
         # A Delta version keeps no row order, so the order of rows is not a check here.
-        (iv, validate_klines(rows, iv, cfg, outages=outages, as_of=as_of, row_order=False))
+        (
+            iv,
+            validate_klines(
+                rows, iv, cfg, outages=outages, as_of=as_of, row_order=False, runner=runner_for(iv)
+            ),
+        )
         for iv, rows in sorted(groups.items())
     ]
     return ValidationReport.merge(parts, key="interval")
 
 
-def _funding_rates(ctx: RunContext, ref: DatasetRef, as_of: datetime) -> ValidationReport:
+def _funding_rates(
+    ctx: RunContext, ref: DatasetRef, as_of: datetime, runner_for: RunnerFor
+) -> ValidationReport:
     return validate_funding_rates(
-        ctx.catalog.read(ref), ctx.config.validate_, as_of=as_of, row_order=False
+        ctx.catalog.read(ref),
+        ctx.config.validate_,
+        as_of=as_of,
+        row_order=False,
+        runner=runner_for(""),
     )
 
 
-def _exchange_info(ctx: RunContext, ref: DatasetRef, as_of: datetime) -> ValidationReport:
-    return validate_exchange_info(ctx.catalog.read(ref))
+def _exchange_info(
+    ctx: RunContext, ref: DatasetRef, as_of: datetime, runner_for: RunnerFor
+) -> ValidationReport:
+    return validate_exchange_info(ctx.catalog.read(ref), runner=runner_for(""))
 
 
-VALIDATORS: dict[str, Callable[[RunContext, DatasetRef, datetime], ValidationReport]] = {
+VALIDATORS: dict[str, Callable[[RunContext, DatasetRef, datetime, RunnerFor], ValidationReport]] = {
     "klines": _klines,
     "funding_rates": _funding_rates,
     "exchange_info": _exchange_info,
@@ -101,7 +122,9 @@ def check_version(
     """Validate one version and record the result as `<name>_checks`; never raises QualityError.
 
     `as_of` is the reference time for staleness (default: `universe.end`); pass the run's
-    data interval end from a scheduled DAG.
+    data interval end from a scheduled DAG. With `data_docs`, each slice is validated by
+    its GX Checkpoint, which stores the result and adds it to Data Docs (run name
+    `<ref>-<interval>` for klines, `<ref>` otherwise); without, in memory only.
     """
     if ref.name not in VALIDATORS:
         raise DatasetNotFound(
@@ -109,17 +132,16 @@ def check_version(
             f"validate one of {', '.join(VALIDATORS)}"
         )
     as_of = as_of or default_as_of(ctx)
-    report = VALIDATORS[ref.name](ctx, ref, as_of)
-    docs = None
-    if data_docs:
-        paths = ctx.config.paths
-        docs = build_data_docs(
-            report,
-            site_dir=paths.data / "data_docs",
-            store_dir=paths.data,
-            batch=str(ref),
-            run_name=f"validate-{ref}",
-        )
+    data = ctx.config.paths.data
+    project = open_project(data, data / "data_docs") if data_docs else None
+
+    def runner_for(label: str) -> Runner | None:
+        if project is None:
+            return None
+        return checkpoint_runner(project, f"{ref}-{label}" if label else str(ref))
+
+    report = VALIDATORS[ref.name](ctx, ref, as_of, runner_for)
+    docs = project.index if project is not None else None
     extra = {
         **report.record(),
         "as_of": as_of.isoformat(),

@@ -28,10 +28,15 @@ from quantlab.config import ValidateConfig
 from quantlab.quality.report import CheckResult, Severity, ValidationReport
 
 if TYPE_CHECKING:
+    import pandas as pd
+    from great_expectations.core import ExpectationSuite, ExpectationSuiteValidationResult
     from great_expectations.core.batch_definition import BatchDefinition
     from great_expectations.expectations import Expectation
 
 MAX_EXAMPLES = 5
+# SUMMARY: counts plus the first offending rows' indexes, which become the examples.
+RESULT_FORMAT = {"result_format": "SUMMARY", "partial_unexpected_count": MAX_EXAMPLES}
+_GX_SEVERITY = {"error": "critical", "warning": "warning", "info": "info"}
 HELPER = "_check_"  # prefix of the columns a validator computes next to the data for GX
 SCREEN = "_screen_"  # prefix of columns that only help pick the rows; GX does not see them
 _ROW = "_quantlab_row"
@@ -95,6 +100,22 @@ def _batch_definition(dataset: str) -> BatchDefinition:
 
 _LOCK = threading.Lock()
 
+# Completes a GX result in place (the full frame's counts) before anyone stores or shows it.
+Finish = Callable[["ExpectationSuiteValidationResult"], None]
+# Validates `frame` against the suite once, calls `finish` on the result and returns it.
+Runner = Callable[["ExpectationSuite", "pd.DataFrame", Finish], "ExpectationSuiteValidationResult"]
+
+
+def validate_in_memory(
+    suite: ExpectationSuite, frame: pd.DataFrame, finish: Finish
+) -> ExpectationSuiteValidationResult:
+    """The default runner: an ephemeral context, nothing written (see `_project` for the gate's)."""
+    with _LOCK:
+        batch = _batch_definition(suite.name).get_batch(batch_parameters={"dataframe": frame})
+        outcome = batch.validate(suite, result_format=RESULT_FORMAT)
+    finish(outcome)
+    return outcome
+
 
 def run_checks(
     dataset: str,
@@ -104,10 +125,12 @@ def run_checks(
     times: Collection[str] = (),
     row_count: int | None = None,
     screen: bool = True,
+    runner: Runner | None = None,
 ) -> ValidationReport:
     """Validate `data` (rows in input order) against `checks` and report per check.
 
-    `times` are epoch-ms columns that examples show as ISO-8601 UTC.
+    `times` are epoch-ms columns that examples show as ISO-8601 UTC. `runner` validates
+    (default `validate_in_memory`; the gate passes a Checkpoint's, see `quality._project`).
     """
     rows = data.with_row_index(_ROW)
     suspects = [c.suspect.fill_null(True) for c in checks if c.suspect is not None]
@@ -118,16 +141,16 @@ def run_checks(
 
     for c in checks:
         c.expectation.description = c.description
+        c.expectation.severity = _GX_SEVERITY[c.severity]
     suite = gx().ExpectationSuite(name=dataset, expectations=[c.expectation for c in checks])
-    fmt = {"result_format": "SUMMARY", "partial_unexpected_count": MAX_EXAMPLES}
-    with _LOCK:
-        batch = _batch_definition(dataset).get_batch(batch_parameters={"dataframe": frame})
-        outcome = batch.validate(suite, result_format=fmt)
-    outcome.meta["quantlab"] = {"rows": data.height, "rows_given_to_gx": rows.height}
 
+    def finish(outcome: ExpectationSuiteValidationResult) -> None:
+        outcome.meta["quantlab"] = {"rows": data.height, "rows_given_to_gx": rows.height}
+        if screen:
+            _restore_counts(outcome.results, data)
+
+    outcome = (runner or validate_in_memory)(suite, frame, finish)
     by_name = {r.expectation_config.meta["check"]: r for r in outcome.results}
-    if screen:
-        _restore_counts(outcome.results, data)
     results = []
     for chk in checks:
         r = by_name[chk.name]

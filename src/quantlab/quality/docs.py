@@ -1,52 +1,19 @@
-"""The Great Expectations Data Docs site: every validation's suite and result as static HTML.
+"""Publish a report that was validated in memory (a file a user brought) to the Data Docs site.
 
-A file-backed GX project under `store_dir` keeps the suites and the validation results;
-the site is rendered to `site_dir` (`<data>/data_docs/index.html` from the stage), so
-that it opens in a browser straight from disk. Each call adds one result and rebuilds
-the index (the newest 50 results), as GX's `UpdateDataDocsAction` does after a Checkpoint run. The results are
-stored as the gate computed them (with the full frame's counts, see `quality._gx`)
-rather than re-validated by a Checkpoint, which would validate the data a second time.
+The gate itself validates through a Checkpoint whose action publishes the result (see
+`quality._project`); this is for `quantlab data validate --input FILE --data-docs`, where
+the file was already validated by the pure core. The result is stored under `batch` in the
+same GX project (`<store_dir>/gx`) and the site (`site_dir`, e.g. `<data>/data_docs`)
+renders its page and index, as GX's `UpdateDataDocsAction` does.
 """
 
 from __future__ import annotations
 
-import threading
 from datetime import UTC, datetime
-from functools import cache
 from pathlib import Path
-from typing import Any
 
-from quantlab.quality._gx import gx
+from quantlab.quality._project import LOCK, SITE, open_project
 from quantlab.quality.report import ValidationReport
-
-SITE = "quantlab"
-INDEX_LIMIT = 50  # validation results listed on the index page, newest first
-_LOCK = threading.Lock()
-
-
-@cache
-def _context(store_dir: str, site_dir: str) -> Any:
-    """A file-backed GX context whose only Data Docs site is `site_dir`."""
-    from great_expectations.data_context.types.base import ProgressBarsConfig
-
-    context = gx().get_context(mode="file", project_root_dir=store_dir)
-    context.variables.progress_bars = ProgressBarsConfig(globally=False)
-    wanted = {
-        "class_name": "SiteBuilder",
-        "show_how_to_buttons": False,
-        "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": site_dir},
-        # The index reads every result it lists: keep it (and the gate's time) bounded.
-        "site_index_builder": {
-            "class_name": "DefaultSiteIndexBuilder",
-            "validation_results_limit": INDEX_LIMIT,
-        },
-    }
-    sites = dict(context.variables.data_docs_sites or {})
-    for name in [n for n in sites if n != SITE or sites[n] != wanted]:
-        context.delete_data_docs_site(name)
-    if SITE not in (context.variables.data_docs_sites or {}):
-        context.add_data_docs_site(SITE, wanted)
-    return context
 
 
 def build_data_docs(
@@ -54,7 +21,7 @@ def build_data_docs(
 ) -> Path:
     """Add `report`'s GX result to the site at `site_dir` and return the site's index.html.
 
-    `batch` names what was validated (e.g. `klines@v3` or a file name), `run_name` the run.
+    `batch` names what was validated (e.g. a file name), `run_name` the run.
     """
     parts = report.parts or (("", report),)
     if any(r.gx_result is None or r.gx_suite is None for _, r in parts):
@@ -65,17 +32,12 @@ def build_data_docs(
         ValidationResultIdentifier,
     )
 
-    site_dir.mkdir(parents=True, exist_ok=True)
-    store_dir.mkdir(parents=True, exist_ok=True)
+    project = open_project(store_dir, site_dir)
+    context = project.context
     run_id = RunIdentifier(run_name=run_name, run_time=datetime.now(UTC))
-    with _LOCK:
-        context = _context(str(store_dir.resolve()), str(site_dir.resolve()))
+    with LOCK:
         for label, part in parts:
-            suite = gx().ExpectationSuite(
-                name=part.gx_suite.name,
-                expectations=[e.configuration.to_domain_obj() for e in part.gx_suite.expectations],
-            )
-            context.suites.add_or_update(suite)
+            suite = project.store_suite(part.gx_suite)
             suite_id = ExpectationSuiteIdentifier(name=suite.name)
             result_id = ValidationResultIdentifier(
                 expectation_suite_identifier=suite_id,
@@ -88,4 +50,4 @@ def build_data_docs(
             result.meta.setdefault("batch_spec", {})["data_asset_name"] = result_id.batch_identifier
             context.validation_results_store.set(result_id, result)
             context.build_data_docs(site_names=[SITE], resource_identifiers=[result_id, suite_id])
-    return site_dir / "index.html"
+    return project.index

@@ -14,6 +14,7 @@ from quantlab.exchange.exchange_info import EXCHANGE_INFO_KEY, EXCHANGE_INFO_SCH
 from quantlab.quality._gx import (
     HELPER,
     Check,
+    Runner,
     between_check,
     columns_check,
     expectation,
@@ -45,8 +46,13 @@ MARKETS = ("spot", "futures_um")
 _REQUIRED = ("market", "symbol", "status", "base_asset", "quote_asset")
 
 
-def validate_exchange_info(df: pl.DataFrame, *, screen: bool = True) -> ValidationReport:
-    """Run every exchange-info check on `df` (one row per market and symbol) and report."""
+def validate_exchange_info(
+    df: pl.DataFrame, *, screen: bool = True, runner: Runner | None = None
+) -> ValidationReport:
+    """Run every exchange-info check on `df` (one row per market and symbol) and report.
+
+    `runner` validates (default: in memory; the gate passes its Checkpoint's).
+    """
     for name, want in EXCHANGE_INFO_SCHEMA.items():
         if name in df.columns and df.schema[name] != want:
             raise SchemaError(
@@ -54,7 +60,8 @@ def validate_exchange_info(df: pl.DataFrame, *, screen: bool = True) -> Validati
                 "build the frame with quantlab.exchange.exchange_info.parse_exchange_info"
             )
     if not all(c in df.columns for c in EXCHANGE_INFO_SCHEMA):
-        return run_checks("exchange_info", df, [columns_check(list(EXCHANGE_INFO_SCHEMA))])
+        schema_only = [columns_check(list(EXCHANGE_INFO_SCHEMA))]
+        return run_checks("exchange_info", df, schema_only, runner=runner)
     d = HELPER
     data = df.with_columns(pl.col(pl.Float64).fill_nan(None)).with_columns(
         # BTCUSDT is BTC + USDT; a delivery contract adds a suffix (BTCUSDT_240927).
@@ -66,7 +73,8 @@ def validate_exchange_info(df: pl.DataFrame, *, screen: bool = True) -> Validati
             for c in ("max_price", "max_qty")
         ],
     )
-    return run_checks("exchange_info", data, _build_checks(data.columns), screen=screen)
+    checks = _build_checks(data.columns)
+    return run_checks("exchange_info", data, checks, screen=screen, runner=runner)
 
 
 def _range(name: str, low: str, high: str) -> Check:

@@ -18,6 +18,7 @@ from quantlab.exchange.funding import FUNDING_RATES_KEY, FUNDING_RATES_SCHEMA
 from quantlab.quality._gx import (
     HELPER,
     Check,
+    Runner,
     between_check,
     check_dtypes,
     columns_check,
@@ -47,6 +48,7 @@ def validate_funding_rates(
     as_of: datetime | None = None,
     row_order: bool = True,
     screen: bool = True,
+    runner: Runner | None = None,
 ) -> ValidationReport:
     """Run every funding-rate check on `df` (one or many symbols) and report the result.
 
@@ -65,13 +67,14 @@ def validate_funding_rates(
         "build the frame with quantlab.exchange.funding.parse_funding_rates",
     )
     if not all(c in df.columns for c in FUNDING_RATES_SCHEMA):
-        return run_checks("funding_rates", df, [columns_check(list(FUNDING_RATES_SCHEMA))])
+        schema_only = [columns_check(list(FUNDING_RATES_SCHEMA))]
+        return run_checks("funding_rates", df, schema_only, runner=runner)
     as_of_ms = None if as_of is None else int(as_of.timestamp() * 1000)
     data = _prepare(df, cfg, as_of_ms)
     checks = _build_checks(cfg, data.columns, as_of_ms)
     if not row_order:
         checks = [c for c in checks if c.name != "funding_time_increasing"]
-    return run_checks("funding_rates", data, checks, times=_TIMES, screen=screen)
+    return run_checks("funding_rates", data, checks, times=_TIMES, screen=screen, runner=runner)
 
 
 def _prepare(df: pl.DataFrame, cfg: ValidateConfig, as_of_ms: int | None) -> pl.DataFrame:

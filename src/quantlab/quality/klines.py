@@ -26,6 +26,7 @@ from quantlab.quality._gx import (
     MAX_EXAMPLES,
     SCREEN,
     Check,
+    Runner,
     between_check,
     check_dtypes,
     columns_check,
@@ -58,6 +59,7 @@ def validate_klines(
     as_of: datetime | None = None,
     row_order: bool = True,
     screen: bool = True,
+    runner: Runner | None = None,
 ) -> ValidationReport:
     """Run every klines check on `df` (one or many series of `interval`) and report the result.
 
@@ -66,7 +68,8 @@ def validate_klines(
     than `cfg.max_stale_bars` bars older than the last one closed at `as_of` is stale (warning).
     `row_order=False` says the rows' order means nothing (a catalog version: Delta keeps
     none), so `open_time_increasing` is not checked. `screen=False` hands every row to GX
-    (slow; the tests use it to prove the screen exact).
+    (slow; the tests use it to prove the screen exact). `runner` validates (default: in
+    memory; the gate passes its Checkpoint's, see `quality._project`).
 
     Raises ConfigError for an unknown interval and SchemaError if a column has the
     wrong type (call `quantlab.schema.conform_klines` first). Missing or extra
@@ -96,7 +99,7 @@ def validate_klines(
         # Without all columns the row rules cannot be computed: report the schema alone.
         data = df
         checks = [columns_check(list(KLINES_SCHEMA))]
-    return run_checks("klines", data, checks, times=_SHOWN_AS_TIME, screen=screen)
+    return run_checks("klines", data, checks, times=_SHOWN_AS_TIME, screen=screen, runner=runner)
 
 
 def _build_checks(

@@ -1,0 +1,254 @@
+"""The file-backed Great Expectations project of a data folder, and the Checkpoint the gate runs.
+
+`<data>/gx` keeps, per dataset, a pandas dataframe asset, an ExpectationSuite, a
+ValidationDefinition and a Checkpoint, plus every validation result; the Data Docs site is
+rendered to `<data>/data_docs`. A Checkpoint run validates once and then runs
+`PublishResultAction`, an `UpdateDataDocsAction` that first completes the result: GX
+validates only the rows the polars screen suspects (see `quality._gx`), and the action
+restores the full frame's counts and stores the result again before the site renders it.
+
+Opening the project and syncing a dataset's suite, validation definition and Checkpoint
+happens once per process; a suite is written again only when its expectations change.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from copy import copy
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from quantlab.quality._gx import RESULT_FORMAT, Finish, gx
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from great_expectations.core import ExpectationSuite, ExpectationSuiteValidationResult
+
+SITE = "quantlab"
+SOURCE = "quantlab"
+BATCH = "whole"
+INDEX_LIMIT = 50  # validation results listed on the index page, newest first
+_VIEWS = "quantlab.quality._views"
+# One lock per process: a GX context is not thread-safe, and a Checkpoint run reads the
+# `_FINISH` its caller set.
+LOCK = threading.RLock()
+_FINISH: ContextVar[Finish | None] = ContextVar("quantlab_gx_finish", default=None)
+
+
+def _site_config(site_dir: str) -> dict:
+    view = {"module_name": _VIEWS, "class_name": "CachedPageView"}
+    return {
+        "class_name": "SiteBuilder",
+        "show_how_to_buttons": False,
+        "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": site_dir},
+        "site_section_builders": {
+            "expectations": {"view": view},
+            "validations": {"view": view},
+            "profiling": "None",  # the gate profiles nothing; GX would still scan for it
+        },
+        # The index reads every result it lists: keep it (and the gate's time) bounded.
+        "site_index_builder": {
+            "class_name": "DefaultSiteIndexBuilder",
+            "validation_results_limit": INDEX_LIMIT,
+            "view": {"module_name": _VIEWS, "class_name": "CachedIndexPageView"},
+        },
+    }
+
+
+@cache
+def _action_class() -> type:
+    """The action class, defined once GX is imported (GX finds it by its `type`)."""
+    from great_expectations.checkpoint import UpdateDataDocsAction
+
+    class PublishResultAction(UpdateDataDocsAction):
+        """Complete each result (the full frame's counts), store it again, update Data Docs.
+
+        A subclass of UpdateDataDocsAction, so a Checkpoint runs it before any other action.
+        Run outside `Project.validate` (no completion set), it only updates Data Docs.
+        """
+
+        type: Literal["quantlab_publish_result"] = "quantlab_publish_result"
+
+        def run(self, checkpoint_result: Any, action_context: Any = None) -> dict:
+            finish = _FINISH.get()
+            if finish is not None:
+                store = self._data_context.validation_results_store
+                for key, result in checkpoint_result.run_results.items():
+                    finish(result)
+                    store.set(key, result)
+            return super().run(checkpoint_result, action_context)
+
+    return PublishResultAction
+
+
+def _fingerprint(expectations: list) -> str:
+    """The suite's expectations as JSON, ids left out: equal for the same checks."""
+    configs = []
+    for e in expectations:
+        c = e.configuration.to_json_dict()
+        c.pop("id", None)
+        configs.append(c)
+    return json.dumps(configs, sort_keys=True, default=str)
+
+
+@dataclass
+class Project:
+    """A data folder's GX project: its file context and the Data Docs site it renders."""
+
+    context: Any
+    site_dir: Path
+    _checkpoints: dict[str, tuple[str, Any]] = field(default_factory=dict)
+
+    @property
+    def index(self) -> Path:
+        return self.site_dir / "index.html"
+
+    def validate(
+        self,
+        suite: ExpectationSuite,
+        frame: pd.DataFrame,
+        finish: Finish,
+        *,
+        run_name: str,
+    ) -> ExpectationSuiteValidationResult:
+        """Run the suite's Checkpoint on `frame` once; `finish` completes the result before
+        it is stored and published. Returns the completed result."""
+        from great_expectations.core.run_identifier import RunIdentifier
+
+        run_id = RunIdentifier(run_name=run_name, run_time=datetime.now(UTC))
+        with LOCK, _finishing(finish):
+            checkpoint = self._checkpoint(suite)
+            outcome = checkpoint.run(batch_parameters={"dataframe": frame}, run_id=run_id)
+        (result,) = outcome.run_results.values()
+        return result
+
+    def _checkpoint(self, suite: ExpectationSuite) -> Any:
+        """The Checkpoint that validates `suite.name`, its stored suite synced with `suite`."""
+        wanted = _fingerprint(suite.expectations)
+        known = self._checkpoints.get(suite.name)
+        if known is not None and known[0] == wanted:
+            return known[1]
+        checkpoint = self._sync(suite, wanted)
+        self._checkpoints[suite.name] = (wanted, checkpoint)
+        return checkpoint
+
+    def store_suite(self, suite: ExpectationSuite) -> Any:
+        """Write `suite` to the project unless the stored one has the same expectations."""
+        wanted = _fingerprint(suite.expectations)
+        known = self._checkpoints.get(suite.name)
+        if known is not None and known[0] == wanted:
+            return known[1].validation_definitions[0].suite
+        self._checkpoints.pop(suite.name, None)
+        return self._store_suite(suite, wanted)
+
+    def _store_suite(self, suite: ExpectationSuite, wanted: str) -> Any:
+        from great_expectations.exceptions import DataContextError
+
+        # A stored suite takes ownership of its expectations: store copies.
+        fresh = gx().ExpectationSuite(
+            name=suite.name, expectations=[copy(e) for e in suite.expectations]
+        )
+        try:
+            stored = self.context.suites.get(suite.name)
+        except DataContextError:
+            return self.context.suites.add(fresh)
+        if _fingerprint(stored.expectations) != wanted:
+            stored = self.context.suites.add_or_update(fresh)  # keeps the suite's id
+        return stored
+
+    def _sync(self, suite: ExpectationSuite, wanted: str) -> Any:
+        from great_expectations.exceptions import DataContextError
+
+        ctx = self.context
+        name = suite.name
+        stored = self._store_suite(suite, wanted)
+        try:
+            definition = ctx.validation_definitions.get(name)
+        except DataContextError:
+            definition = ctx.validation_definitions.add(
+                gx().ValidationDefinition(
+                    name=name, data=self._batch_definition(name), suite=stored
+                )
+            )
+        actions = [_action_class()(name="publish_result", site_names=[SITE])]
+        try:
+            checkpoint = ctx.checkpoints.get(name)
+        except DataContextError:
+            return ctx.checkpoints.add(
+                gx().Checkpoint(
+                    name=name,
+                    validation_definitions=[definition],
+                    actions=actions,
+                    result_format=RESULT_FORMAT,
+                )
+            )
+        if [a.dict() for a in checkpoint.actions] != [a.dict() for a in actions] or (
+            checkpoint.result_format != RESULT_FORMAT
+        ):
+            checkpoint.actions = actions
+            checkpoint.result_format = RESULT_FORMAT
+            checkpoint.save()
+        return checkpoint
+
+    def _batch_definition(self, asset_name: str) -> Any:
+        try:
+            source = self.context.data_sources.get(SOURCE)
+        except KeyError:
+            source = self.context.data_sources.add_pandas(SOURCE)
+        try:
+            asset = source.get_asset(asset_name)
+        except LookupError:
+            asset = source.add_dataframe_asset(asset_name)
+        try:
+            return asset.get_batch_definition(BATCH)
+        except KeyError:
+            return asset.add_batch_definition_whole_dataframe(BATCH)
+
+
+@contextmanager
+def _finishing(finish: Finish) -> Iterator[None]:
+    token = _FINISH.set(finish)
+    try:
+        yield
+    finally:
+        _FINISH.reset(token)
+
+
+def open_project(root: Path, site_dir: Path) -> Project:
+    """The GX project under `root/gx` whose Data Docs site is `site_dir` (once per process)."""
+    root.mkdir(parents=True, exist_ok=True)
+    site_dir.mkdir(parents=True, exist_ok=True)
+    with LOCK:
+        return _open(str(root.resolve()), str(site_dir.resolve()))
+
+
+@cache
+def _open(root: str, site_dir: str) -> Project:
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    context = gx().get_context(mode="file", project_root_dir=root)
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    wanted = _site_config(site_dir)
+    sites = dict(context.variables.data_docs_sites or {})
+    for name in [n for n in sites if n != SITE or sites[n] != wanted]:
+        context.delete_data_docs_site(name)
+    if SITE not in (context.variables.data_docs_sites or {}):
+        context.add_data_docs_site(SITE, wanted)
+    _action_class()  # registered before a stored Checkpoint is read
+    return Project(context, Path(site_dir))
+
+
+def checkpoint_runner(project: Project, run_name: str) -> Callable[..., Any]:
+    """A `quality._gx.Runner` that validates through `project`'s Checkpoint under `run_name`."""
+
+    def run(suite: ExpectationSuite, frame: pd.DataFrame, finish: Finish) -> Any:
+        return project.validate(suite, frame, finish, run_name=run_name)
+
+    return run
