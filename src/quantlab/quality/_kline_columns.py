@@ -76,7 +76,7 @@ def prepare_columns(
         .alias(f"{d}taker"),
     )
     narrow = base.select(
-        pl.struct(SERIES_KEY).rank("dense").alias(_SID),
+        _series_id(base).alias(_SID),
         ot,
         ot_ok.alias("ot_ok"),
         aligned.alias("aligned"),
@@ -91,6 +91,20 @@ def prepare_columns(
         ],
         how="horizontal",
     )
+
+
+def _series_id(df: pl.DataFrame) -> pl.Expr:
+    """One integer per (market, symbol): the pair of their categorical codes.
+
+    Only equality matters (rows are grouped by it), and codes cost far less than ranking
+    the strings. A missing market or symbol (a failed not_null row) is its own value.
+    """
+    if df.select(pl.any_horizontal(pl.col(SERIES_KEY).is_null()).any()).item():
+        return pl.struct(SERIES_KEY).rank("dense").cast(pl.UInt64)
+    market, symbol = (
+        pl.col(c).cast(pl.Categorical).to_physical().cast(pl.UInt64) for c in SERIES_KEY
+    )
+    return market * 2**32 + symbol  # codes are UInt32
 
 
 def _applies(o: Outage) -> pl.Expr:
@@ -152,25 +166,25 @@ def _calendar_columns(
     gap = pl.col(f"{d}gap_bars")
     same_as_next = (sid == sid.shift(-1)) & (ot == ot.shift(-1))
 
-    # Usually the rows already are in time order per series; otherwise sort, and sort back at
-    # the end. Sorted by series, the per-series medians take polars' sorted fast path.
-    in_order = narrow.select(
-        ((sid.diff() > 0) | ((sid.diff() == 0) & (ot.diff() >= 0))).slice(1).all()
-    ).item()
-    timed = (
-        (narrow if in_order else narrow.sort([_SID, "open_time", _ROW], nulls_last=True))
-        .with_columns(sid.set_sorted())
-        .with_columns(
-            pl.when(ok & prev_slot.is_not_null())
-            .then(((slot - prev_slot) // step - 1).clip(lower_bound=0))
-            .alias(f"{d}gap_bars"),
-            pl.when(aligned & close_ok)
-            .then((pl.col("close") / prev_close).log())
-            .alias(f"{d}log_return"),
-            (same_as_next | same_as_next.shift(1)).fill_null(False).alias(f"{SCREEN}duplicate"),
-        )
+    # Usually the rows already are in time order per series; otherwise gather them in that
+    # order, and back at the end. Grouped by series, the per-series medians take polars'
+    # sorted fast path, and one series needs no grouping at all.
+    order = _time_order(narrow)
+    timed = narrow if order is None else narrow[order]
+    one_series = timed.height == 0 or timed[_SID][0] == timed[_SID][-1]
+    if one_series:
+        mad = dev.median()
+    timed = timed.with_columns(sid.set_sorted()).with_columns(
+        pl.when(ok & prev_slot.is_not_null())
+        .then(((slot - prev_slot) // step - 1).clip(lower_bound=0))
+        .alias(f"{d}gap_bars"),
+        pl.when(aligned & close_ok)
+        .then((pl.col("close") / prev_close).log())
+        .alias(f"{d}log_return"),
+        (same_as_next | same_as_next.shift(1)).fill_null(False).alias(f"{SCREEN}duplicate"),
     )
-    timed = timed.with_columns((ret - ret.median().over(_SID)).abs().alias(dev_name))
+    median = ret.median() if one_series else ret.median().over(_SID)
+    timed = timed.with_columns((ret - median).abs().alias(dev_name))
     timed = timed.with_columns(
         _known_bars(gap, step, outages).alias(f"{d}known_gap_bars"),
         pl.when(mad > 0).then(dev / (_MAD_TO_SIGMA * mad)).alias(f"{d}return_z"),
@@ -179,9 +193,24 @@ def _calendar_columns(
         (pl.col(f"{d}return_z") <= cfg.max_return_sigmas).alias(f"{d}return_ok"),
     )
     if as_of_ms is not None:
-        timed = timed.with_columns(_staleness(step, cfg, as_of_ms))
-    helpers = timed.select(_ROW, pl.col(f"^{d}.*$", f"^{SCREEN}.*$"))
-    return (helpers if in_order else helpers.sort(_ROW)).drop(_ROW)
+        timed = timed.with_columns(_staleness(step, cfg, as_of_ms, one_series))
+    helpers = timed.select(pl.col(f"^{d}.*$", f"^{SCREEN}.*$"))
+    return helpers if order is None else helpers[order.arg_sort()]
+
+
+def _time_order(narrow: pl.DataFrame) -> pl.Series | None:
+    """The row order that groups the series and sorts each by time (None: it already is).
+
+    Ties keep their input order; rows without an open_time go last in their series.
+    """
+    sid, ot = pl.col(_SID), pl.col("open_time")
+    in_order = narrow.select(
+        ((sid.diff() > 0) | ((sid.diff() == 0) & (ot.diff() >= 0))).slice(1).all()
+    ).item()
+    if in_order:
+        return None
+    keys = [ot] if narrow[_SID].n_unique() == 1 else [sid, ot]
+    return narrow.select(pl.arg_sort_by(keys, nulls_last=True, maintain_order=True)).to_series()
 
 
 def _known_bars(gap: pl.Expr, step: int, outages: Sequence[Outage]) -> pl.Expr:
@@ -200,12 +229,14 @@ def _known_bars(gap: pl.Expr, step: int, outages: Sequence[Outage]) -> pl.Expr:
     return pl.when(gap > 0).then(pl.min_horizontal(known, gap)).otherwise(gap.clip(upper_bound=0))
 
 
-def _staleness(step: int, cfg: ValidateConfig, as_of_ms: int) -> list[pl.Expr]:
+def _staleness(step: int, cfg: ValidateConfig, as_of_ms: int, one_series: bool) -> list[pl.Expr]:
     """On each series' last candle: is it recent enough at `as_of`? Null on every other row."""
     d = HELPER
     ot, aligned = pl.col("open_time"), pl.col("aligned")
     expected = as_of_ms // step * step - step  # the open time of the last bar closed at as_of
-    last = pl.when(aligned).then(ot).max().over(_SID)
+    last = pl.when(aligned).then(ot).max()
+    if not one_series:
+        last = last.over(_SID)
     on_last = aligned & (ot == last)
     return [
         pl.when(on_last).then(ot >= expected - cfg.max_stale_bars * step).alias(f"{d}fresh"),
