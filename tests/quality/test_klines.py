@@ -343,3 +343,33 @@ def test_merged_reports_name_their_slice(march: pl.DataFrame) -> None:
         **check(bad, "not_null.close").examples[0],
     }
     assert check(merged, "zero_volume").unexpected_count == 6
+
+
+@pytest.mark.parametrize("symbols", [("BTCUSDT",), ("BTCUSDT", "ETHUSDT", "SOLUSDT")])
+def test_without_row_order_a_shuffled_version_reports_as_the_sorted_one(
+    march: pl.DataFrame, symbols: tuple[str, ...]
+) -> None:
+    """A catalog version keeps no row order: gaps, returns and staleness are per series in time."""
+    march = march.filter(pl.col("symbol").is_in(symbols))
+    as_of = datetime(2023, 4, 1, tzinfo=UTC)
+    sorted_report = validate_klines(march, "1h", outages=OUTAGES, as_of=as_of, row_order=False)
+    shuffled = _shuffle(march, 0)
+    report = validate_klines(shuffled, "1h", outages=OUTAGES, as_of=as_of, row_order=False)
+    assert report.passed, report.summary()
+    counts = {c.check: (c.success, c.unexpected_count) for c in report.checks}
+    assert counts == {c.check: (c.success, c.unexpected_count) for c in sorted_report.checks}
+    assert counts["known_gaps"] == (False, len(symbols))
+    # Examples name rows of the shuffled frame: the halt candles, wherever they landed.
+    for e in check(report, "zero_volume").examples:
+        assert shuffled["open_time"][e["row"]] == HALT
+
+
+@pytest.mark.parametrize("column", ["symbol", "market"])
+def test_a_missing_series_key_fails_not_null_only(march: pl.DataFrame, column: str) -> None:
+    i = march.height // 2
+    bad = _set(column, lambda: pl.lit(None))(march, i)
+    report = validate_klines(bad, "1h", outages=OUTAGES, row_order=False)
+    assert errors_failed(report) == {f"not_null.{column}"}
+    assert check(report, f"not_null.{column}").examples[0]["row"] == i
+    # The row without a series leaves a one-bar hole in its own series' calendar.
+    assert check(report, "calendar_gaps").unexpected_count == 1

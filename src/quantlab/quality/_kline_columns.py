@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import polars as pl
 
 from quantlab.config import ValidateConfig
@@ -195,7 +196,7 @@ def _calendar_columns(
     if as_of_ms is not None:
         timed = timed.with_columns(_staleness(step, cfg, as_of_ms, one_series))
     helpers = timed.select(pl.col(f"^{d}.*$", f"^{SCREEN}.*$"))
-    return helpers if order is None else helpers[order.arg_sort()]
+    return helpers if order is None else helpers[_inverse(order)]
 
 
 def _time_order(narrow: pl.DataFrame) -> pl.Series | None:
@@ -209,8 +210,16 @@ def _time_order(narrow: pl.DataFrame) -> pl.Series | None:
     ).item()
     if in_order:
         return None
-    keys = [ot] if narrow[_SID].n_unique() == 1 else [sid, ot]
+    keys = [ot] if narrow[_SID].min() == narrow[_SID].max() else [sid, ot]
     return narrow.select(pl.arg_sort_by(keys, nulls_last=True, maintain_order=True)).to_series()
+
+
+def _inverse(order: pl.Series) -> pl.Series:
+    """The permutation that undoes gathering by `order`: O(n), where sorting it back is not."""
+    positions = order.to_numpy()
+    inverse = np.empty_like(positions)
+    inverse[positions] = np.arange(len(positions), dtype=positions.dtype)
+    return pl.Series(inverse)
 
 
 def _known_bars(gap: pl.Expr, step: int, outages: Sequence[Outage]) -> pl.Expr:
