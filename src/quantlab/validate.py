@@ -16,6 +16,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, time
 from pathlib import Path
@@ -27,7 +28,7 @@ from quantlab.config import config_hash
 from quantlab.context import RunContext
 from quantlab.errors import DatasetNotFound, QualityError
 from quantlab.quality._gx import Runner
-from quantlab.quality._project import checkpoint_runner, open_project
+from quantlab.quality._project import Project, checkpoint_runner, open_project
 from quantlab.quality.exchange_info import validate_exchange_info
 from quantlab.quality.funding_rates import validate_funding_rates
 from quantlab.quality.klines import validate_klines
@@ -133,15 +134,24 @@ def check_version(
         )
     as_of = as_of or default_as_of(ctx)
     data = ctx.config.paths.data
-    project = open_project(data, data / "data_docs") if data_docs else None
 
-    def runner_for(label: str) -> Runner | None:
-        if project is None:
-            return None
-        return checkpoint_runner(project, f"{ref}-{label}" if label else str(ref))
+    def open_and_load() -> Project:
+        project = open_project(data, data / "data_docs")
+        project.load(ref.name)
+        return project
 
-    report = VALIDATORS[ref.name](ctx, ref, as_of, runner_for)
-    docs = project.index if project is not None else None
+    with ThreadPoolExecutor(1) as pool:
+        # Opening the GX project and reading the Checkpoint is Python work; reading and
+        # preparing the data is mostly polars, which releases the GIL: do both at once.
+        opening = pool.submit(open_and_load) if data_docs else None
+
+        def runner_for(label: str) -> Runner | None:
+            if opening is None:
+                return None
+            return checkpoint_runner(opening.result, f"{ref}-{label}" if label else str(ref))
+
+        report = VALIDATORS[ref.name](ctx, ref, as_of, runner_for)
+        docs = opening.result().index if opening is not None else None
     extra = {
         **report.record(),
         "as_of": as_of.isoformat(),

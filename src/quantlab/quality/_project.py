@@ -98,6 +98,18 @@ def _fingerprint(expectations: list) -> str:
     return json.dumps(configs, sort_keys=True, default=str)
 
 
+def _actions() -> list:
+    return [_action_class()(name="publish_result", site_names=[SITE])]
+
+
+def _is_current(checkpoint: Any) -> bool:
+    """Does a stored Checkpoint run the actions and result format this code expects?"""
+    wanted = [a.dict() for a in _actions()]
+    return [a.dict() for a in checkpoint.actions] == wanted and (
+        checkpoint.result_format == RESULT_FORMAT
+    )
+
+
 @dataclass
 class Project:
     """A data folder's GX project: its file context and the Data Docs site it renders."""
@@ -128,6 +140,23 @@ class Project:
             outcome = checkpoint.run(batch_parameters={"dataframe": frame}, run_id=run_id)
         (result,) = outcome.run_results.values()
         return result
+
+    def load(self, name: str) -> None:
+        """Read dataset `name`'s Checkpoint, or create its batch definition, ahead of the
+        validation (`quantlab.validate` does it while the data is read and prepared)."""
+        from great_expectations.exceptions import DataContextError
+
+        with LOCK:
+            if name in self._checkpoints:
+                return
+            self._batch_definition(name)
+            try:
+                checkpoint = self.context.checkpoints.get(name)
+            except DataContextError:
+                return
+            if _is_current(checkpoint):
+                suite = checkpoint.validation_definitions[0].suite
+                self._checkpoints[name] = (_fingerprint(suite.expectations), checkpoint)
 
     def _checkpoint(self, suite: ExpectationSuite) -> Any:
         """The Checkpoint that validates `suite.name`, its stored suite synced with `suite`."""
@@ -177,7 +206,6 @@ class Project:
                     name=name, data=self._batch_definition(name), suite=stored
                 )
             )
-        actions = [_action_class()(name="publish_result", site_names=[SITE])]
         try:
             checkpoint = ctx.checkpoints.get(name)
         except DataContextError:
@@ -185,14 +213,12 @@ class Project:
                 gx().Checkpoint(
                     name=name,
                     validation_definitions=[definition],
-                    actions=actions,
+                    actions=_actions(),
                     result_format=RESULT_FORMAT,
                 )
             )
-        if [a.dict() for a in checkpoint.actions] != [a.dict() for a in actions] or (
-            checkpoint.result_format != RESULT_FORMAT
-        ):
-            checkpoint.actions = actions
+        if not _is_current(checkpoint):  # written by another version of quantlab
+            checkpoint.actions = _actions()
             checkpoint.result_format = RESULT_FORMAT
             checkpoint.save()
         return checkpoint
@@ -245,10 +271,11 @@ def _open(root: str, site_dir: str) -> Project:
     return Project(context, Path(site_dir))
 
 
-def checkpoint_runner(project: Project, run_name: str) -> Callable[..., Any]:
-    """A `quality._gx.Runner` that validates through `project`'s Checkpoint under `run_name`."""
+def checkpoint_runner(project: Callable[[], Project], run_name: str) -> Callable[..., Any]:
+    """A `quality._gx.Runner` that validates through the Checkpoint of the project `project()`
+    returns (called when the data is ready: it may still be opening), under `run_name`."""
 
     def run(suite: ExpectationSuite, frame: pd.DataFrame, finish: Finish) -> Any:
-        return project.validate(suite, frame, finish, run_name=run_name)
+        return project().validate(suite, frame, finish, run_name=run_name)
 
     return run
