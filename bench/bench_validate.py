@@ -201,7 +201,11 @@ def main() -> None:
         run_once(mirror_path, symbols[:1])  # warm-up: first Delta write, first GX validation
         for n in args.series:
             runs = [run_once(mirror_path, symbols[:n]) for _ in range(args.runs)]
-            best = {k: min(r[k] for r in runs) for k in runs[0]}
+            # Ingest and gate: each the best of the runs. The gate's parts come from the run
+            # with the best gate, so that they add up.
+            best = min(runs, key=lambda r: r["gate"]) | {
+                k: min(r[k] for r in runs) for k in ("ingest", "next")
+            }
             ratio = best["gate"] / best["ingest"]
             print(
                 f"{n:>2} series, {n * ROWS:>9,} rows: ingest {best['ingest']:6.2f} s | "
