@@ -13,7 +13,7 @@ from contextvars import ContextVar
 
 import polars as pl
 
-from quantlab.features._talib import ta
+from quantlab.features._talib import ta, ta_struct
 
 IDX = pl.col("_i")  # row number within the symbol
 PREV_CLOSE = pl.col("_pc")
@@ -77,6 +77,14 @@ def with_helpers(lf: pl.LazyFrame, exprs: Iterable[pl.Expr] | None = None) -> pl
         used = {name for e in exprs for name in e.meta.root_names()}
         helpers = {k: v for k, v in helpers.items() if k in used}
     return lf.with_columns(v.alias(k) for k, v in helpers.items()) if helpers else lf
+
+
+def ta_outputs(
+    key: str, name: str, inputs: list[pl.Expr], fields: tuple[str, ...], **params: int | float
+) -> tuple[pl.Expr, ...]:
+    """The outputs of a several-output TA-Lib function, computed once (as `key`) per build."""
+    out = cached(key, ta_struct(name, inputs, fields, **params))
+    return tuple(out.struct.field(f) for f in fields)
 
 
 def safe_div(num: pl.Expr, den: pl.Expr, zero: float | None = None) -> pl.Expr:

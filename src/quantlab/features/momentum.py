@@ -5,9 +5,9 @@ from __future__ import annotations
 import polars as pl
 
 from quantlab.errors import ConfigError
-from quantlab.features._primitives import cached, close, high, low
+from quantlab.features._primitives import cached, close, high, low, ta_outputs
 from quantlab.features._registry import indicator
-from quantlab.features._talib import ta, ta_struct
+from quantlab.features._talib import ta
 
 _MACD = ({"fast": 12, "slow": 26, "sig": 9},)
 _STOCH = ({"k": 14, "slow": 3, "d": 3},)
@@ -25,22 +25,19 @@ def rsi(n: int) -> pl.Expr:
     return cached(f"_rsi{n}", ta("RSI", close, timeperiod=n))
 
 
-def _macd(fast: int, slow: int, sig: int) -> tuple[pl.Expr, pl.Expr, pl.Expr]:
+def _macd(fast: int, slow: int, sig: int) -> tuple[pl.Expr, ...]:
     """TA-Lib MACD: both EMAs seeded on the bar the slow one can start, outputs from slow+sig-2."""
     if not 1 < fast < slow:
         raise ConfigError(f"MACD needs 1 < fast < slow, got fast={fast} slow={slow}")
-    out = cached(
+    return ta_outputs(
         f"_macd{fast}_{slow}_{sig}",
-        ta_struct(
-            "MACD",
-            [close],
-            ("line", "signal", "hist"),
-            fastperiod=fast,
-            slowperiod=slow,
-            signalperiod=sig,
-        ),
+        "MACD",
+        [close],
+        ("line", "signal", "hist"),
+        fastperiod=fast,
+        slowperiod=slow,
+        signalperiod=sig,
     )
-    return out.struct.field("line"), out.struct.field("signal"), out.struct.field("hist")
 
 
 def _macd_warmup(fast: int, slow: int, sig: int) -> int:
@@ -102,25 +99,22 @@ def macd_hist_pct(fast: int, slow: int, sig: int) -> pl.Expr:
     return _macd(fast, slow, sig)[2] / close
 
 
-def _stoch(k: int, slow: int, d: int) -> tuple[pl.Expr, pl.Expr]:
+def _stoch(k: int, slow: int, d: int) -> tuple[pl.Expr, ...]:
     """TA-Lib STOCH with SMA smoothing; both lines start where %D can, at k+slow+d-3.
 
     A range without width counts as close at the low (fast %K 0), as in TA-Lib.
     """
-    out = cached(
+    return ta_outputs(
         f"_stoch{k}_{slow}_{d}",
-        ta_struct(
-            "STOCH",
-            [high, low, close],
-            ("k", "d"),
-            fastk_period=k,
-            slowk_period=slow,
-            slowk_matype=0,
-            slowd_period=d,
-            slowd_matype=0,
-        ),
+        "STOCH",
+        [high, low, close],
+        ("k", "d"),
+        fastk_period=k,
+        slowk_period=slow,
+        slowk_matype=0,
+        slowd_period=d,
+        slowd_matype=0,
     )
-    return out.struct.field("k"), out.struct.field("d")
 
 
 @indicator(

@@ -20,9 +20,9 @@ from quantlab.features._primitives import (
     low,
     open_,
     safe_div,
+    ta_outputs,
 )
 from quantlab.features._registry import indicator
-from quantlab.features._talib import ta_struct
 
 _BB_K = 2.0  # Bollinger bands at +-2 population standard deviations, TA-Lib's default
 _KC_K = 2.0  # Keltner channel at +-2 ATR around the EMA
@@ -33,21 +33,18 @@ def _hl2() -> pl.Expr:
     return cached("_hl2", (high / low).log().pow(2))
 
 
-def _bands(n: int) -> tuple[pl.Expr, pl.Expr, pl.Expr]:
+def _bands(n: int) -> tuple[pl.Expr, ...]:
     """TA-Lib BBANDS: SMA{n} +- 2 population standard deviations (upper, middle, lower)."""
-    out = cached(
+    return ta_outputs(
         f"_bb{n}",
-        ta_struct(
-            "BBANDS",
-            [close],
-            ("upper", "middle", "lower"),
-            timeperiod=n,
-            nbdevup=_BB_K,
-            nbdevdn=_BB_K,
-            matype=0,
-        ),
+        "BBANDS",
+        [close],
+        ("upper", "middle", "lower"),
+        timeperiod=n,
+        nbdevup=_BB_K,
+        nbdevdn=_BB_K,
+        matype=0,
     )
-    return out.struct.field("upper"), out.struct.field("middle"), out.struct.field("lower")
 
 
 def bollinger_width(n: int) -> pl.Expr:
