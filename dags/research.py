@@ -96,9 +96,8 @@ def research():
     ) -> dict:
         from quantlab import features
 
-        fr, fc = (
-            (_ref(funding), _ref(funding_checks)) if funding and funding_checks else (None, None)
-        )
+        fr = _ref(funding) if funding else None
+        fc = _ref(funding_checks) if funding_checks else None  # features.run insists on it
         return features.run(_ctx(), _ref(klines), _ref(checks), fr, fc).to_dict()
 
     @task

@@ -15,10 +15,10 @@ def run_research(ctx: RunContext) -> dict[str, DatasetRef]:
     out["klines"] = k = ingest.run(ctx)
     out["klines_checks"] = c = validate.run(ctx, k)
     # Perpetuals only: None for a spot universe, and then no funding features.
-    fr = ingest.run_universe_funding(ctx)
-    fc = validate.run(ctx, fr) if fr is not None else None
-    if fr is not None and fc is not None:
-        out["funding_rates"], out["funding_rates_checks"] = fr, fc
+    fr, fc = ingest.run_universe_funding(ctx), None
+    if fr is not None:
+        out["funding_rates"] = fr
+        out["funding_rates_checks"] = fc = validate.run(ctx, fr)
     out["features"] = f = features.run(ctx, k, c, fr, fc)
     out["labels"] = lab = labels.run(ctx, k, c)
     out["predictions"] = p = train.run(ctx, f, lab)
