@@ -222,6 +222,9 @@ def build_features(
     # The in-memory engine: the streaming one splits rolling windows into morsels, whose sums
     # round differently, so a value would depend (in its last bit) on how much data follows.
     done = pl.collect_all(queries, engine="in-memory")
+    # A column several chunks long (a shift makes two) would have the concatenated frame's
+    # select copy every column, the symbol strings too; one part's column at a time is cheaper.
+    done = [d.rechunk() for d in done]
     step = INTERVAL_MS.get(interval) if interval else None
     done = add_cross_section(done, plan.cfg.cross_section, step)
     return pl.concat(done).select(*KEY, *plan.names(funding is not None))
