@@ -208,6 +208,50 @@ def test_funding_rates_and_exchange_info_versions(project):
         validate.run(ctx, ref, data_docs=False)
 
 
+def test_the_gx_project_is_held_against_other_processes_while_the_gate_writes(
+    project, march, monkeypatch
+):
+    """The market_data and research DAGs may validate at once in one data folder: whoever
+    writes the GX stores and the site holds `<data>/locks/gx.lock`, which another
+    descriptor (as another process would have) cannot take meanwhile."""
+    import fcntl
+    import os
+
+    from quantlab import validate
+    from quantlab.quality import _project
+
+    _, ctx = project
+    lock = ctx.config.paths.data / "locks" / "gx.lock"
+    probes: list[str] = []
+
+    def free() -> bool:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        finally:
+            os.close(fd)
+        return True
+
+    real_checkpoint, real_load = _project.Project._checkpoint, _project.Project.load
+
+    def checkpoint(self, suite):
+        probes.append(f"checkpoint held={not free()}")
+        return real_checkpoint(self, suite)
+
+    def load(self, name):
+        real_load(self, name)
+        probes.append(f"load then released={free()}")
+
+    monkeypatch.setattr(_project.Project, "_checkpoint", checkpoint)
+    monkeypatch.setattr(_project.Project, "load", load)
+    result = validate.check_version(ctx, _store(ctx, march), as_of=AS_OF)
+    assert result.report.passed and result.data_docs.is_file()
+    assert probes == ["load then released=True", "checkpoint held=True"]
+    assert free()  # released once the gate is done
+
+
 def test_a_dataset_without_a_suite_is_refused(project):
     from quantlab import validate
     from quantlab.catalog import DatasetRef

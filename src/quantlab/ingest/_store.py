@@ -8,7 +8,6 @@ an exclusive lock on the table for the length of its commit. The lock is an OS f
 from __future__ import annotations
 
 import contextlib
-import os
 import time
 from collections.abc import Iterator, Sequence
 
@@ -17,12 +16,8 @@ import polars as pl
 
 from quantlab.catalog import Catalog, DatasetRef
 from quantlab.ingest._calendar import Range
+from quantlab.locks import file_lock
 from quantlab.schema import KLINES_KEY, UTC_MS, conform_klines
-
-try:  # POSIX; Airflow's workers never run on Windows
-    import fcntl
-except ImportError:  # pragma: no cover
-    fcntl = None  # type: ignore[assignment]
 
 KLINES = "klines"
 GAPS = "klines_gaps"
@@ -46,15 +41,8 @@ GAPS_KEY = ("market", "symbol", "interval", "gap_start")
 @contextlib.contextmanager
 def write_lock(catalog: Catalog, name: str) -> Iterator[None]:
     """Hold the exclusive write lock of dataset `name` (blocks while another writer has it)."""
-    folder = catalog.root.parent / "locks"
-    folder.mkdir(parents=True, exist_ok=True)
-    fd = os.open(folder / f"{name}.lock", os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        if fcntl is not None:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+    with file_lock(catalog.root.parent / "locks" / f"{name}.lock"):
         yield
-    finally:
-        os.close(fd)  # closing the descriptor releases the lock
 
 
 def _scan(catalog: Catalog, name: str) -> pl.LazyFrame | None:

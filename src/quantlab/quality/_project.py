@@ -9,6 +9,9 @@ restores the full frame's counts and stores the result again before the site ren
 
 Opening the project and syncing a dataset's suite, validation definition and Checkpoint
 happens once per process; a suite is written again only when its expectations change.
+Every process that touches the project (the market_data and research DAGs' validations,
+a CLI check) holds `<data>/locks/gx.lock` meanwhile, so their GX stores and the site are
+never written by two at once.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from quantlab.locks import file_lock
 from quantlab.quality._gx import RESULT_FORMAT, Finish, gx
 
 if TYPE_CHECKING:
@@ -37,7 +41,7 @@ BATCH = "whole"
 INDEX_LIMIT = 50  # validation results listed on the index page, newest first
 _VIEWS = "quantlab.quality._views"
 # One lock per process: a GX context is not thread-safe, and a Checkpoint run reads the
-# `_FINISH` its caller set.
+# `_FINISH` its caller set. `exclusive` adds the lock shared with other processes.
 LOCK = threading.RLock()
 _FINISH: ContextVar[Finish | None] = ContextVar("quantlab_gx_finish", default=None)
 
@@ -116,11 +120,18 @@ class Project:
 
     context: Any
     site_dir: Path
+    root: Path
     _checkpoints: dict[str, tuple[str, Any]] = field(default_factory=dict)
 
     @property
     def index(self) -> Path:
         return self.site_dir / "index.html"
+
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """This thread alone, in this process and in every other, may use the project."""
+        with exclusive(self.root):
+            yield
 
     def validate(
         self,
@@ -135,7 +146,7 @@ class Project:
         from great_expectations.core.run_identifier import RunIdentifier
 
         run_id = RunIdentifier(run_name=run_name, run_time=datetime.now(UTC))
-        with LOCK, _finishing(finish):
+        with self.exclusive(), _finishing(finish):
             checkpoint = self._checkpoint(suite)
             outcome = checkpoint.run(batch_parameters={"dataframe": frame}, run_id=run_id)
         (result,) = outcome.run_results.values()
@@ -146,7 +157,7 @@ class Project:
         validation (`quantlab.validate` does it while the data is read and prepared)."""
         from great_expectations.exceptions import DataContextError
 
-        with LOCK:
+        with self.exclusive():
             if name in self._checkpoints:
                 return
             self._batch_definition(name)
@@ -247,11 +258,38 @@ def _finishing(finish: Finish) -> Iterator[None]:
         _FINISH.reset(token)
 
 
+_held: dict[Path, int] = {}  # project root: how deep the thread holding LOCK holds it
+
+
+@contextmanager
+def exclusive(root: Path) -> Iterator[None]:
+    """Hold the project under `root`: this process's lock, then the one all processes share.
+
+    Reentrant: a second flock on a new descriptor would wait for the first, so only the
+    outermost hold takes it.
+    """
+    key = root.resolve()
+    with LOCK:
+        if _held.get(key):
+            _held[key] += 1
+            try:
+                yield
+            finally:
+                _held[key] -= 1
+            return
+        with file_lock(key / "locks" / "gx.lock"):
+            _held[key] = 1
+            try:
+                yield
+            finally:
+                del _held[key]
+
+
 def open_project(root: Path, site_dir: Path) -> Project:
     """The GX project under `root/gx` whose Data Docs site is `site_dir` (once per process)."""
     root.mkdir(parents=True, exist_ok=True)
     site_dir.mkdir(parents=True, exist_ok=True)
-    with LOCK:
+    with exclusive(root):
         return _open(str(root.resolve()), str(site_dir.resolve()))
 
 
@@ -268,7 +306,7 @@ def _open(root: str, site_dir: str) -> Project:
     if SITE not in (context.variables.data_docs_sites or {}):
         context.add_data_docs_site(SITE, wanted)
     _action_class()  # registered before a stored Checkpoint is read
-    return Project(context, Path(site_dir))
+    return Project(context, Path(site_dir), Path(root))
 
 
 def checkpoint_runner(project: Callable[[], Project], run_name: str) -> Callable[..., Any]:

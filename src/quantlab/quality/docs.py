@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-from quantlab.quality._project import LOCK, SITE, open_project
+from quantlab.quality._project import SITE, open_project
 from quantlab.quality.report import ValidationReport
 
 
@@ -35,7 +35,7 @@ def build_data_docs(
     project = open_project(store_dir, site_dir)
     context = project.context
     run_id = RunIdentifier(run_name=run_name, run_time=datetime.now(UTC))
-    with LOCK:
+    with project.exclusive():
         for label, part in parts:
             suite = project.store_suite(part.gx_suite)
             suite_id = ExpectationSuiteIdentifier(name=suite.name)
