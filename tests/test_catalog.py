@@ -11,6 +11,7 @@ import time
 
 import polars as pl
 import pytest
+from deltalake import DeltaTable
 
 from helpers import load_sample_klines
 from quantlab.catalog import Catalog, DatasetRef
@@ -55,6 +56,35 @@ def test_upsert_merges_on_key_without_duplicates(catalog):
     assert stored.unique(subset=list(KLINES_KEY)).height == 150
     assert catalog.lineage(second).row_count == 150
     assert catalog.upsert("klines", real.head(0), KLINES_KEY, stage="ingest") is None
+
+
+def test_upsert_into_a_partitioned_table_updates_appends_and_leaves_other_partitions(catalog):
+    """Partitioned as ingest stores klines: a merge reads only the partitions of its rows;
+    a batch of only new rows is appended; an updated candle replaces the stored one."""
+    parts = ["market", "interval", "symbol"]
+    btc, eth = (load_sample_klines(s, ("2023-03",)) for s in ("BTCUSDT", "ETHUSDT"))
+    odd = btc.head(10).with_columns(pl.lit("O'DD").alias("symbol"))  # a quote in a value
+    first = catalog.upsert(
+        "klines", pl.concat([btc.head(100), odd]), KLINES_KEY, stage="ingest", partition_by=parts
+    )
+    # ETH is all new: appended. The next merge updates 20 BTC and 5 O'DD candles.
+    appended = catalog.upsert("klines", eth.head(60), KLINES_KEY, stage="ingest")
+    revised = pl.concat([btc.slice(80, 40), odd.head(5)]).with_columns(pl.col("volume") + 1)
+    merged = catalog.upsert("klines", revised, KLINES_KEY, stage="ingest")
+    stored = catalog.read(merged)
+    assert [catalog.lineage(r).row_count for r in (first, appended, merged)] == [110, 170, 190]
+    assert stored.height == 190 and stored.unique(subset=list(KLINES_KEY)).height == 190
+    assert stored.group_by("symbol").len().sort("symbol").rows() == [
+        ("BTCUSDT", 120),
+        ("ETHUSDT", 60),
+        ("O'DD", 10),
+    ]
+    got = stored.join(revised.select(*KLINES_KEY, "volume"), on=list(KLINES_KEY), suffix="_new")
+    assert got.height == 45 and (got["volume"] == got["volume_new"]).all()
+    untouched = stored.filter(pl.col("symbol") == "ETHUSDT").sort("open_time")
+    assert untouched["volume"].to_list() == eth.head(60)["volume"].to_list()
+    table = DeltaTable(str(catalog._table_path("klines")))
+    assert table.metadata().partition_columns == parts
 
 
 def test_upsert_rejects_a_batch_that_repeats_its_key(catalog):

@@ -111,6 +111,24 @@ def fingerprint(stage: str, inputs: Sequence[DatasetRef], config_hash: str) -> s
     return hashlib.sha256(payload.encode()).hexdigest()[:20]
 
 
+def _partitions_of(df: pl.DataFrame, columns: Sequence[str]) -> tuple[pl.Expr, list[str]]:
+    """The partitions holding `df`'s rows, as a polars filter and as merge predicate terms.
+
+    Only string partition columns without nulls are narrowed (the tables partition by
+    market, interval and symbol); any other column is left unconstrained, which is exact,
+    only slower.
+    """
+    within, sql = pl.lit(True), []
+    for c in columns:
+        if c not in df.columns or df[c].dtype != pl.String or df[c].null_count():
+            continue
+        values = df[c].unique().sort().to_list()
+        within &= pl.col(c).is_in(values)
+        quoted = ", ".join("'" + v.replace("'", "''") + "'" for v in values)
+        sql.append(f"t.{c} IN ({quoted})")
+    return within, sql
+
+
 def _to_storage(df: pl.DataFrame) -> pl.DataFrame:
     """Delta stores timestamps in microseconds; cast up front so merges compare like with like.
 
@@ -285,7 +303,9 @@ class Catalog:
     ) -> DatasetRef | None:
         """Merge `df` into `name` on `key`: matching rows are updated, new rows inserted.
 
-        Returns the new version, or None when `df` is empty (nothing to commit).
+        Returns the new version, or None when `df` is empty (nothing to commit). The key
+        lookup reads the stored table as of the start: writers of one table take turns
+        (ingest holds the table's write lock, see `ingest._store.write_lock`).
         """
         if df.is_empty():
             return None
@@ -306,14 +326,28 @@ class Catalog:
             )
             return self.latest(name)
         table = DeltaTable(path)
+        # Only the partitions `df` falls in can match: the merge and the count below read
+        # those, not the whole table (else each merge costs as much as all stored before).
+        within, sql = _partitions_of(df, table.metadata().partition_columns)
         # The lineage goes into the merge commit itself, so the row count after
         # the merge is worked out first: rows now, plus source keys not yet stored.
-        stored = pl.scan_delta(table).select(list(key))
-        before = stored.select(pl.len()).collect().item()
+        before = pl.scan_delta(table).select(pl.len()).collect().item()
+        stored = pl.scan_delta(table).filter(within).select(list(key))
         matched = stored.join(df.lazy().select(list(key)), on=list(key), how="semi")
-        rows_after = before + df.height - matched.select(pl.len()).collect().item()
-        lineage = self._lineage(stage, inputs, config_hash, fp, rows_after, extra)
-        predicate = " AND ".join(f"t.{k} = s.{k}" for k in key)
+        n_matched = matched.select(pl.len()).collect().item()
+        lineage = self._lineage(
+            stage, inputs, config_hash, fp, before + df.height - n_matched, extra
+        )
+        if n_matched == 0:  # all new (a backfill, the next bars): an append, no join to do
+            write_deltalake(
+                table,
+                df.to_arrow(),
+                mode="append",
+                partition_by=table.metadata().partition_columns or None,
+                commit_properties=self._commit(lineage),
+            )
+            return self.latest(name)
+        predicate = " AND ".join([*sql, *(f"t.{k} = s.{k}" for k in key)])
         (
             table.merge(
                 df.to_arrow(),
