@@ -92,13 +92,18 @@ def test_artifact_uris_stay_uris_and_paths_become_absolute(tmp_path, artifacts, 
         assert resolved.startswith("/") and resolved.endswith("experiments/a")
 
 
-def test_quantlab_home_moves_outputs_but_the_shipped_sample_stays_readable(tmp_path, monkeypatch):
+def test_quantlab_home_moves_outputs_but_the_shipped_inputs_stay_readable(tmp_path, monkeypatch):
     from quantlab.config import PROJECT_ROOT
 
     monkeypatch.setenv("QUANTLAB_HOME", str(tmp_path))
     cfg = load_config(DEFAULT_CONFIG)
     assert cfg.paths.data == tmp_path / "data"
     assert cfg.exchange.replay_root == PROJECT_ROOT / "data" / "sample"
-    # A home folder with its own sample uses it.
+    assert cfg.validate_.known_outages == PROJECT_ROOT / "configs" / "known_outages.yaml"
+    # A home folder with its own sample and outage list uses them.
     (tmp_path / "data" / "sample").mkdir(parents=True)
-    assert load_config(DEFAULT_CONFIG).exchange.replay_root == tmp_path / "data" / "sample"
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "configs" / "known_outages.yaml").write_text("outages: []\n")
+    moved = load_config(DEFAULT_CONFIG)
+    assert moved.exchange.replay_root == tmp_path / "data" / "sample"
+    assert moved.validate_.known_outages == tmp_path / "configs" / "known_outages.yaml"

@@ -352,7 +352,8 @@ def _resolve(path: Path, root: Path) -> Path:
 
 
 def _resolve_input(path: Path, root: Path) -> Path:
-    """A read-only input (the replay sample): under `root` when there, else the project's own.
+    """A read-only input (the replay sample, the known outages): under `root` when there, else
+    the project's own.
 
     `QUANTLAB_HOME` moves everything quantlab writes; inputs shipped with the project, such
     as data/sample, stay readable when the home folder does not carry a copy.
@@ -430,6 +431,13 @@ def load_config(path: str | Path | None = None) -> Config:
             ),
             "exchange": cfg.exchange.model_copy(
                 update={"replay_root": _resolve_input(cfg.exchange.replay_root, root)}
+            ),
+            "validate_": cfg.validate_.model_copy(
+                update={
+                    "known_outages": _resolve_input(cfg.validate_.known_outages, root)
+                    if cfg.validate_.known_outages is not None
+                    else None
+                }
             ),
             "paper": cfg.paper.model_copy(
                 update={"ledger_url": _resolve_url(cfg.paper.ledger_url, root)}
