@@ -252,6 +252,40 @@ def test_the_gx_project_is_held_against_other_processes_while_the_gate_writes(
     assert free()  # released once the gate is done
 
 
+@pytest.mark.parametrize(
+    "cut_short",
+    [
+        "checkpoints/klines.json",
+        "expectations/klines.json",
+        "validation_definitions/klines.json",
+        "great_expectations.yml",
+    ],
+)
+def test_a_gx_file_cut_short_by_a_killed_process_is_set_aside_and_written_anew(
+    project, march, cut_short, caplog
+):
+    from quantlab import validate
+    from quantlab.quality import _project
+
+    _, ctx = project
+    ref = _store(ctx, march)
+    assert validate.check_version(ctx, ref, as_of=AS_OF).report.passed
+    data = ctx.config.paths.data
+    broken = data / "gx" / cut_short
+    whole = broken.read_bytes()
+    broken.write_bytes(whole[: len(whole) // 3])  # as a write killed midway leaves it
+    _project._open.cache_clear()  # the next process opens the project afresh
+
+    with caplog.at_level("WARNING", logger="quantlab.quality._project"):
+        again = validate.check_version(ctx, ref, as_of=AS_OF)
+    assert again.report.passed and again.data_docs.is_file()
+    (aside,) = (data / "gx_unreadable").iterdir()
+    assert (aside / cut_short).read_bytes() == whole[: len(whole) // 3]  # kept, not deleted
+    assert broken.is_file() and broken.read_bytes() != whole[: len(whole) // 3]
+    assert f"moved {cut_short}" in caplog.text or f", {cut_short}" in caplog.text
+    assert "the gate writes them anew" in caplog.text
+
+
 def test_a_dataset_without_a_suite_is_refused(project):
     from quantlab import validate
     from quantlab.catalog import DatasetRef

@@ -11,12 +11,15 @@ Opening the project and syncing a dataset's suite, validation definition and Che
 happens once per process; a suite is written again only when its expectations change.
 Every process that touches the project (the market_data and research DAGs' validations,
 a CLI check) holds `<data>/locks/gx.lock` meanwhile, so their GX stores and the site are
-never written by two at once.
+never written by two at once. GX writes its files in place, so a process killed mid-write
+can leave one cut short: opening the project moves such a file to `<data>/gx_unreadable/`
+(with a warning) and the gate writes it anew, instead of failing on it every run after.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -27,6 +30,8 @@ from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
+
+import yaml
 
 from quantlab.locks import file_lock
 from quantlab.quality._gx import RESULT_FORMAT, Finish, gx
@@ -44,6 +49,10 @@ _VIEWS = "quantlab.quality._views"
 # `_FINISH` its caller set. `exclusive` adds the lock shared with other processes.
 LOCK = threading.RLock()
 _FINISH: ContextVar[Finish | None] = ContextVar("quantlab_gx_finish", default=None)
+# What the gate writes anew from quantlab's own checks; the config file names the data
+# sources the validation definitions and Checkpoints point to, so they go with it.
+_REBUILT = ("expectations", "validation_definitions", "checkpoints")
+log = logging.getLogger(__name__)
 
 
 def _site_config(site_dir: str) -> dict:
@@ -293,10 +302,89 @@ def open_project(root: Path, site_dir: Path) -> Project:
         return _open(str(root.resolve()), str(site_dir.resolve()))
 
 
+def _readable(path: Path) -> bool:
+    """Does the file parse, and, for the config, name the stores it defines (YAML cut short
+    can still parse)?"""
+    try:
+        text = path.read_text()
+        body = yaml.safe_load(text) if path.suffix == ".yml" else json.loads(text)
+    except (ValueError, UnicodeDecodeError, yaml.YAMLError):  # JSONDecodeError is a ValueError
+        return False
+    if not isinstance(body, dict):
+        return False
+    if path.suffix != ".yml":
+        return True
+    stores = body.get("stores")
+    names = ("expectations_store_name", "validation_results_store_name", "checkpoint_store_name")
+    if not (isinstance(stores, dict) and all(body.get(n) in stores for n in names)):
+        return False
+    if not all(
+        isinstance(body.get(k, {}), dict) for k in ("data_docs_sites", "fluent_datasources")
+    ):
+        return False  # a section cut off after its key
+    from great_expectations.compatibility.pydantic import ValidationError
+    from great_expectations.data_context import FileDataContext
+    from great_expectations.datasource.fluent.config import GxConfig
+    from great_expectations.exceptions import (
+        InvalidConfigurationYamlError,
+        InvalidDataContextConfigError,
+    )
+
+    try:  # read as GX reads it: the project config, then its data sources
+        FileDataContext._load_file_backed_project_config(path.parent)
+        GxConfig.parse_yaml(path, _allow_empty=True)
+    except (InvalidConfigurationYamlError, InvalidDataContextConfigError, ValidationError):
+        return False
+    except (ValueError, TypeError, AttributeError, LookupError):  # a data source cut short
+        return False
+    return True
+
+
+def set_aside_unreadable(root: Path) -> list[Path]:
+    """Move the project files under `root/gx` that do not parse to `root/gx_unreadable/`.
+
+    Returns where they went. A broken `great_expectations.yml` takes the validation
+    definitions and Checkpoints with it (they point to data sources it defined); GX
+    writes a fresh config and the gate the rest. Validation results are never moved
+    (GX's index skips one it cannot read).
+    """
+    project = root / "gx"
+    config = project / "great_expectations.yml"
+    files = {f: sorted((project / f).glob("*.json")) for f in _REBUILT}
+    if config.is_file() and not _readable(config):
+        unreadable = [f for f in files["expectations"] if not _readable(f)]
+        broken = [config, *unreadable, *files["validation_definitions"], *files["checkpoints"]]
+    else:
+        # A dataset's suite, validation definition and Checkpoint point to each other by id:
+        # one of them broken, all three are written anew.
+        names = {f.stem for fs in files.values() for f in fs if not _readable(f)}
+        broken = [f for fs in files.values() for f in fs if f.stem in names]
+    if not broken:
+        return []
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    aside = root / "gx_unreadable" / stamp
+    moved = []
+    for path in broken:
+        rel = path.relative_to(project)
+        dest = aside / rel
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        path.replace(dest)
+        moved.append(dest)
+    log.warning(
+        "the Great Expectations project %s held files that do not parse (cut short by a "
+        "killed process?): moved %s to %s; the gate writes them anew",
+        project,
+        ", ".join(str(p.relative_to(aside)) for p in moved),
+        aside,
+    )
+    return moved
+
+
 @cache
 def _open(root: str, site_dir: str) -> Project:
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
+    set_aside_unreadable(Path(root))
     context = gx().get_context(mode="file", project_root_dir=root)
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
     wanted = _site_config(site_dir)
