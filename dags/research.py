@@ -1,7 +1,8 @@
 """The research DAG: ingest → validate → features → labels → train → backtest → risk → paper.
 
 For a USD-M perpetuals universe, `funding` → `validate_funding` also feed `features` its
-funding features; for spot both return nothing and `features` runs on the klines alone.
+funding features; for spot both return `{}` (an empty XCom, which Airflow stores, where None
+would be none and log a lookup error) and `features` runs on the klines alone.
 
 Each task calls one quantlab stage and passes dataset references (name and
 version), never data. A data-quality failure fails the run without retry;
@@ -70,30 +71,28 @@ def research():
             raise AirflowFailException(str(exc)) from exc
 
     @task
-    def funding() -> dict | None:
+    def funding() -> dict:
         from quantlab import ingest
 
         ref = ingest.run_universe_funding(_ctx())
-        return ref.to_dict() if ref is not None else None
+        return ref.to_dict() if ref is not None else {}
 
     @task(retries=0)
-    def validate_funding(funding: dict | None) -> dict | None:
+    def validate_funding(funding: dict) -> dict:
         from airflow.sdk.exceptions import AirflowFailException
 
         from quantlab import validate
         from quantlab.errors import QualityError
 
-        if funding is None:
-            return None
+        if not funding:
+            return {}
         try:
             return validate.run(_ctx(), _ref(funding)).to_dict()
         except QualityError as exc:  # bad data: a retry cannot fix it
             raise AirflowFailException(str(exc)) from exc
 
     @task
-    def features(
-        klines: dict, checks: dict, funding: dict | None, funding_checks: dict | None
-    ) -> dict:
+    def features(klines: dict, checks: dict, funding: dict, funding_checks: dict) -> dict:
         from quantlab import features
 
         fr = _ref(funding) if funding else None
