@@ -6,8 +6,10 @@ goes on once the data is fixed.
 
 from __future__ import annotations
 
+import fcntl
 import importlib.util
 import json
+import os
 import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -208,15 +210,24 @@ def test_funding_rates_and_exchange_info_versions(project):
         validate.run(ctx, ref, data_docs=False)
 
 
+def _free(lock: Path) -> bool:
+    """Can another descriptor (as another process would hold) take `lock` right now?"""
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)
+    return True
+
+
 def test_the_gx_project_is_held_against_other_processes_while_the_gate_writes(
     project, march, monkeypatch
 ):
     """The market_data and research DAGs may validate at once in one data folder: whoever
     writes the GX stores and the site holds `<data>/locks/gx.lock`, which another
     descriptor (as another process would have) cannot take meanwhile."""
-    import fcntl
-    import os
-
     from quantlab import validate
     from quantlab.quality import _project
 
@@ -224,45 +235,63 @@ def test_the_gx_project_is_held_against_other_processes_while_the_gate_writes(
     lock = ctx.config.paths.data / "locks" / "gx.lock"
     probes: list[str] = []
 
-    def free() -> bool:
-        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return False
-        finally:
-            os.close(fd)
-        return True
-
     real_checkpoint, real_load = _project.Project._checkpoint, _project.Project.load
 
     def checkpoint(self, suite):
-        probes.append(f"checkpoint held={not free()}")
+        probes.append(f"checkpoint held={not _free(lock)}")
         return real_checkpoint(self, suite)
 
     def load(self, name):
         real_load(self, name)
-        probes.append(f"load then released={free()}")
+        probes.append(f"load then released={_free(lock)}")
 
     monkeypatch.setattr(_project.Project, "_checkpoint", checkpoint)
     monkeypatch.setattr(_project.Project, "load", load)
     result = validate.check_version(ctx, _store(ctx, march), as_of=AS_OF)
     assert result.report.passed and result.data_docs.is_file()
     assert probes == ["load then released=True", "checkpoint held=True"]
-    assert free()  # released once the gate is done
+    assert _free(lock)  # released once the gate is done
+
+
+def test_the_gx_project_lock_nests_within_a_thread_and_holds_until_the_outer_hold_ends(
+    tmp_path,
+):
+    from quantlab.quality._project import exclusive
+
+    lock = tmp_path / "locks" / "gx.lock"
+
+    with exclusive(tmp_path):
+        with exclusive(tmp_path):  # a second flock would wait for the first forever
+            assert not _free(lock)
+        assert not _free(lock)  # the inner hold's end leaves the outer one's lock in place
+    assert _free(lock)
+
+
+_KLINES_FILES = {
+    "expectations/klines.json",
+    "validation_definitions/klines.json",
+    "checkpoints/klines.json",
+}
+_CONFIG_FILES = {
+    "great_expectations.yml",
+    "validation_definitions/klines.json",
+    "checkpoints/klines.json",
+}
 
 
 @pytest.mark.parametrize(
-    "cut_short",
+    ("cut_short", "set_aside"),
     [
-        "checkpoints/klines.json",
-        "expectations/klines.json",
-        "validation_definitions/klines.json",
-        "great_expectations.yml",
+        # One of a dataset's three files broken: all three are written anew.
+        ("checkpoints/klines.json", _KLINES_FILES),
+        ("expectations/klines.json", _KLINES_FILES),
+        ("validation_definitions/klines.json", _KLINES_FILES),
+        # The config: with what points into it; the suite, which does not, stays.
+        ("great_expectations.yml", _CONFIG_FILES),
     ],
 )
 def test_a_gx_file_cut_short_by_a_killed_process_is_set_aside_and_written_anew(
-    project, march, cut_short, caplog
+    project, march, cut_short, set_aside, caplog
 ):
     from quantlab import validate
     from quantlab.quality import _project
@@ -282,7 +311,9 @@ def test_a_gx_file_cut_short_by_a_killed_process_is_set_aside_and_written_anew(
     (aside,) = (data / "gx_unreadable").iterdir()
     assert (aside / cut_short).read_bytes() == whole[: len(whole) // 3]  # kept, not deleted
     assert broken.is_file() and broken.read_bytes() != whole[: len(whole) // 3]
-    assert f"moved {cut_short}" in caplog.text or f", {cut_short}" in caplog.text
+    moved = {str(p.relative_to(aside)) for p in aside.rglob("*") if p.is_file()}
+    assert moved == set_aside
+    assert all(name in caplog.text for name in set_aside)
     assert "the gate writes them anew" in caplog.text
 
 

@@ -31,8 +31,6 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-import yaml
-
 from quantlab.locks import file_lock
 from quantlab.quality._gx import RESULT_FORMAT, Finish, gx
 
@@ -302,42 +300,42 @@ def open_project(root: Path, site_dir: Path) -> Project:
         return _open(str(root.resolve()), str(site_dir.resolve()))
 
 
-def _readable(path: Path) -> bool:
-    """Does the file parse, and, for the config, name the stores it defines (YAML cut short
-    can still parse)?"""
+def _json_loads(path: Path) -> bool:
+    """Does the stored suite, validation definition or Checkpoint parse as a JSON object?"""
     try:
-        text = path.read_text()
-        body = yaml.safe_load(text) if path.suffix == ".yml" else json.loads(text)
-    except (ValueError, UnicodeDecodeError, yaml.YAMLError):  # JSONDecodeError is a ValueError
+        return isinstance(json.loads(path.read_bytes()), dict)
+    except ValueError:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         return False
-    if not isinstance(body, dict):
-        return False
-    if path.suffix != ".yml":
-        return True
-    stores = body.get("stores")
-    names = ("expectations_store_name", "validation_results_store_name", "checkpoint_store_name")
-    if not (isinstance(stores, dict) and all(body.get(n) in stores for n in names)):
-        return False
-    if not all(
-        isinstance(body.get(k, {}), dict) for k in ("data_docs_sites", "fluent_datasources")
-    ):
-        return False  # a section cut off after its key
+
+
+def _config_loads(path: Path) -> bool:
+    """Does GX read `great_expectations.yml` whole? YAML cut short often still parses, so the
+    stores it names and its Data Docs sites must be there too."""
     from great_expectations.compatibility.pydantic import ValidationError
     from great_expectations.data_context import FileDataContext
     from great_expectations.datasource.fluent.config import GxConfig
-    from great_expectations.exceptions import (
-        InvalidConfigurationYamlError,
-        InvalidDataContextConfigError,
-    )
+    from great_expectations.exceptions import GreatExpectationsError
 
     try:  # read as GX reads it: the project config, then its data sources
-        FileDataContext._load_file_backed_project_config(path.parent)
+        config = FileDataContext._load_file_backed_project_config(path.parent)
         GxConfig.parse_yaml(path, _allow_empty=True)
-    except (InvalidConfigurationYamlError, InvalidDataContextConfigError, ValidationError):
+    # GX's own errors, and what a data source cut short mid-entry raises as it is read.
+    except (
+        GreatExpectationsError,
+        ValidationError,
+        ValueError,
+        TypeError,
+        AttributeError,
+        LookupError,
+    ):
         return False
-    except (ValueError, TypeError, AttributeError, LookupError):  # a data source cut short
-        return False
-    return True
+    stores = config.stores or {}
+    names = (
+        config.expectations_store_name,
+        config.validation_results_store_name,
+        config.checkpoint_store_name,
+    )
+    return all(n in stores for n in names) and isinstance(config.data_docs_sites, dict)
 
 
 def set_aside_unreadable(root: Path) -> list[Path]:
@@ -351,13 +349,13 @@ def set_aside_unreadable(root: Path) -> list[Path]:
     project = root / "gx"
     config = project / "great_expectations.yml"
     files = {f: sorted((project / f).glob("*.json")) for f in _REBUILT}
-    if config.is_file() and not _readable(config):
-        unreadable = [f for f in files["expectations"] if not _readable(f)]
+    if config.is_file() and not _config_loads(config):
+        unreadable = [f for f in files["expectations"] if not _json_loads(f)]
         broken = [config, *unreadable, *files["validation_definitions"], *files["checkpoints"]]
     else:
         # A dataset's suite, validation definition and Checkpoint point to each other by id:
         # one of them broken, all three are written anew.
-        names = {f.stem for fs in files.values() for f in fs if not _readable(f)}
+        names = {f.stem for fs in files.values() for f in fs if not _json_loads(f)}
         broken = [f for fs in files.values() for f in fs if f.stem in names]
     if not broken:
         return []
