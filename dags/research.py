@@ -41,6 +41,19 @@ def _ref(data: dict):
     return DatasetRef.from_dict(data)
 
 
+def _validated(ref: dict) -> dict:
+    """The checks version of a version that passed the gate; bad data fails the task for good."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from quantlab import validate
+    from quantlab.errors import QualityError
+
+    try:
+        return validate.run(_ctx(), _ref(ref)).to_dict()
+    except QualityError as exc:  # bad data: a retry cannot fix it
+        raise AirflowFailException(str(exc)) from exc
+
+
 @dag(
     dag_id="research",
     schedule=None,
@@ -60,15 +73,7 @@ def research():
 
     @task(retries=0)
     def validate(klines: dict) -> dict:
-        from airflow.sdk.exceptions import AirflowFailException
-
-        from quantlab import validate
-        from quantlab.errors import QualityError
-
-        try:
-            return validate.run(_ctx(), _ref(klines)).to_dict()
-        except QualityError as exc:  # bad data: a retry cannot fix it
-            raise AirflowFailException(str(exc)) from exc
+        return _validated(klines)
 
     @task
     def funding() -> dict:
@@ -79,17 +84,7 @@ def research():
 
     @task(retries=0)
     def validate_funding(funding: dict) -> dict:
-        from airflow.sdk.exceptions import AirflowFailException
-
-        from quantlab import validate
-        from quantlab.errors import QualityError
-
-        if not funding:
-            return {}
-        try:
-            return validate.run(_ctx(), _ref(funding)).to_dict()
-        except QualityError as exc:  # bad data: a retry cannot fix it
-            raise AirflowFailException(str(exc)) from exc
+        return _validated(funding) if funding else {}
 
     @task
     def features(klines: dict, checks: dict, funding: dict, funding_checks: dict) -> dict:
