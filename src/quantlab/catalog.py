@@ -328,7 +328,8 @@ class Catalog:
         table = DeltaTable(path)
         # Only the partitions `df` falls in can match: the merge and the count below read
         # those, not the whole table (else each merge costs as much as all stored before).
-        within, sql = _partitions_of(df, table.metadata().partition_columns)
+        partitions = table.metadata().partition_columns
+        within, sql = _partitions_of(df, partitions)
         # The lineage goes into the merge commit itself, so the row count after
         # the merge is worked out first: rows now, plus source keys not yet stored.
         before = pl.scan_delta(table).select(pl.len()).collect().item()
@@ -343,7 +344,7 @@ class Catalog:
                 table,
                 df.to_arrow(),
                 mode="append",
-                partition_by=table.metadata().partition_columns or None,
+                partition_by=partitions or None,
                 commit_properties=self._commit(lineage),
             )
             return self.latest(name)

@@ -95,9 +95,9 @@ class Requester:
         """GET `url`, retrying by the policy, and return what `read` makes of the first
         answer that is not a 418, 429 or 5xx.
 
-        `read` raises `BadBody` to have the answer fetched again, or any other error to stop. `counter`, if given, is an extra limit that counts
-        each attempt as 1: an endpoint with its own request-count limit, like fundingRate's
-        500 per 5 minutes.
+        `read` raises `BadBody` to have the answer fetched again, or any other error to stop.
+        `counter`, if given, is an extra limit that counts each attempt as 1: an endpoint
+        with its own request-count limit, like fundingRate's 500 per 5 minutes.
         """
         attempts = self._policy.max_retries + 1
         last, status, code, retry_after = "no attempt made", None, None, None

@@ -62,7 +62,6 @@ def sma_dist(n: int) -> pl.Expr:
 
 
 def _di(n: int) -> tuple[pl.Expr, pl.Expr]:
-    # TA-Lib writes 0 where the smoothed true range is 0; that keeps ADX's recursion going.
     return (
         cached(f"_pdi{n}", ta("PLUS_DI", high, low, close, timeperiod=n)),
         cached(f"_mdi{n}", ta("MINUS_DI", high, low, close, timeperiod=n)),
