@@ -200,6 +200,36 @@ def test_each_defect_fails_exactly_its_check(
         assert {e["row"] for e in result.examples} == {i + r for r in rows}
 
 
+@pytest.mark.parametrize(
+    ("corrupt", "expected", "rows"),
+    [
+        pytest.param(c, e, r, id=name)
+        for name, c, e, r in DEFECTS
+        if e != "open_time_increasing"  # without row order, order is no check
+    ],
+)
+def test_each_defect_in_a_shuffled_version_fails_its_check_at_its_rows(
+    march: pl.DataFrame,
+    corrupt: Callable[[pl.DataFrame, int], pl.DataFrame],
+    expected: str,
+    rows: set[int] | None,
+) -> None:
+    """A catalog version (no row order) is regrouped by series and time before the checks;
+    the examples still name rows of the frame as it was given."""
+    i = march.height // 3
+    bad = corrupt(march, i).with_row_index("_was")
+    shuffled = bad.sample(fraction=1.0, shuffle=True, seed=11)
+    report = validate_klines(shuffled.drop("_was"), "1h", outages=OUTAGES, row_order=False)
+    assert errors_failed(report) == {expected}, report.summary()
+    everything = validate_klines(
+        shuffled.drop("_was"), "1h", outages=OUTAGES, row_order=False, screen=False
+    )
+    assert report.checks == everything.checks
+    if rows is not None:
+        was = shuffled["_was"]
+        assert {was[e["row"]] for e in check(report, expected).examples} == {i + r for r in rows}
+
+
 def test_microsecond_open_time_example_keeps_the_raw_number(march: pl.DataFrame) -> None:
     bad = _set("open_time", lambda: (OT_MS * 1000).cast(UTC_MS))(march, 5)
     (example,) = check(validate_klines(bad, "1h"), "open_time_in_range").examples

@@ -40,6 +40,9 @@ _GX_SEVERITY = {"error": "critical", "warning": "warning", "info": "info"}
 HELPER = "_check_"  # prefix of the columns a validator computes next to the data for GX
 SCREEN = "_screen_"  # prefix of columns that only help pick the rows; GX does not see them
 _ROW = "_quantlab_row"
+# A validator may reorder rows while preparing them; this column then holds each row's
+# position in the caller's frame, which GX's row indexes and the examples use.
+ROW_ID = f"{SCREEN}row"
 DAY_MS = 86_400_000
 
 
@@ -137,7 +140,8 @@ def run_checks(
     if screen:
         rows = rows.filter(pl.any_horizontal(suspects) if suspects else pl.lit(False))
     frame = rows.select(pl.exclude(_ROW, f"^{SCREEN}.*$")).to_pandas()
-    frame.index = rows[_ROW].to_numpy()
+    row_id = ROW_ID if ROW_ID in rows.columns else _ROW
+    frame.index = rows[row_id].to_numpy()
 
     for c in checks:
         c.expectation.description = c.description
@@ -151,6 +155,7 @@ def run_checks(
 
     outcome = (runner or validate_in_memory)(suite, frame, finish)
     by_name = {r.expectation_config.meta["check"]: r for r in outcome.results}
+    position = _positions(rows, row_id, outcome.results)
     results = []
     for chk in checks:
         r = by_name[chk.name]
@@ -161,7 +166,7 @@ def run_checks(
         else:
             count = int(res.get("unexpected_count") or 0)
             index = res.get("partial_unexpected_index_list") or []
-            examples = _row_examples(data, index, chk.show, times)
+            examples = _row_examples(data, index, position, chk.show, times)
         results.append(CheckResult(chk.name, chk.severity, bool(r.success), count, examples))
     passed = all(r.success for r in results if r.severity == "error")
     return ValidationReport(
@@ -356,16 +361,38 @@ def _restore_counts(results: list[Any], data: pl.DataFrame) -> None:
             res["unexpected_percent"] = unexpected / n * 100 if n else None
 
 
+def _positions(rows: pl.DataFrame, row_id: str, results: list[Any]) -> dict[int, int] | None:
+    """Where in `rows` (by `_ROW`) each row GX names as unexpected is (None: at its id)."""
+    if row_id == _ROW:
+        return None
+    ids = {
+        int(i)
+        for r in results
+        for i in ((r.result or {}).get("partial_unexpected_index_list") or [])[:MAX_EXAMPLES]
+    }
+    found = rows.filter(pl.col(row_id).is_in(list(ids))).select(row_id, _ROW)
+    return dict(found.iter_rows())
+
+
 def _row_examples(
-    data: pl.DataFrame, index: list, show: tuple[str, ...], times: Collection[str]
+    data: pl.DataFrame,
+    index: list,
+    position: dict[int, int] | None,
+    show: tuple[str, ...],
+    times: Collection[str],
 ) -> list[dict]:
-    """The offending rows, as JSON-ready dicts: row number and the columns in `show`."""
+    """The offending rows, as JSON-ready dicts: row number and the columns in `show`.
+
+    `index` holds GX's row indexes (row numbers of the caller's frame); `position` maps them
+    to rows of `data` when the validator reordered them.
+    """
     out = []
     for i in index[:MAX_EXAMPLES]:
         i = int(i)
+        at = i if position is None else position[i]
         ex: dict[str, Any] = {"row": i}
         for col in show:
-            value = data[col][i]
+            value = data[col][at]
             ex[col.removeprefix(HELPER)] = iso_ms(value) if col in times else json_value(value)
         out.append(ex)
     return out

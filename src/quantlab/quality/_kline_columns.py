@@ -2,9 +2,13 @@
 
 Row-level rules (grid, close_time, OHLC, taker volumes) are plain expressions. Rules
 that need each series in order (order of rows, gaps, one-bar returns, duplicates,
-staleness) run on a narrow frame of the few columns they read, sorted once by series
-and time (or not at all when it already is), with plain shifts instead of window
-functions; the results go back in input order so GX's row indexes point into `df`.
+staleness) run on a narrow frame of the few columns they read, grouped by series in
+time order, with plain shifts instead of window functions.
+
+When the rows' order is a check (a file a user brings), the helpers go back to the input
+order. When it is not (a catalog version), the whole frame is put in series and time order
+first and stays so, which spares gathering the helpers back; `ROW_ID` then names each row's
+input position, so GX's row indexes and the examples still point into `df`.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import numpy as np
 import polars as pl
 
 from quantlab.config import ValidateConfig
-from quantlab.quality._gx import HELPER, SCREEN, year_bounds_ms
+from quantlab.quality._gx import HELPER, ROW_ID, SCREEN, year_bounds_ms
 from quantlab.quality.outages import Outage
 
 # One call validates one interval, so a series is a market's symbol; a row labelled with another
@@ -24,7 +28,9 @@ SERIES_KEY = ("market", "symbol")
 PRICES = ("open", "high", "low", "close")
 VOLUMES = ("volume", "quote_volume", "taker_buy_base_volume", "taker_buy_quote_volume")
 _FLOATS = (*PRICES, *VOLUMES)
-_SID, _ROW = "_series", "_row"
+_SID, _ROW = f"{SCREEN}series", "_row"
+_LAST = f"{SCREEN}on_last"  # the series' last candle on the grid (staleness), not kept
+_MAX_RUNS = 10_000  # more sorted runs than this and one sort is cheaper than joining them
 _MAD_TO_SIGMA = 1.4826  # MAD of a normal distribution times this is its standard deviation
 
 
@@ -38,7 +44,8 @@ def prepare_columns(
 ) -> pl.DataFrame:
     """The frame GX sees: times as epoch ms, NaN as null, plus one helper column per derived rule.
 
-    Rows keep their input order, so GX's row indexes point back into `df`.
+    With `row_order`, rows keep their input order; without, they come grouped by series in
+    time order, with each row's position in `df` in `ROW_ID`.
     """
     lo, hi = year_bounds_ms(cfg)
     ot, ct = pl.col("open_time"), pl.col("close_time")
@@ -46,7 +53,15 @@ def prepare_columns(
 
     # Extra columns stay, so that `columns_match` sees and reports them. NaN is what pandas
     # calls missing, so it is made null here and both sides agree on it.
-    base = df.with_columns(ot.dt.epoch("ms"), ct.dt.epoch("ms"), pl.col(_FLOATS).fill_nan(None))
+    nan = df.select(pl.col(_FLOATS).is_nan().any()).row(0, named=True)
+    base = df.with_columns(
+        ot.dt.epoch("ms"),
+        ct.dt.epoch("ms"),
+        *[pl.col(c).fill_nan(None) for c in _FLOATS if nan[c]],
+        _series_id(df).alias(_SID),
+    )
+    if not row_order:
+        base = _in_time_order(base.with_row_index(ROW_ID))
 
     ot_ok = ot.is_between(lo, hi).fill_null(False)
     ct_ok = ct.is_between(lo, hi).fill_null(False)
@@ -77,7 +92,7 @@ def prepare_columns(
         .alias(f"{d}taker"),
     )
     narrow = base.select(
-        _series_id(base).alias(_SID),
+        pl.col(_SID),
         ot,
         ot_ok.alias("ot_ok"),
         aligned.alias("aligned"),
@@ -88,7 +103,7 @@ def prepare_columns(
         [
             out,
             *([_order_columns(narrow)] if row_order else []),
-            _calendar_columns(narrow, step, cfg, outages, as_of_ms),
+            _calendar_columns(narrow, step, cfg, outages, as_of_ms, in_order=not row_order),
         ],
         how="horizontal",
     )
@@ -106,6 +121,53 @@ def _series_id(df: pl.DataFrame) -> pl.Expr:
         pl.col(c).cast(pl.Categorical).to_physical().cast(pl.UInt64) for c in SERIES_KEY
     )
     return market * 2**32 + symbol  # codes are UInt32
+
+
+def _in_time_order(base: pl.DataFrame) -> pl.DataFrame:
+    """`base` grouped by series, each in time order (rows without an open_time last), ties in
+    input order: what a stable sort by (series, open_time) gives.
+
+    A catalog version reads back as runs already in order (one or more per file). When no
+    two runs of a series overlap in time, they are joined in order as slices, without a copy;
+    otherwise (a file of one backfill can hold months 1, 2 and 5, the next 3 and 4) the frame
+    is sorted.
+    """
+    if base.height < 2:
+        return base
+    sid, ot = pl.col(_SID), pl.col("open_time")
+    # A run breaks where the series changes, time goes back, or open_time is missing.
+    starts = base.select(
+        pl.arg_where(((sid != sid.shift(1)) | (ot < ot.shift(1))).fill_null(True))
+    ).to_series()
+    if len(starts) == 1:
+        return base
+    if len(starts) <= _MAX_RUNS:
+        ends = pl.concat([starts.slice(1), pl.Series([base.height], dtype=starts.dtype)]) - 1
+        runs = pl.DataFrame(
+            {
+                "start": starts,
+                "end": ends,
+                "sid": base[_SID].gather(starts),
+                "first": base["open_time"].gather(starts),
+                "last": base["open_time"].gather(ends),
+            }
+        ).sort("sid", "first", "start", nulls_last=True)
+        # Joined runs equal the stable sort when, within a series, each run ends strictly
+        # before the next begins (a run with a missing open_time is that one row, and last).
+        same = pl.col("sid") == pl.col("sid").shift(1)
+        apart = runs.select(
+            (~same | pl.col("first").is_null() | (pl.col("last").shift(1) < pl.col("first")))
+            .fill_null(False)
+            .slice(1)
+            .all()
+        ).item()
+        if apart:
+            return pl.concat(
+                [base.slice(s, e - s + 1) for s, e in runs.select("start", "end").iter_rows()],
+                rechunk=False,
+            )
+    order = base.select(pl.arg_sort_by([sid, ot], nulls_last=True, maintain_order=True))
+    return base[order.to_series()]
 
 
 def _applies(o: Outage) -> pl.Expr:
@@ -151,9 +213,11 @@ def _calendar_columns(
     cfg: ValidateConfig,
     outages: Sequence[Outage],
     as_of_ms: int | None,
+    *,
+    in_order: bool,
 ) -> pl.DataFrame:
     """Gaps, one-bar return outliers, duplicates and staleness, computed in time order per
-    series, then put back in row order."""
+    series, then put back in row order (`in_order`: the rows already are in time order)."""
     d = HELPER
     sid, ot, ok, aligned = pl.col(_SID), pl.col("open_time"), pl.col("ot_ok"), pl.col("aligned")
     close_ok = pl.col("close").is_not_null() & (pl.col("close") > 0)
@@ -162,6 +226,7 @@ def _calendar_columns(
     prev_slot = _prev(slot, ok)
     prev_close = _prev(pl.col("close"), aligned & close_ok)
     dev_name = f"{SCREEN}deviation"  # |return - median|, not shown to GX
+    mad_name = f"{SCREEN}mad"  # the series' median deviation, not kept
     ret, dev = pl.col(f"{d}log_return"), pl.col(dev_name)
     mad = dev.median().over(_SID)
     gap = pl.col(f"{d}gap_bars")
@@ -170,7 +235,7 @@ def _calendar_columns(
     # Usually the rows already are in time order per series; otherwise gather them in that
     # order, and back at the end. Grouped by series, the per-series medians take polars'
     # sorted fast path, and one series needs no grouping at all.
-    order = _time_order(narrow)
+    order = None if in_order else _time_order(narrow)
     timed = narrow if order is None else narrow[order]
     one_series = timed.height == 0 or timed[_SID][0] == timed[_SID][-1]
     if one_series:
@@ -186,6 +251,9 @@ def _calendar_columns(
     )
     median = ret.median() if one_series else ret.median().over(_SID)
     timed = timed.with_columns((ret - median).abs().alias(dev_name))
+    # A column, not an expression: eager polars would compute the median twice below.
+    timed = timed.with_columns(mad.alias(mad_name))
+    mad = pl.col(mad_name)
     timed = timed.with_columns(
         _known_bars(gap, step, outages).alias(f"{d}known_gap_bars"),
         pl.when(mad > 0).then(dev / (_MAD_TO_SIGMA * mad)).alias(f"{d}return_z"),
@@ -194,8 +262,8 @@ def _calendar_columns(
         (pl.col(f"{d}return_z") <= cfg.max_return_sigmas).alias(f"{d}return_ok"),
     )
     if as_of_ms is not None:
-        timed = timed.with_columns(_staleness(step, cfg, as_of_ms, one_series))
-    helpers = timed.select(pl.col(f"^{d}.*$", f"^{SCREEN}.*$"))
+        timed = _staleness(timed, step, cfg, as_of_ms, one_series)
+    helpers = timed.select(pl.col(f"^{d}.*$", f"^{SCREEN}.*$").exclude(_SID, mad_name, _LAST))
     return helpers if order is None else helpers[_inverse(order)]
 
 
@@ -238,7 +306,9 @@ def _known_bars(gap: pl.Expr, step: int, outages: Sequence[Outage]) -> pl.Expr:
     return pl.when(gap > 0).then(pl.min_horizontal(known, gap)).otherwise(gap.clip(upper_bound=0))
 
 
-def _staleness(step: int, cfg: ValidateConfig, as_of_ms: int, one_series: bool) -> list[pl.Expr]:
+def _staleness(
+    timed: pl.DataFrame, step: int, cfg: ValidateConfig, as_of_ms: int, one_series: bool
+) -> pl.DataFrame:
     """On each series' last candle: is it recent enough at `as_of`? Null on every other row."""
     d = HELPER
     ot, aligned = pl.col("open_time"), pl.col("aligned")
@@ -246,11 +316,13 @@ def _staleness(step: int, cfg: ValidateConfig, as_of_ms: int, one_series: bool) 
     last = pl.when(aligned).then(ot).max()
     if not one_series:
         last = last.over(_SID)
-    on_last = aligned & (ot == last)
-    return [
+    # A column first: eager polars would compute each series' last candle once per use.
+    timed = timed.with_columns((aligned & (ot == last)).alias(_LAST))
+    on_last = pl.col(_LAST)
+    return timed.with_columns(
         pl.when(on_last).then(ot >= expected - cfg.max_stale_bars * step).alias(f"{d}fresh"),
         pl.when(on_last).then(pl.lit(expected)).alias(f"{d}expected_last_open_time"),
         pl.when(on_last)
         .then(((expected - ot) // step).clip(lower_bound=0))
         .alias(f"{d}bars_behind"),
-    ]
+    )

@@ -1,0 +1,47 @@
+"""How a catalog version's rows are regrouped by series and time before the calendar checks."""
+
+from __future__ import annotations
+
+import polars as pl
+import pytest
+
+from quantlab.quality._kline_columns import _SID, _in_time_order
+
+
+def _frame(sid: list[int], ot: list[int | None]) -> pl.DataFrame:
+    return pl.DataFrame(
+        {_SID: sid, "open_time": ot}, schema={_SID: pl.UInt64, "open_time": pl.Int64}
+    ).with_row_index("at")
+
+
+def _stable_sort(df: pl.DataFrame) -> pl.DataFrame:
+    return df.sort(_SID, "open_time", nulls_last=True, maintain_order=True)
+
+
+@pytest.mark.parametrize(
+    ("sid", "ot"),
+    [
+        # Sorted runs of two series that do not overlap in time: joined as slices.
+        ([2, 2, 1, 1, 2, 2, 1], [5, 6, 3, 4, 1, 2, 1]),
+        # Runs that interleave in time (a file holding months 1, 2, 3, 5, another 4, 6).
+        ([1, 1, 1, 1, 1, 1], [1, 2, 5, 3, 4, 6]),
+        # A time in two runs: ties keep their input order, as a stable sort's do.
+        ([1, 1, 1, 1], [3, 4, 1, 3]),
+        # Rows without an open_time go last in their series.
+        ([1, 1, 2, 1, 2], [2, None, 1, 1, None]),
+        # Already in order, and a single row.
+        ([1, 1, 2], [1, 2, 1]),
+        ([1], [7]),
+    ],
+)
+def test_rows_come_as_a_stable_sort_by_series_and_time(sid: list[int], ot: list) -> None:
+    df = _frame(sid, ot)
+    assert _in_time_order(df).equals(_stable_sort(df))
+
+
+def test_many_random_runs_match_the_stable_sort() -> None:
+    i = pl.int_range(3000)
+    df = pl.select(
+        (i * 7 % 3).cast(pl.UInt64).alias(_SID), (i * 37 % 101).cast(pl.Int64).alias("open_time")
+    ).with_row_index("at")
+    assert _in_time_order(df).equals(_stable_sort(df))
