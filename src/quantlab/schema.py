@@ -88,7 +88,12 @@ def normalize_klines(raw: pl.DataFrame, market: str, symbol: str, interval: str)
 
 
 def conform_klines(df: pl.DataFrame) -> pl.DataFrame:
-    """Cast a klines frame read back from storage (Delta keeps µs) to the exact schema."""
+    """Cast a klines frame read back from storage (Delta keeps µs) to the exact schema.
+
+    A frame that already has it comes back as it is: selecting would copy every column.
+    """
+    if list(df.schema.items()) == list(KLINES_SCHEMA.items()):
+        return df
     return df.select([pl.col(name).cast(dtype) for name, dtype in KLINES_SCHEMA.items()])
 
 

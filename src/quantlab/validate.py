@@ -62,7 +62,9 @@ def _klines(
     data = conform_klines(ctx.catalog.read(ref))
     default = ctx.config.universe.interval
     labels = data["interval"]
-    if labels.n_unique() == 1 and labels[0] in INTERVAL_MS:
+    first = labels[0] if len(labels) else None
+    # Comparing with the first label costs less than counting unique ones.
+    if first in INTERVAL_MS and labels.null_count() == 0 and (labels == first).all():
         groups = {labels[0]: data}
     else:
         # A row whose interval is missing or unknown is checked on the configured grid,
