@@ -5,7 +5,7 @@ from __future__ import annotations
 import polars as pl
 import pytest
 
-from quantlab.quality._kline_columns import _SID, _in_time_order
+from quantlab.quality._kline_columns import _SID, _in_time_order, _series_id
 
 
 def _frame(sid: list[int], ot: list[int | None]) -> pl.DataFrame:
@@ -45,3 +45,21 @@ def test_many_random_runs_match_the_stable_sort() -> None:
         (i * 7 % 3).cast(pl.UInt64).alias(_SID), (i * 37 % 101).cast(pl.Int64).alias("open_time")
     ).with_row_index("at")
     assert _in_time_order(df).equals(_stable_sort(df))
+
+
+@pytest.mark.parametrize("interleave", [False, True])
+def test_series_ids_are_equal_exactly_for_equal_market_and_symbol(interleave: bool) -> None:
+    """By runs (series in long runs) or by categorical codes (series interleaved), with a
+    missing market or symbol as a value of its own."""
+    pairs = [("spot", "BTCUSDT"), ("spot", "ETHUSDT"), ("futures_um", "BTCUSDT"), (None, "ETHUSDT"),
+             ("spot", None)]  # fmt: skip
+    rows = [p for p in pairs for _ in range(200)]
+    if interleave:
+        rows = rows[::2] + rows[1::2]
+        rows = [rows[i] for i in sorted(range(len(rows)), key=lambda i: (i * 7919) % len(rows))]
+    df = pl.DataFrame(rows, schema=["market", "symbol"], orient="row")
+    ids = _series_id(df)
+    assert ids.name == _SID and ids.dtype == pl.UInt64
+    pairs_of = df.with_columns(ids).group_by(_SID).agg(pl.struct("market", "symbol").n_unique())
+    assert pairs_of.height == len(pairs)
+    assert pairs_of["market"].to_list() == [1] * len(pairs)

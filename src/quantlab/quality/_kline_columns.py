@@ -31,6 +31,7 @@ _FLOATS = (*PRICES, *VOLUMES)
 _SID, _ROW = f"{SCREEN}series", "_row"
 _LAST = f"{SCREEN}on_last"  # the series' last candle on the grid (staleness), not kept
 _MAX_RUNS = 10_000  # more sorted runs than this and one sort is cheaper than joining them
+_ROWS_PER_RUN = 64  # series ids by run when runs of one series are at least this long on average
 _MAD_TO_SIGMA = 1.4826  # MAD of a normal distribution times this is its standard deviation
 
 
@@ -58,7 +59,7 @@ def prepare_columns(
         ot.dt.epoch("ms"),
         ct.dt.epoch("ms"),
         *[pl.col(c).fill_nan(None) for c in _FLOATS if nan[c]],
-        _series_id(df).alias(_SID),
+        _series_id(df),
     )
     if not row_order:
         base = _in_time_order(base.with_row_index(ROW_ID))
@@ -109,18 +110,27 @@ def prepare_columns(
     )
 
 
-def _series_id(df: pl.DataFrame) -> pl.Expr:
-    """One integer per (market, symbol): the pair of their categorical codes.
+def _series_id(df: pl.DataFrame) -> pl.Series:
+    """One integer per (market, symbol), as column `_SID`: only equality matters (rows are
+    grouped by it). A missing market or symbol (a failed not_null row) is its own value.
 
-    Only equality matters (rows are grouped by it), and codes cost far less than ranking
-    the strings. A missing market or symbol (a failed not_null row) is its own value.
+    Rows mostly come in long runs of one series (a catalog file holds one), so the pairs are
+    ranked once per run and the ranks repeated: far less than hashing every row's strings.
+    Rows that change series often are given the pair of their categorical codes instead.
     """
+    runs = df.select(pl.struct(SERIES_KEY).rle().alias("run")).unnest("run")
+    if runs.height <= max(df.height // _ROWS_PER_RUN, 1):
+        ranks = runs.select(pl.col("value").rank("dense")).to_series().to_numpy()
+        ids = np.repeat(ranks.astype(np.uint64), runs["len"].to_numpy())
+        return pl.Series(_SID, ids, dtype=pl.UInt64)
     if df.select(pl.any_horizontal(pl.col(SERIES_KEY).is_null()).any()).item():
-        return pl.struct(SERIES_KEY).rank("dense").cast(pl.UInt64)
-    market, symbol = (
-        pl.col(c).cast(pl.Categorical).to_physical().cast(pl.UInt64) for c in SERIES_KEY
-    )
-    return market * 2**32 + symbol  # codes are UInt32
+        expr = pl.struct(SERIES_KEY).rank("dense").cast(pl.UInt64)
+    else:
+        market, symbol = (
+            pl.col(c).cast(pl.Categorical).to_physical().cast(pl.UInt64) for c in SERIES_KEY
+        )
+        expr = market * 2**32 + symbol  # codes are UInt32
+    return df.select(expr.alias(_SID)).to_series()
 
 
 def _in_time_order(base: pl.DataFrame) -> pl.DataFrame:
