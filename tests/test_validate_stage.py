@@ -11,6 +11,7 @@ import importlib.util
 import json
 import os
 import re
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import unquote
@@ -46,10 +47,18 @@ def _break_high(df: pl.DataFrame, at: datetime = BAD_AT) -> pl.DataFrame:
     )
 
 
-def _store(ctx, df: pl.DataFrame):
+def _store(ctx, df: pl.DataFrame, *, partitioned: bool = True):
+    """Store klines as ingest does: partitioned by market, interval and symbol."""
+    from quantlab.ingest._store import KLINES_PARTITIONS
     from quantlab.schema import KLINES_KEY, conform_klines
 
-    return ctx.catalog.upsert("klines", conform_klines(df), KLINES_KEY, stage="ingest")
+    return ctx.catalog.upsert(
+        "klines",
+        conform_klines(df),
+        KLINES_KEY,
+        stage="ingest",
+        partition_by=KLINES_PARTITIONS if partitioned else None,
+    )
 
 
 def test_a_clean_version_passes_with_the_halt_as_a_known_gap(project, march):
@@ -174,6 +183,46 @@ def test_every_interval_of_a_version_is_validated(project, march):
     validations = ctx.config.paths.data / "data_docs" / "validations" / "klines"
     runs = {page.relative_to(validations).parts[0] for page in validations.rglob("*.html")}
     assert runs == {f"{ref}-1h", f"{ref}-4h"}
+
+
+def test_the_gate_reads_one_series_at_a_time_and_reports_as_on_the_whole(
+    project, march, monkeypatch
+):
+    """A version is read series by series (only that series' files); the report is the one
+    validating the whole frame at once gives, and so is that of a version not partitioned."""
+    from quantlab import validate
+    from quantlab.catalog import Catalog
+    from quantlab.quality import validate_klines
+
+    _, ctx = project
+    bad = _break_high(march)
+    ref = _store(ctx, bad)
+    heights = []
+    collect = pl.LazyFrame.collect
+
+    def counting(self, *args, **kwargs):
+        out = collect(self, *args, **kwargs)
+        heights.append(out.height)
+        return out
+
+    monkeypatch.setattr(pl.LazyFrame, "collect", counting)
+    gated = validate.check_version(ctx, ref, as_of=AS_OF, data_docs=False).report
+    monkeypatch.setattr(pl.LazyFrame, "collect", collect)
+    per_symbol = march.group_by("symbol").len()["len"].to_list()
+    assert sorted(h for h in heights if h > 2) == sorted(per_symbol)  # never both at once
+
+    whole = validate_klines(bad, "1h", outages=validate.load_outages(
+        ctx.config.validate_.known_outages), as_of=AS_OF, row_order=False)  # fmt: skip
+    counts = {c.check: (c.success, c.unexpected_count) for c in gated.checks}
+    assert counts == {c.check: (c.success, c.unexpected_count) for c in whole.checks}
+    (example,) = next(c for c in gated.checks if c.check == "ohlc_consistent").examples
+    assert (example["symbol"], example["open_time"]) == ("BTCUSDT", BAD_AT.isoformat())
+
+    flat = replace(ctx, catalog=Catalog(ctx.config.paths.data / "flat"))
+    flat_ref = _store(flat, bad, partitioned=False)
+    assert flat.catalog.partition_columns(flat_ref) == []
+    flat_report = validate.check_version(flat, flat_ref, as_of=AS_OF, data_docs=False).report
+    assert {c.check: (c.success, c.unexpected_count) for c in flat_report.checks} == counts
 
 
 def test_funding_rates_and_exchange_info_versions(project):

@@ -205,6 +205,16 @@ class Catalog:
             if isinstance(dtype, pl.Datetime)
         )
 
+    def partition_columns(self, ref: DatasetRef) -> list[str]:
+        """The columns the version's files are partitioned by (a filter on them reads only
+        the matching files)."""
+        return list(self._table(ref.name, ref.version).metadata().partition_columns)
+
+    def partitions(self, ref: DatasetRef) -> list[dict[str, str | None]]:
+        """The partitions the version's files hold, from its log (no file is read), as
+        {column: value} with None for a missing value."""
+        return self._table(ref.name, ref.version).partitions()
+
     def load(self, name: str, version: int | None = None) -> pl.DataFrame:
         """Notebook convenience: a dataset by name, latest version unless one is given."""
         ref = DatasetRef(name, version) if version is not None else self.latest(name)

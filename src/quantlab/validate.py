@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, time
@@ -31,7 +31,7 @@ from quantlab.quality._gx import Runner
 from quantlab.quality._project import Project, checkpoint_runner, open_project
 from quantlab.quality.exchange_info import validate_exchange_info
 from quantlab.quality.funding_rates import validate_funding_rates
-from quantlab.quality.klines import validate_klines
+from quantlab.quality.klines import validate_klines_parts
 from quantlab.quality.outages import load_outages
 from quantlab.quality.report import ValidationReport
 from quantlab.schema import INTERVAL_MS, conform_klines
@@ -56,37 +56,77 @@ RunnerFor = Callable[[str], Runner | None]
 def _klines(
     ctx: RunContext, ref: DatasetRef, as_of: datetime, runner_for: RunnerFor
 ) -> ValidationReport:
-    """Every interval the version holds, each validated on its own grid."""
+    """Every interval the version holds, each validated on its own grid, one series at a time
+    (the gate's memory stays that of one series, however many the version holds)."""
     cfg = ctx.config.validate_
     outages = load_outages(cfg.known_outages)
-    data = conform_klines(ctx.catalog.read(ref))
     default = ctx.config.universe.interval
-    labels = data["interval"]
-    first = labels[0] if len(labels) else None
-    # Comparing with the first label costs less than counting unique ones.
-    if first in INTERVAL_MS and labels.null_count() == 0 and (labels == first).all():
-        groups = {labels[0]: data}
-    else:
-        # A row whose interval is missing or unknown is checked on the configured grid,
-        # where it fails not_null.interval or interval_matches.
-        grid = pl.when(labels.is_in(list(INTERVAL_MS))).then(labels).otherwise(pl.lit(default))
-        groups = {
-            key: part.drop("_grid")
-            for (key,), part in data.with_columns(grid.alias("_grid"))
-            .partition_by("_grid", as_dict=True)
-            .items()
-        } or {default: data}
+    series, read = _series(ctx, ref)
+    # A series whose interval is missing or unknown is checked on the configured grid,
+    # where it fails not_null.interval or interval_matches.
+    grids: dict[str, list[SeriesKey]] = {}
+    for key in series:
+        label = key["interval"]
+        grids.setdefault(label if label in INTERVAL_MS else default, []).append(key)
     parts = [
         # A Delta version keeps no row order, so the order of rows is not a check here.
         (
             iv,
-            validate_klines(
-                rows, iv, cfg, outages=outages, as_of=as_of, row_order=False, runner=runner_for(iv)
+            validate_klines_parts(
+                _read_ahead(read, keys),
+                iv,
+                cfg,
+                outages=outages,
+                as_of=as_of,
+                row_order=False,
+                runner=runner_for(iv),
             ),
         )
-        for iv, rows in sorted(groups.items())
+        for iv, keys in sorted((grids or {default: []}).items())
     ]
     return ValidationReport.merge(parts, key="interval")
+
+
+_SERIES = ("market", "interval", "symbol")
+SeriesKey = dict[str, str | None]
+
+
+def _series(
+    ctx: RunContext, ref: DatasetRef
+) -> tuple[list[SeriesKey], Callable[[SeriesKey], pl.DataFrame]]:
+    """The (market, interval, symbol) series a klines version holds, in order, and how to
+    read one in the klines schema. `ingest` partitions klines by those columns, so a series
+    reads only its own files; a version written otherwise is read once and split."""
+    scan = ctx.catalog.scan(ref)
+    if set(_SERIES) <= set(ctx.catalog.partition_columns(ref)):
+        found = {tuple(p.get(c) for c in _SERIES) for p in ctx.catalog.partitions(ref)}
+
+        def read(key: SeriesKey) -> pl.DataFrame:
+            match = [pl.col(c).eq_missing(pl.lit(v, pl.String)) for c, v in key.items()]
+            return conform_klines(scan.filter(match).collect())
+
+    else:
+        split = conform_klines(scan.collect()).partition_by(_SERIES, as_dict=True)
+        found = set(split)
+
+        def read(key: SeriesKey) -> pl.DataFrame:
+            return split[tuple(key.values())]
+
+    order = sorted(found, key=lambda k: [(v is None, v or "") for v in k])
+    return [dict(zip(_SERIES, k, strict=True)) for k in order], read
+
+
+def _read_ahead(
+    read: Callable[[SeriesKey], pl.DataFrame], keys: list[SeriesKey]
+) -> Iterator[pl.DataFrame]:
+    """`read(key)` for each key in turn, the next one read while the caller works on this one
+    (reading one series' files uses fewer cores than checking it)."""
+    with ThreadPoolExecutor(1) as pool:
+        ahead = [pool.submit(read, key) for key in keys[:1]]
+        for i in range(len(keys)):
+            current = ahead.pop()
+            ahead.extend(pool.submit(read, key) for key in keys[i + 1 : i + 2])
+            yield current.result()
 
 
 def _funding_rates(

@@ -12,6 +12,7 @@ import pytest
 from quantlab.config import ValidateConfig
 from quantlab.errors import ConfigError, QualityError, SchemaError
 from quantlab.quality import CheckResult, Outage, ValidationReport, load_outages, validate_klines
+from quantlab.quality.klines import validate_klines_parts
 from quantlab.schema import UTC_MS
 
 HALT = datetime(2023, 3, 24, 12, tzinfo=UTC)
@@ -403,3 +404,32 @@ def test_a_missing_series_key_fails_not_null_only(march: pl.DataFrame, column: s
     assert check(report, f"not_null.{column}").examples[0]["row"] == i
     # The row without a series leaves a one-bar hole in its own series' calendar.
     assert check(report, "calendar_gaps").unexpected_count == 1
+
+
+def test_frames_validated_one_at_a_time_report_as_the_stacked_frame(march: pl.DataFrame) -> None:
+    """Series by series (the gate's way), counts and examples are those of the whole frame,
+    row numbers included; one GX validation covers them all."""
+    btc, eth, sol = (march.filter(pl.col("symbol") == s) for s in ("BTCUSDT", "ETHUSDT", "SOLUSDT"))
+    eth = _set("high", lambda: pl.col("close") * 0.999)(eth, 100)
+    sol = _set("volume", lambda: -pl.col("volume"))(sol, 7)
+    whole = validate_klines(pl.concat([btc, eth, sol]), "1h", outages=OUTAGES, row_order=False)
+    parts = validate_klines_parts([btc, eth, sol], "1h", outages=OUTAGES, row_order=False)
+
+    def outline(report: ValidationReport) -> list:  # return_z may differ in its last bit
+        return [
+            (c.check, c.success, c.unexpected_count, [e.get("row", e) for e in c.examples])
+            for c in report.checks
+        ]
+
+    assert outline(parts) == outline(whole)
+    assert parts.row_count == march.height
+    assert errors_failed(parts) == {"ohlc_consistent", "non_negative.volume"}
+    assert check(parts, "ohlc_consistent").examples[0]["row"] == btc.height + 100
+    assert check(parts, "non_negative.volume").examples[0]["row"] == btc.height + eth.height + 7
+
+
+def test_frames_validated_together_need_the_same_columns(march: pl.DataFrame) -> None:
+    with pytest.raises(SchemaError, match="differ in columns"):
+        validate_klines_parts([march, march.drop("trades")], "1h")
+    empty = validate_klines_parts(iter([]), "1h")
+    assert empty.passed and empty.row_count == 0

@@ -52,8 +52,8 @@ class Check:
 
     `suspect` is True on every row the expectation might count as unexpected (None: the
     check reads the table's columns, not its rows). `show` names the columns an example
-    shows. `describe`, for aggregate checks, turns the prepared frame and GX's result
-    into (unexpected count, examples).
+    shows. `describe`, for aggregate checks, turns the screened rows (every row whose
+    `suspect` holds, see `screen_rows`) and GX's result into (unexpected count, examples).
     """
 
     name: str
@@ -120,13 +120,41 @@ def validate_in_memory(
     return outcome
 
 
+@dataclass(frozen=True)
+class Screened:
+    """One prepared frame's share of a validation: the rows some check suspects (every row,
+    unscreened) with their row ids in `_ROW`, and what GX's counts need of all its rows."""
+
+    rows: pl.DataFrame
+    height: int
+    missing: dict[str, int]  # per check: the rows its expectation leaves out as missing
+
+
+def screen_rows(
+    data: pl.DataFrame, checks: Sequence[Check], *, screen: bool = True, first_id: int = 0
+) -> Screened:
+    """Keep the rows of `data` that GX must see. A row's id is its `ROW_ID` (its position in
+    the frame the validator was given) or its position, plus `first_id`."""
+    ids = pl.col(ROW_ID) if ROW_ID in data.columns else pl.int_range(pl.len(), dtype=pl.Int64)
+    rows = data.with_columns((ids.cast(pl.Int64) + first_id).alias(_ROW))
+    suspects = [c.suspect.fill_null(True) for c in checks if c.suspect is not None]
+    if screen:
+        rows = rows.filter(pl.any_horizontal(suspects) if suspects else pl.lit(False))
+    missing_of = {
+        c.name: _missing_rows(data, domain).sum()
+        for c in checks
+        if (domain := _domain(c.expectation))
+    }
+    missing = data.select(**missing_of).row(0, named=True) if missing_of and data.height else {}
+    return Screened(rows, data.height, {k: int(v or 0) for k, v in missing.items()})
+
+
 def run_checks(
     dataset: str,
     data: pl.DataFrame,
     checks: Sequence[Check],
     *,
     times: Collection[str] = (),
-    row_count: int | None = None,
     screen: bool = True,
     runner: Runner | None = None,
 ) -> ValidationReport:
@@ -135,13 +163,26 @@ def run_checks(
     `times` are epoch-ms columns that examples show as ISO-8601 UTC. `runner` validates
     (default `validate_in_memory`; the gate passes a Checkpoint's, see `quality._project`).
     """
-    rows = data.with_row_index(_ROW)
-    suspects = [c.suspect.fill_null(True) for c in checks if c.suspect is not None]
-    if screen:
-        rows = rows.filter(pl.any_horizontal(suspects) if suspects else pl.lit(False))
+    parts = [screen_rows(data, checks, screen=screen)]
+    return run_screened(dataset, parts, checks, times=times, screen=screen, runner=runner)
+
+
+def run_screened(
+    dataset: str,
+    parts: Sequence[Screened],
+    checks: Sequence[Check],
+    *,
+    times: Collection[str] = (),
+    screen: bool = True,
+    runner: Runner | None = None,
+) -> ValidationReport:
+    """Validate the screened rows of one or more frames at once (one GX validation, one
+    result) and report per check, with counts over all their rows (see `run_checks`)."""
+    rows = pl.concat([p.rows for p in parts], how="vertical_relaxed")
+    n = sum(p.height for p in parts)
+    missing = {c.name: sum(p.missing.get(c.name, 0) for p in parts) for c in checks}
     frame = rows.select(pl.exclude(_ROW, f"^{SCREEN}.*$")).to_pandas()
-    row_id = ROW_ID if ROW_ID in rows.columns else _ROW
-    frame.index = rows[row_id].to_numpy()
+    frame.index = rows[_ROW].to_numpy()
 
     for c in checks:
         c.expectation.description = c.description
@@ -149,30 +190,30 @@ def run_checks(
     suite = gx().ExpectationSuite(name=dataset, expectations=[c.expectation for c in checks])
 
     def finish(outcome: ExpectationSuiteValidationResult) -> None:
-        outcome.meta["quantlab"] = {"rows": data.height, "rows_given_to_gx": rows.height}
+        outcome.meta["quantlab"] = {"rows": n, "rows_given_to_gx": rows.height}
         if screen:
-            _restore_counts(outcome.results, data)
+            _restore_counts(outcome.results, n, missing)
 
     outcome = (runner or validate_in_memory)(suite, frame, finish)
     by_name = {r.expectation_config.meta["check"]: r for r in outcome.results}
-    position = _positions(rows, row_id, outcome.results)
+    position = _positions(rows, outcome.results)
     results = []
     for chk in checks:
         r = by_name[chk.name]
         _raise_if_gx_failed(chk.name, r)
         res = r.result if r.result is not None else {}
         if chk.describe is not None:
-            count, examples = chk.describe(data, res)
+            count, examples = chk.describe(rows, res)
         else:
             count = int(res.get("unexpected_count") or 0)
             index = res.get("partial_unexpected_index_list") or []
-            examples = _row_examples(data, index, position, chk.show, times)
+            examples = _row_examples(rows, index, position, chk.show, times)
         results.append(CheckResult(chk.name, chk.severity, bool(r.success), count, examples))
     passed = all(r.success for r in results if r.severity == "error")
     return ValidationReport(
         passed=passed,
         checks=results,
-        row_count=data.height if row_count is None else row_count,
+        row_count=n,
         dataset=dataset,
         gx_result=outcome,
         gx_suite=suite,
@@ -313,15 +354,23 @@ def _missing(data: pl.DataFrame, column: str) -> pl.Expr:
     return expr
 
 
-def _missing_rows(data: pl.DataFrame, kwargs: dict) -> pl.Expr:
+def _domain(exp: Expectation) -> dict[str, Any]:
+    """The columns an expectation reads row by row and how it skips missing values (empty
+    for a table-level one)."""
+    names = ("column", "column_list", "column_A", "column_B", "ignore_row_if")
+    domain = {k: getattr(exp, k) for k in names if getattr(exp, k, None) is not None}
+    return domain if set(domain) - {"ignore_row_if"} else {}
+
+
+def _missing_rows(data: pl.DataFrame, domain: dict) -> pl.Expr:
     """The rows GX leaves out of an expectation's domain as missing (see its `ignore_row_if`)."""
-    if "column" in kwargs:
-        return _missing(data, kwargs["column"])
-    if "column_list" in kwargs:
-        cols, rule = kwargs["column_list"], kwargs.get("ignore_row_if", "all_values_are_missing")
+    if "column" in domain:
+        return _missing(data, domain["column"])
+    if "column_list" in domain:
+        cols, rule = domain["column_list"], domain.get("ignore_row_if", "all_values_are_missing")
     else:
-        cols = [kwargs["column_A"], kwargs["column_B"]]
-        rule = kwargs.get("ignore_row_if", "both_values_are_missing")
+        cols = [domain["column_A"], domain["column_B"]]
+        rule = domain.get("ignore_row_if", "both_values_are_missing")
     missing = [_missing(data, c) for c in cols]
     if rule in ("all_values_are_missing", "both_values_are_missing"):
         return pl.all_horizontal(missing)
@@ -330,27 +379,21 @@ def _missing_rows(data: pl.DataFrame, kwargs: dict) -> pl.Expr:
     return pl.lit(False)
 
 
-def _restore_counts(results: list[Any], data: pl.DataFrame) -> None:
-    """Turn GX's counts over the screened rows into the counts over every row of `data`.
+def _restore_counts(results: list[Any], n: int, missing: dict[str, int]) -> None:
+    """Turn GX's counts over the screened rows into the counts over all `n` rows, of which
+    `missing[check]` are missing in that check's domain.
 
     Unexpected rows are all among the screened ones, so only the totals change: the
     element count, the missing count, and the percentages derived from them.
     """
-    n = data.height
-    missing_of: dict[str, pl.Expr] = {}
-    for i, r in enumerate(results):
-        res, kwargs = r.result or {}, r.expectation_config.kwargs
-        if "missing_count" in res:
-            missing_of[str(i)] = _missing_rows(data, kwargs).sum()
-    missing = data.select(**missing_of).row(0, named=True) if missing_of and n else {}
-    for i, r in enumerate(results):
+    for r in results:
         res = r.result or {}
         if "element_count" not in res:
             continue
         res["element_count"] = n
         unexpected = res.get("unexpected_count")
         if "missing_count" in res:
-            m = int(missing.get(str(i)) or 0)
+            m = missing[r.expectation_config.meta["check"]]
             res["missing_count"] = m
             res["missing_percent"] = m / n * 100 if n else None
             if unexpected is not None:
@@ -361,38 +404,36 @@ def _restore_counts(results: list[Any], data: pl.DataFrame) -> None:
             res["unexpected_percent"] = unexpected / n * 100 if n else None
 
 
-def _positions(rows: pl.DataFrame, row_id: str, results: list[Any]) -> dict[int, int] | None:
-    """Where in `rows` (by `_ROW`) each row GX names as unexpected is (None: at its id)."""
-    if row_id == _ROW:
-        return None
+def _positions(rows: pl.DataFrame, results: list[Any]) -> dict[int, int]:
+    """Where in `rows` each row GX names as unexpected (by its id) is."""
     ids = {
         int(i)
         for r in results
         for i in ((r.result or {}).get("partial_unexpected_index_list") or [])[:MAX_EXAMPLES]
     }
-    found = rows.filter(pl.col(row_id).is_in(list(ids))).select(row_id, _ROW)
-    return dict(found.iter_rows())
+    found = rows.with_row_index("_at").filter(pl.col(_ROW).is_in(list(ids)))
+    return dict(found.select(_ROW, "_at").iter_rows())
 
 
 def _row_examples(
-    data: pl.DataFrame,
+    rows: pl.DataFrame,
     index: list,
-    position: dict[int, int] | None,
+    position: dict[int, int],
     show: tuple[str, ...],
     times: Collection[str],
 ) -> list[dict]:
     """The offending rows, as JSON-ready dicts: row number and the columns in `show`.
 
-    `index` holds GX's row indexes (row numbers of the caller's frame); `position` maps them
-    to rows of `data` when the validator reordered them.
+    `index` holds GX's row indexes (row ids, see `screen_rows`); `position` says where in
+    `rows` each one is.
     """
     out = []
     for i in index[:MAX_EXAMPLES]:
         i = int(i)
-        at = i if position is None else position[i]
+        at = position[i]
         ex: dict[str, Any] = {"row": i}
         for col in show:
-            value = data[col][at]
+            value = rows[col][at]
             ex[col.removeprefix(HELPER)] = iso_ms(value) if col in times else json_value(value)
         out.append(ex)
     return out

@@ -14,26 +14,28 @@ A derived rule is only evaluated on rows whose inputs passed the basic checks
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 
 import polars as pl
 
 from quantlab.config import ValidateConfig
-from quantlab.errors import ConfigError
+from quantlab.errors import ConfigError, SchemaError
 from quantlab.quality._gx import (
     HELPER,
     MAX_EXAMPLES,
     SCREEN,
     Check,
     Runner,
+    Screened,
     between_check,
     check_dtypes,
     columns_check,
     expectation,
     iso_ms,
     not_null_check,
-    run_checks,
+    run_screened,
+    screen_rows,
     true_check,
     unique_key_check,
     year_bounds_ms,
@@ -43,7 +45,7 @@ from quantlab.quality.outages import Outage
 from quantlab.quality.report import CheckResult, ValidationReport
 from quantlab.schema import INTERVAL_MS, KLINES_KEY, KLINES_SCHEMA
 
-__all__ = ["CheckResult", "ValidationReport", "validate_klines"]
+__all__ = ["CheckResult", "ValidationReport", "validate_klines", "validate_klines_parts"]
 
 AMOUNTS = ("volume", "quote_volume", "trades", "taker_buy_base_volume", "taker_buy_quote_volume")
 _TIMES = ("open_time", "close_time")
@@ -75,6 +77,36 @@ def validate_klines(
     wrong type (call `quantlab.schema.conform_klines` first). Missing or extra
     columns are reported by the `columns_match` check instead.
     """
+    return validate_klines_parts(
+        [df],
+        interval,
+        cfg,
+        outages=outages,
+        as_of=as_of,
+        row_order=row_order,
+        screen=screen,
+        runner=runner,
+    )
+
+
+def validate_klines_parts(
+    frames: Iterable[pl.DataFrame],
+    interval: str,
+    cfg: ValidateConfig | None = None,
+    *,
+    outages: Sequence[Outage] = (),
+    as_of: datetime | None = None,
+    row_order: bool = True,
+    screen: bool = True,
+    runner: Runner | None = None,
+) -> ValidationReport:
+    """`validate_klines` on `frames` stacked, prepared one frame at a time: one GX validation
+    and one report, but only one frame's rows and helper columns in memory at once.
+
+    Each frame must hold whole series (a series split across frames would show gaps and
+    duplicates at the seams) and the same columns. Row numbers in examples count through
+    the frames in order.
+    """
     cfg = cfg or ValidateConfig()
     if interval not in INTERVAL_MS:
         raise ConfigError(
@@ -83,23 +115,43 @@ def validate_klines(
     if as_of is not None and as_of.tzinfo is None:
         raise ConfigError(f"as_of {as_of} has no time zone; pass an aware UTC datetime")
     step = INTERVAL_MS[interval]
-    check_dtypes(
-        df,
-        KLINES_SCHEMA,
-        "klines",
-        "cast the frame with quantlab.schema.conform_klines before validating it",
-    )
-    if all(c in df.columns for c in KLINES_SCHEMA):
-        as_of_ms = None if as_of is None else int(as_of.timestamp() * 1000)
-        data = prepare_columns(df, step, cfg, outages, as_of_ms, row_order)
-        checks = _build_checks(interval, step, cfg, data.columns, outages, as_of_ms)
-        if not row_order:
-            checks = [c for c in checks if c.name != "open_time_increasing"]
-    else:
-        # Without all columns the row rules cannot be computed: report the schema alone.
-        data = df
-        checks = [columns_check(list(KLINES_SCHEMA))]
-    return run_checks("klines", data, checks, times=_SHOWN_AS_TIME, screen=screen, runner=runner)
+    as_of_ms = None if as_of is None else int(as_of.timestamp() * 1000)
+    checks: list[Check] = []
+    columns: list[str] | None = None
+    parts: list[Screened] = []
+
+    def add(df: pl.DataFrame) -> None:
+        nonlocal checks, columns
+        check_dtypes(
+            df,
+            KLINES_SCHEMA,
+            "klines",
+            "cast the frame with quantlab.schema.conform_klines before validating it",
+        )
+        if columns is not None and df.columns != columns:
+            raise SchemaError(
+                f"the klines frames validated together differ in columns ({df.columns} after "
+                f"{columns}); conform each with quantlab.schema.conform_klines"
+            )
+        columns = df.columns
+        if all(c in df.columns for c in KLINES_SCHEMA):
+            data = prepare_columns(df, step, cfg, outages, as_of_ms, row_order)
+            if not checks:
+                checks = _build_checks(interval, step, cfg, data.columns, outages, as_of_ms)
+                if not row_order:
+                    checks = [c for c in checks if c.name != "open_time_increasing"]
+        else:
+            # Without all columns the row rules cannot be computed: report the schema alone.
+            data = df
+            checks = checks or [columns_check(list(KLINES_SCHEMA))]
+        first_id = sum(p.height for p in parts)
+        parts.append(screen_rows(data, checks, screen=screen, first_id=first_id))
+
+    for df in frames:
+        add(df)
+    if not parts:
+        add(pl.DataFrame(schema=KLINES_SCHEMA))
+    return run_screened("klines", parts, checks, times=_SHOWN_AS_TIME, screen=screen, runner=runner)
 
 
 def _build_checks(
