@@ -189,10 +189,19 @@ def run_screened(
         c.expectation.severity = _GX_SEVERITY[c.severity]
     suite = gx().ExpectationSuite(name=dataset, expectations=[c.expectation for c in checks])
 
+    severity = {c.name: c.severity for c in checks}
+
     def finish(outcome: ExpectationSuiteValidationResult) -> None:
         outcome.meta["quantlab"] = {"rows": n, "rows_given_to_gx": rows.height}
         if screen:
             _restore_counts(outcome.results, n, missing)
+        # GX calls a validation failed when any expectation fails, warnings and infos too;
+        # the gate's verdict (and so the Data Docs') counts only the errors.
+        outcome.success = all(
+            r.success
+            for r in outcome.results
+            if severity[r.expectation_config.meta["check"]] == "error"
+        )
 
     outcome = (runner or validate_in_memory)(suite, frame, finish)
     by_name = {r.expectation_config.meta["check"]: r for r in outcome.results}
