@@ -21,7 +21,7 @@ def _stable_sort(df: pl.DataFrame) -> pl.DataFrame:
 @pytest.mark.parametrize(
     ("sid", "ot"),
     [
-        # Sorted runs of two series that do not overlap in time: joined as slices.
+        # Sorted runs of two series that do not overlap in time.
         ([2, 2, 1, 1, 2, 2, 1], [5, 6, 3, 4, 1, 2, 1]),
         # Runs that interleave in time (a file holding months 1, 2, 3, 5, another 4, 6).
         ([1, 1, 1, 1, 1, 1], [1, 2, 5, 3, 4, 6]),
@@ -29,6 +29,8 @@ def _stable_sort(df: pl.DataFrame) -> pl.DataFrame:
         ([1, 1, 1, 1], [3, 4, 1, 3]),
         # Rows without an open_time go last in their series.
         ([1, 1, 2, 1, 2], [2, None, 1, 1, None]),
+        # A missing open_time between two times proves nothing about their order.
+        ([1, 1, 1], [2, None, 1]),
         # Already in order, and a single row.
         ([1, 1, 2], [1, 2, 1]),
         ([1], [7]),
@@ -49,8 +51,8 @@ def test_many_random_runs_match_the_stable_sort() -> None:
 
 @pytest.mark.parametrize("interleave", [False, True])
 def test_series_ids_are_equal_exactly_for_equal_market_and_symbol(interleave: bool) -> None:
-    """By runs (series in long runs) or by categorical codes (series interleaved), with a
-    missing market or symbol as a value of its own."""
+    """Series in long runs or interleaved row by row, with a missing market or symbol as a
+    value of its own."""
     pairs = [("spot", "BTCUSDT"), ("spot", "ETHUSDT"), ("futures_um", "BTCUSDT"), (None, "ETHUSDT"),
              ("spot", None)]  # fmt: skip
     rows = [p for p in pairs for _ in range(200)]

@@ -30,8 +30,6 @@ VOLUMES = ("volume", "quote_volume", "taker_buy_base_volume", "taker_buy_quote_v
 _FLOATS = (*PRICES, *VOLUMES)
 _SID, _ROW = f"{SCREEN}series", "_row"
 _LAST = f"{SCREEN}on_last"  # the series' last candle on the grid (staleness), not kept
-_MAX_RUNS = 10_000  # more sorted runs than this and one sort is cheaper than joining them
-_ROWS_PER_RUN = 64  # series ids by run when runs of one series are at least this long on average
 _MAD_TO_SIGMA = 1.4826  # MAD of a normal distribution times this is its standard deviation
 
 
@@ -114,70 +112,20 @@ def _series_id(df: pl.DataFrame) -> pl.Series:
     """One integer per (market, symbol), as column `_SID`: only equality matters (rows are
     grouped by it). A missing market or symbol (a failed not_null row) is its own value.
 
-    Rows mostly come in long runs of one series (a catalog file holds one), so the pairs are
-    ranked once per run and the ranks repeated: far less than hashing every row's strings.
-    Rows that change series often are given the pair of their categorical codes instead.
+    The pairs are ranked once per run of equal pairs and the ranks repeated: a catalog
+    series is one long run, so this costs far less than hashing every row's strings.
     """
     runs = df.select(pl.struct(SERIES_KEY).rle().alias("run")).unnest("run")
-    if runs.height <= max(df.height // _ROWS_PER_RUN, 1):
-        ranks = runs.select(pl.col("value").rank("dense")).to_series().to_numpy()
-        ids = np.repeat(ranks.astype(np.uint64), runs["len"].to_numpy())
-        return pl.Series(_SID, ids, dtype=pl.UInt64)
-    if df.select(pl.any_horizontal(pl.col(SERIES_KEY).is_null()).any()).item():
-        expr = pl.struct(SERIES_KEY).rank("dense").cast(pl.UInt64)
-    else:
-        market, symbol = (
-            pl.col(c).cast(pl.Categorical).to_physical().cast(pl.UInt64) for c in SERIES_KEY
-        )
-        expr = market * 2**32 + symbol  # codes are UInt32
-    return df.select(expr.alias(_SID)).to_series()
+    ranks = runs.select(pl.col("value").rank("dense")).to_series().to_numpy()
+    ids = np.repeat(ranks.astype(np.uint64), runs["len"].to_numpy())
+    return pl.Series(_SID, ids, dtype=pl.UInt64)
 
 
 def _in_time_order(base: pl.DataFrame) -> pl.DataFrame:
     """`base` grouped by series, each in time order (rows without an open_time last), ties in
-    input order: what a stable sort by (series, open_time) gives.
-
-    A catalog version reads back as runs already in order (one or more per file). When no
-    two runs of a series overlap in time, they are joined in order as slices, without a copy;
-    otherwise (a file of one backfill can hold months 1, 2 and 5, the next 3 and 4) the frame
-    is sorted.
-    """
-    if base.height < 2:
-        return base
-    sid, ot = pl.col(_SID), pl.col("open_time")
-    # A run breaks where the series changes, time goes back, or open_time is missing.
-    starts = base.select(
-        pl.arg_where(((sid != sid.shift(1)) | (ot < ot.shift(1))).fill_null(True))
-    ).to_series()
-    if len(starts) == 1:
-        return base
-    if len(starts) <= _MAX_RUNS:
-        ends = pl.concat([starts.slice(1), pl.Series([base.height], dtype=starts.dtype)]) - 1
-        runs = pl.DataFrame(
-            {
-                "start": starts,
-                "end": ends,
-                "sid": base[_SID].gather(starts),
-                "first": base["open_time"].gather(starts),
-                "last": base["open_time"].gather(ends),
-            }
-        ).sort("sid", "first", "start", nulls_last=True)
-        # Joined runs equal the stable sort when, within a series, each run ends strictly
-        # before the next begins (a run with a missing open_time is that one row, and last).
-        same = pl.col("sid") == pl.col("sid").shift(1)
-        apart = runs.select(
-            (~same | pl.col("first").is_null() | (pl.col("last").shift(1) < pl.col("first")))
-            .fill_null(False)
-            .slice(1)
-            .all()
-        ).item()
-        if apart:
-            return pl.concat(
-                [base.slice(s, e - s + 1) for s, e in runs.select("start", "end").iter_rows()],
-                rechunk=False,
-            )
-    order = base.select(pl.arg_sort_by([sid, ot], nulls_last=True, maintain_order=True))
-    return base[order.to_series()]
+    input order: a stable sort, skipped when the rows already are in that order."""
+    order = _time_order(base)
+    return base if order is None else base[order]
 
 
 def _applies(o: Outage) -> pl.Expr:
@@ -277,19 +225,21 @@ def _calendar_columns(
     return helpers if order is None else helpers[_inverse(order)]
 
 
-def _time_order(narrow: pl.DataFrame) -> pl.Series | None:
+def _time_order(frame: pl.DataFrame) -> pl.Series | None:
     """The row order that groups the series and sorts each by time (None: it already is).
 
     Ties keep their input order; rows without an open_time go last in their series.
     """
     sid, ot = pl.col(_SID), pl.col("open_time")
-    in_order = narrow.select(
-        ((sid.diff() > 0) | ((sid.diff() == 0) & (ot.diff() >= 0))).slice(1).all()
-    ).item()
-    if in_order:
+    # Each row starts a later series, or follows its series' last row in time; a missing
+    # open_time may only be followed by missing ones (a null compared is no proof of order).
+    prev = ot.shift(1)
+    after = ot.is_null() | (prev.is_not_null() & (ot >= prev))
+    in_order = frame.select(((sid.diff() > 0) | ((sid.diff() == 0) & after)).slice(1).all())
+    if in_order.item():
         return None
-    keys = [ot] if narrow[_SID].min() == narrow[_SID].max() else [sid, ot]
-    return narrow.select(pl.arg_sort_by(keys, nulls_last=True, maintain_order=True)).to_series()
+    keys = [ot] if frame[_SID].min() == frame[_SID].max() else [sid, ot]
+    return frame.select(pl.arg_sort_by(keys, nulls_last=True, maintain_order=True)).to_series()
 
 
 def _inverse(order: pl.Series) -> pl.Series:
