@@ -205,15 +205,17 @@ class Catalog:
             if isinstance(dtype, pl.Datetime)
         )
 
-    def partition_columns(self, ref: DatasetRef) -> list[str]:
-        """The columns the version's files are partitioned by (a filter on them reads only
-        the matching files)."""
-        return list(self._table(ref.name, ref.version).metadata().partition_columns)
-
-    def partitions(self, ref: DatasetRef) -> list[dict[str, str | None]]:
-        """The partitions the version's files hold, from its log (no file is read), as
-        {column: value} with None for a missing value."""
-        return self._table(ref.name, ref.version).partitions()
+    def partitions(
+        self, ref: DatasetRef, columns: Sequence[str]
+    ) -> list[dict[str, str | None]] | None:
+        """The distinct values of `columns` the version's files hold, from its log (no file is
+        read), each as {column: value} with None for a missing value; None when the version is
+        not partitioned by all of `columns` (then a filter on them reads every file)."""
+        table = self._table(ref.name, ref.version)
+        if not set(columns) <= set(table.metadata().partition_columns):
+            return None
+        found = {tuple(p.get(c) for c in columns) for p in table.partitions()}
+        return [dict(zip(columns, values, strict=True)) for values in found]
 
     def load(self, name: str, version: int | None = None) -> pl.DataFrame:
         """Notebook convenience: a dataset by name, latest version unless one is given."""

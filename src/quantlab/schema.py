@@ -41,6 +41,8 @@ KLINES_SCHEMA: dict[str, pl.DataType] = {
     "taker_buy_quote_volume": pl.Float64(),
 }
 KLINES_KEY = ("market", "symbol", "interval", "open_time")
+# How `ingest` lays klines out on disk: one folder per series.
+KLINES_PARTITIONS = ("market", "interval", "symbol")
 
 INTERVAL_MS = {
     "1m": 60_000,

@@ -34,7 +34,7 @@ from quantlab.quality.funding_rates import validate_funding_rates
 from quantlab.quality.klines import validate_klines_parts
 from quantlab.quality.outages import load_outages
 from quantlab.quality.report import ValidationReport
-from quantlab.schema import INTERVAL_MS, conform_klines
+from quantlab.schema import INTERVAL_MS, KLINES_PARTITIONS, conform_klines
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +87,6 @@ def _klines(
     return ValidationReport.merge(parts, key="interval")
 
 
-_SERIES = ("market", "interval", "symbol")
 SeriesKey = dict[str, str | None]
 
 
@@ -98,22 +97,21 @@ def _series(
     read one in the klines schema. `ingest` partitions klines by those columns, so a series
     reads only its own files; a version written otherwise is read once and split."""
     scan = ctx.catalog.scan(ref)
-    if set(_SERIES) <= set(ctx.catalog.partition_columns(ref)):
-        found = {tuple(p.get(c) for c in _SERIES) for p in ctx.catalog.partitions(ref)}
+    keys = ctx.catalog.partitions(ref, KLINES_PARTITIONS)
+    if keys is not None:
 
         def read(key: SeriesKey) -> pl.DataFrame:
             match = [pl.col(c).eq_missing(pl.lit(v, pl.String)) for c, v in key.items()]
             return conform_klines(scan.filter(match).collect())
 
     else:
-        split = conform_klines(scan.collect()).partition_by(_SERIES, as_dict=True)
-        found = set(split)
+        split = conform_klines(scan.collect()).partition_by(KLINES_PARTITIONS, as_dict=True)
+        keys = [dict(zip(KLINES_PARTITIONS, k, strict=True)) for k in split]
 
         def read(key: SeriesKey) -> pl.DataFrame:
             return split[tuple(key.values())]
 
-    order = sorted(found, key=lambda k: [(v is None, v or "") for v in k])
-    return [dict(zip(_SERIES, k, strict=True)) for k in order], read
+    return sorted(keys, key=lambda k: [(v is None, v or "") for v in k.values()]), read
 
 
 def _read_ahead(

@@ -17,12 +17,10 @@ import polars as pl
 from quantlab.catalog import Catalog, DatasetRef
 from quantlab.ingest._calendar import Range
 from quantlab.locks import file_lock
-from quantlab.schema import KLINES_KEY, UTC_MS, conform_klines
+from quantlab.schema import KLINES_KEY, KLINES_PARTITIONS, UTC_MS, conform_klines
 
 KLINES = "klines"
 GAPS = "klines_gaps"
-SERIES = ("market", "interval", "symbol")
-KLINES_PARTITIONS = ["market", "interval", "symbol"]
 
 # A known gap: candles the exchange itself confirmed missing (it returned nothing for the
 # window when asked again). gap_end is the open time of the last missing candle, inclusive.
@@ -144,7 +142,7 @@ def write_klines(
             stage="ingest",
             config_hash=config_hash,
             extra=extra,
-            partition_by=KLINES_PARTITIONS,
+            partition_by=list(KLINES_PARTITIONS),
         )
 
 
