@@ -31,7 +31,7 @@ from quantlab.quality._gx import Runner
 from quantlab.quality._project import Project, checkpoint_runner, open_project
 from quantlab.quality.exchange_info import validate_exchange_info
 from quantlab.quality.funding_rates import validate_funding_rates
-from quantlab.quality.klines import validate_klines_parts
+from quantlab.quality.klines import validate_klines
 from quantlab.quality.outages import load_outages
 from quantlab.quality.report import ValidationReport
 from quantlab.schema import INTERVAL_MS, KLINES_PARTITIONS, conform_klines
@@ -72,7 +72,7 @@ def _klines(
         # A Delta version keeps no row order, so the order of rows is not a check here.
         (
             iv,
-            validate_klines_parts(
+            validate_klines(
                 _read_ahead(read, keys),
                 iv,
                 cfg,

@@ -12,7 +12,6 @@ import pytest
 from quantlab.config import ValidateConfig
 from quantlab.errors import ConfigError, QualityError, SchemaError
 from quantlab.quality import CheckResult, Outage, ValidationReport, load_outages, validate_klines
-from quantlab.quality.klines import validate_klines_parts
 from quantlab.schema import UTC_MS
 
 HALT = datetime(2023, 3, 24, 12, tzinfo=UTC)
@@ -413,7 +412,7 @@ def test_frames_validated_one_at_a_time_report_as_the_stacked_frame(march: pl.Da
     eth = _set("high", lambda: pl.col("close") * 0.999)(eth, 100)
     sol = _set("volume", lambda: -pl.col("volume"))(sol, 7)
     whole = validate_klines(pl.concat([btc, eth, sol]), "1h", outages=OUTAGES, row_order=False)
-    parts = validate_klines_parts([btc, eth, sol], "1h", outages=OUTAGES, row_order=False)
+    parts = validate_klines([btc, eth, sol], "1h", outages=OUTAGES, row_order=False)
 
     def outline(report: ValidationReport) -> list:  # return_z may differ in its last bit
         return [
@@ -430,6 +429,6 @@ def test_frames_validated_one_at_a_time_report_as_the_stacked_frame(march: pl.Da
 
 def test_frames_validated_together_need_the_same_columns(march: pl.DataFrame) -> None:
     with pytest.raises(SchemaError, match="differ in columns"):
-        validate_klines_parts([march, march.drop("trades")], "1h")
-    empty = validate_klines_parts(iter([]), "1h")
+        validate_klines([march, march.drop("trades")], "1h")
+    empty = validate_klines(iter([]), "1h")
     assert empty.passed and empty.row_count == 0

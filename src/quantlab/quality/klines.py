@@ -45,7 +45,7 @@ from quantlab.quality.outages import Outage
 from quantlab.quality.report import CheckResult, ValidationReport
 from quantlab.schema import INTERVAL_MS, KLINES_KEY, KLINES_SCHEMA
 
-__all__ = ["CheckResult", "ValidationReport", "validate_klines", "validate_klines_parts"]
+__all__ = ["CheckResult", "ValidationReport", "validate_klines"]
 
 AMOUNTS = ("volume", "quote_volume", "trades", "taker_buy_base_volume", "taker_buy_quote_volume")
 _TIMES = ("open_time", "close_time")
@@ -53,7 +53,7 @@ _SHOWN_AS_TIME = (*_TIMES, f"{HELPER}prev_open_time", f"{HELPER}expected_last_op
 
 
 def validate_klines(
-    df: pl.DataFrame,
+    frames: pl.DataFrame | Iterable[pl.DataFrame],
     interval: str,
     cfg: ValidateConfig | None = None,
     *,
@@ -63,7 +63,13 @@ def validate_klines(
     screen: bool = True,
     runner: Runner | None = None,
 ) -> ValidationReport:
-    """Run every klines check on `df` (one or many series of `interval`) and report the result.
+    """Run every klines check on a frame (one or many series of `interval`) and report the result.
+
+    `frames` may also be several frames, each holding whole series (a series split across
+    frames would show gaps and duplicates at the seams) with the same columns: they are
+    prepared one at a time, so only one frame's rows and helper columns are in memory at
+    once, and validated by GX once, as if stacked. Row numbers in examples count through
+    the frames in order.
 
     Gaps inside one of `outages` are reported as `known_gaps` (info), others as
     `calendar_gaps` (warning). With `as_of` (tz-aware), a series whose last candle is more
@@ -76,36 +82,6 @@ def validate_klines(
     Raises ConfigError for an unknown interval and SchemaError if a column has the
     wrong type (call `quantlab.schema.conform_klines` first). Missing or extra
     columns are reported by the `columns_match` check instead.
-    """
-    return validate_klines_parts(
-        [df],
-        interval,
-        cfg,
-        outages=outages,
-        as_of=as_of,
-        row_order=row_order,
-        screen=screen,
-        runner=runner,
-    )
-
-
-def validate_klines_parts(
-    frames: Iterable[pl.DataFrame],
-    interval: str,
-    cfg: ValidateConfig | None = None,
-    *,
-    outages: Sequence[Outage] = (),
-    as_of: datetime | None = None,
-    row_order: bool = True,
-    screen: bool = True,
-    runner: Runner | None = None,
-) -> ValidationReport:
-    """`validate_klines` on `frames` stacked, prepared one frame at a time: one GX validation
-    and one report, but only one frame's rows and helper columns in memory at once.
-
-    Each frame must hold whole series (a series split across frames would show gaps and
-    duplicates at the seams) and the same columns. Row numbers in examples count through
-    the frames in order.
     """
     cfg = cfg or ValidateConfig()
     if interval not in INTERVAL_MS:
@@ -147,7 +123,7 @@ def validate_klines_parts(
         first_id = sum(p.height for p in parts)
         parts.append(screen_rows(data, checks, screen=screen, first_id=first_id))
 
-    for df in frames:
+    for df in [frames] if isinstance(frames, pl.DataFrame) else frames:
         add(df)
     if not parts:
         add(pl.DataFrame(schema=KLINES_SCHEMA))
