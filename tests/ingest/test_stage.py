@@ -70,6 +70,25 @@ def test_run_funding_fetches_the_window_once(ctx):
     assert ctx.catalog.load("funding_rates").height == 93
 
 
+def test_run_funding_fetches_the_history_before_and_the_holes_between_stored_records(ctx):
+    recorded = json.loads((SAMPLE / "api" / "fundingRate" / "BTCUSDT.json").read_text())
+    lo, hi = int(utc(2024, 1, 1).timestamp() * 1000), int(utc(2024, 2, 1).timestamp() * 1000)
+    want = [r["fundingTime"] for r in recorded if lo <= r["fundingTime"] < hi]
+    # Recent records only (as the market-data DAG leaves them), with a two-day hole.
+    ingest.run_funding(ctx, "BTCUSDT", utc(2024, 1, 20), utc(2024, 1, 25))
+    ingest.run_funding(ctx, "BTCUSDT", utc(2024, 1, 27), utc(2024, 2, 1))
+    before = ctx.catalog.load("funding_rates").height
+    assert 0 < before < len(want)
+
+    out = ingest.run_funding(ctx, "BTCUSDT", utc(2024, 1, 1), utc(2024, 2, 1))
+    table = ctx.catalog.load("funding_rates").sort("funding_time")
+    assert table["funding_time"].dt.epoch("ms").to_list() == want
+    assert out["rows_added"] == len(want) - before
+    version = ctx.catalog.latest("funding_rates")
+    again = ingest.run_funding(ctx, "BTCUSDT", utc(2024, 1, 1), utc(2024, 2, 1))
+    assert again["rows_added"] == 0 and ctx.catalog.latest("funding_rates") == version
+
+
 def test_exchange_info_snapshots_are_written_when_they_change(ctx):
     spot = ingest.run_exchange_info(ctx, "spot")
     assert spot["written"] and spot["symbols"] == 9
