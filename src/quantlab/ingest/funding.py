@@ -10,7 +10,7 @@ again, as a cleared Airflow run does).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from itertools import pairwise
 
 import polars as pl
@@ -21,7 +21,7 @@ from quantlab.context import RunContext
 from quantlab.exchange.funding import FUNDING_RATES_KEY, FUNDING_RATES_SCHEMA
 from quantlab.ingest._calendar import Range, coalesce
 from quantlab.ingest._store import write_lock
-from quantlab.ingest.stage import rest_source, to_ms
+from quantlab.ingest.stage import last_before, report_hole, rest_source, resume_from, to_ms
 
 DATASET = "funding_rates"
 MARKET = "futures_um"
@@ -63,16 +63,27 @@ def funding_holes(times: Sequence[int], start_ms: int, stop_ms: int) -> list[Ran
     return coalesce(holes, _HOUR_MS, _COALESCE_HOURS)
 
 
-def stored_funding_times(catalog: Catalog, symbol: str, start_ms: int, end_ms: int) -> pl.Series:
-    """Funding times (ms) of `symbol` already stored in `[start_ms, end_ms)`."""
+def _funding_times(catalog: Catalog, symbol: str) -> pl.LazyFrame:
+    """The stored funding times (ms, column `t`) of `symbol`."""
     if not catalog.exists(DATASET):
-        return pl.Series("t", [], dtype=pl.Int64)
+        return pl.LazyFrame(schema={"t": pl.Int64})
     return (
         catalog.scan(catalog.latest(DATASET))
         .filter(pl.col("market") == MARKET, pl.col("symbol") == symbol)
         .select(pl.col("funding_time").dt.epoch("ms").alias("t"))
-        .filter(pl.col("t") >= start_ms, pl.col("t") < end_ms)
-        .collect()["t"]
+    )
+
+
+def stored_funding_times(catalog: Catalog, symbol: str, start_ms: int, end_ms: int) -> pl.Series:
+    """Funding times (ms) of `symbol` already stored in `[start_ms, end_ms)`."""
+    times = _funding_times(catalog, symbol)
+    return times.filter(pl.col("t") >= start_ms, pl.col("t") < end_ms).collect()["t"]
+
+
+def _backfill_call(symbol: str, hole: tuple[int, int]) -> str:
+    return (
+        'python -c "from quantlab import ingest; from quantlab.context import RunContext; '
+        f"ingest.run_funding(RunContext.load(), '{symbol}', {hole[0]}, {hole[1]})\""
     )
 
 
@@ -83,9 +94,23 @@ def run_funding(
     end: date | datetime | int,
     *,
     refresh: bool = False,
+    lookback: timedelta | None = None,
 ) -> dict:
-    """Fetch `symbol`'s funding records with funding_time in `[start, end)` into `funding_rates`."""
+    """Fetch `symbol`'s funding records with funding_time in `[start, end)` into `funding_rates`.
+
+    With `lookback` (a DAG run), the window first reaches back to the last stored record,
+    at most that far: an older hole is logged with the call that backfills it, and
+    returned as `not_fetched`. A symbol with nothing stored starts at `start`.
+    """
     lo, stop = to_ms(start), to_ms(end)
+    missed = None
+    if lookback is not None:
+        floor = lo - int(lookback.total_seconds() * 1000)
+        last = last_before(_funding_times(ctx.catalog, symbol), floor, lo)
+        lo, hole = resume_from(None if last is None else last + 1, lo, floor)
+        if hole is not None:
+            what = f"{symbol} funding records"
+            missed = report_hole(what, hole, lookback, _backfill_call(symbol, hole))
     stored = stored_funding_times(ctx.catalog, symbol, lo, stop)
     ranges = (
         [(lo, stop - 1)] if refresh and lo < stop else funding_holes(stored.to_list(), lo, stop)
@@ -121,6 +146,7 @@ def run_funding(
         "requests": requests,
         "weight_used": weight,
         "funding_rates": ref.to_dict() if ref else None,
+        "not_fetched": missed,
     }
 
 
