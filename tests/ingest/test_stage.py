@@ -13,6 +13,7 @@ from polars.testing import assert_frame_equal
 from ingest.support import HALT_OPEN, SAMPLE, source_klines, stored
 from quantlab import ingest
 from quantlab.errors import ConfigError, PermanentExchangeError, TemporaryExchangeError
+from quantlab.ingest.stage import resume_from
 from quantlab.markets import load_markets
 from quantlab.schema import INTERVAL_MS
 
@@ -56,6 +57,20 @@ def test_run_symbol_refuses_a_window_the_exchange_has_not_closed(ctx):
     # The replay exchange's clock stops just after its last stored candle (2026-03-01).
     with pytest.raises(TemporaryExchangeError, match="not closed"):
         ingest.run_symbol(ctx, "spot", "BTCUSDT", "1h", utc(2026, 3, 1, 0), utc(2026, 3, 1, 2))
+
+
+@pytest.mark.parametrize(
+    ("next_ms", "want"),
+    [
+        (None, (100, None)),  # nothing stored: a new series starts at its interval
+        (100, (100, None)),  # up to date
+        (70, (70, None)),  # an outage within the lookback: resume from the first missing
+        (50, (50, None)),
+        (20, (50, (20, 50))),  # older than the lookback: the lookback, and the hole named
+    ],
+)
+def test_resume_from(next_ms, want):
+    assert resume_from(next_ms, 100, 50) == want
 
 
 @pytest.mark.parametrize(

@@ -185,7 +185,8 @@ def run_symbol(
     first_open, stop_open = to_ms(start) - step + 1, to_ms(end) - step + 1
     begin, hole, missed = first_open, None, None
     if lookback is not None:
-        floor = align_up(first_open - int(lookback.total_seconds() * 1000), step)
+        back = int(lookback.total_seconds() * 1000)
+        floor = min(align_up(first_open - back, step), first_open)
         last = last_before(
             stored_open_times(ctx.catalog, market, symbol, interval), floor, first_open
         )
