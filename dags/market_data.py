@@ -4,8 +4,10 @@
     funding_symbols ─> funding_rates (one mapped task per USD-M symbol with funding)
     markets ─────────> exchange_info (one mapped task per market)
 
-Each run ingests exactly the candles that close in its data interval, so clearing or
-backfilling a run rewrites the same rows. Markets, symbols, intervals and the schedule come
+Each run ingests the candles that close in its data interval, so clearing or backfilling a
+run rewrites the same rows; first, each series catches up from its last stored record (hours
+missed while the scheduler was down), at most `catchup_lookback` back: an older hole is
+logged with the backfill command to run. Markets, symbols, intervals and the schedule come
 from `configs/markets.yaml` ($QUANTLAB_MARKETS); adding a symbol is one line there. A
 data-quality failure fails the run without retry; exchange hiccups are retried.
 """
@@ -96,13 +98,16 @@ def market_data():
     )
     def klines(spec: dict) -> dict:
         from quantlab import ingest
+        from quantlab.markets import load_markets
 
         label = f"{spec['market']} {spec['symbol']}"
         get_current_context()["symbol_label"] = label  # type: ignore[index]
         start, end = _interval()
-        ctx = _ctx()
+        ctx, lookback = _ctx(), load_markets().catchup_lookback
         runs = [
-            ingest.run_symbol(ctx, spec["market"], spec["symbol"], interval, start, end)
+            ingest.run_symbol(
+                ctx, spec["market"], spec["symbol"], interval, start, end, lookback=lookback
+            )
             for interval in spec["intervals"]
         ]
         return {"symbol": spec["symbol"], "market": spec["market"], "runs": runs}
@@ -110,10 +115,12 @@ def market_data():
     @task(map_index_template="{{ symbol_label }}")
     def funding_rates(symbol: str) -> dict:
         from quantlab import ingest
+        from quantlab.markets import load_markets
 
         get_current_context()["symbol_label"] = symbol  # type: ignore[index]
         start, end = _interval()
-        return ingest.run_funding(_ctx(), symbol, start, end, refresh=True)
+        lookback = load_markets().catchup_lookback
+        return ingest.run_funding(_ctx(), symbol, start, end, refresh=True, lookback=lookback)
 
     @task(map_index_template="{{ market_label }}")
     def exchange_info(market: str) -> dict:

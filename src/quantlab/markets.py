@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import re
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Literal
 
@@ -22,6 +22,8 @@ from quantlab.schema import INTERVAL_MS
 DEFAULT_MARKETS = PROJECT_ROOT / "configs" / "markets.yaml"
 MarketName = Literal["spot", "futures_um"]
 _SYMBOL = re.compile(r"^[A-Z0-9]{2,20}$")
+_DURATION = re.compile(r"^(\d+)([mhd])$")
+_UNIT = {"m": "minutes", "h": "hours", "d": "days"}
 
 
 class _Model(BaseModel):
@@ -78,7 +80,21 @@ class MarketsConfig(_Model):
     )
     start_date: date = date(2024, 1, 1)
     max_active_symbols: int = Field(default=4, ge=1, description="symbol tasks running at once")
+    catchup_lookback: timedelta = Field(
+        default=timedelta(hours=24),
+        description="how far back a run resumes each series from its last stored record",
+    )
     markets: dict[MarketName, MarketSpec]
+
+    @field_validator("catchup_lookback", mode="before")
+    @classmethod
+    def _parse_lookback(cls, value: object) -> object:
+        if isinstance(value, timedelta):
+            return value
+        match = _DURATION.match(value) if isinstance(value, str) else None
+        if match is None:
+            raise ValueError(f"{value!r} is not a duration like 90m, 24h or 2d")
+        return timedelta(**{_UNIT[match[2]]: int(match[1])})
 
     @model_validator(mode="after")
     def _check(self) -> MarketsConfig:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import polars as pl
 import pytest
@@ -14,6 +14,9 @@ from helpers import airflow_dags_test, write_config
 from ingest.support import source_klines, stored
 
 LOGICAL_DATE = "2024-06-01T01:00:00+00:00"
+END = datetime(2024, 6, 1, 1, tzinfo=UTC)  # the run's data interval is [END - 1 h, END)
+# ETHUSDT's candles were stored up to six hours before END, then the scheduler was down.
+OUTAGE = END - timedelta(hours=6)
 MARKETS = {
     "schedule": "0 * * * *",
     "markets": {
@@ -30,6 +33,13 @@ def dag_run(tmp_path_factory):
     config = write_config(tmp)
     markets = tmp / "markets.yaml"
     markets.write_text(yaml.safe_dump(MARKETS))
+    from quantlab import ingest
+    from quantlab.context import RunContext
+
+    before = ingest.run_symbol(
+        RunContext.load(config), "spot", "ETHUSDT", "1h", OUTAGE - timedelta(days=1), OUTAGE
+    )
+    assert before["rows_added"] == 24
     result = airflow_dags_test(
         tmp / "airflow",
         "market_data",
@@ -61,7 +71,7 @@ def test_every_task_succeeds_with_one_mapped_task_per_symbol(dag_run):
     assert all(state == "success" for _, _, _, state in states), states
 
 
-def test_the_run_ingested_exactly_its_interval(dag_run):
+def test_the_run_ingested_its_interval_and_caught_up_the_outage(dag_run):
     from quantlab import ingest
     from quantlab.context import RunContext
 
@@ -73,9 +83,15 @@ def test_the_run_ingested_exactly_its_interval(dag_run):
         datetime(2024, 6, 1, 0, tzinfo=UTC),
         datetime(2024, 6, 1, 1, tzinfo=UTC),
     )
+    # BTCUSDT had nothing stored: only its interval. ETHUSDT resumed from its last candle:
+    # the six hours up to END are stored, after the day stored before the outage.
     expected = pl.concat(
-        source_klines("spot", s, "1h").filter(pl.col("open_time") == start)
-        for s in ("BTCUSDT", "ETHUSDT")
+        [
+            source_klines("spot", "BTCUSDT", "1h").filter(pl.col("open_time") == start),
+            source_klines("spot", "ETHUSDT", "1h").filter(
+                pl.col("open_time").is_between(OUTAGE - timedelta(days=1), END, closed="left")
+            ),
+        ]
     )
     table = stored(ctx.catalog)
     assert_frame_equal(table, expected)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+import logging
+from datetime import UTC, datetime, timedelta
 
 import polars as pl
 import pytest
@@ -12,11 +13,16 @@ from polars.testing import assert_frame_equal
 from ingest.support import HALT_OPEN, SAMPLE, source_klines, stored
 from quantlab import ingest
 from quantlab.errors import ConfigError, PermanentExchangeError, TemporaryExchangeError
+from quantlab.ingest.stage import resume_from
 from quantlab.markets import load_markets
+from quantlab.schema import INTERVAL_MS
 
 
 def utc(*args: int) -> datetime:
     return datetime(*args, tzinfo=UTC)
+
+
+FEB_10 = utc(2026, 2, 10, 12)
 
 
 def test_run_symbol_ingests_the_candles_closing_in_its_interval(ctx):
@@ -53,6 +59,102 @@ def test_run_symbol_refuses_a_window_the_exchange_has_not_closed(ctx):
         ingest.run_symbol(ctx, "spot", "BTCUSDT", "1h", utc(2026, 3, 1, 0), utc(2026, 3, 1, 2))
 
 
+@pytest.mark.parametrize(
+    ("next_ms", "want"),
+    [
+        (None, (100, None)),  # nothing stored: a new series starts at its interval
+        (100, (100, None)),  # up to date
+        (70, (70, None)),  # an outage within the lookback: resume from the first missing
+        (50, (50, None)),
+        (20, (50, (20, 50))),  # older than the lookback: the lookback, and the hole named
+    ],
+)
+def test_resume_from(next_ms, want):
+    assert resume_from(next_ms, 100, 50) == want
+
+
+@pytest.mark.parametrize(
+    ("market", "symbol", "interval", "end"),
+    [("spot", "BTCUSDT", "1h", utc(2024, 6, 1, 12)), ("futures_um", "AVAXUSDT", "1m", FEB_10)],
+)
+def test_run_symbol_catches_up_a_six_hour_outage(ctx, market, symbol, interval, end):
+    # Candles stored up to T-6h, then the scheduler was down: the run ending at T catches up.
+    outage, day = end - timedelta(hours=6), timedelta(days=1)
+    ingest.run_symbol(ctx, market, symbol, interval, outage - day, outage)
+    assert stored(ctx.catalog)["close_time"].max() < outage
+    start, lookback = end - timedelta(hours=1), timedelta(hours=24)
+    out = ingest.run_symbol(ctx, market, symbol, interval, start, end, lookback=lookback)
+    source = source_klines(market, symbol, interval)
+    six_hours = source.filter(pl.col("open_time").is_between(outage, end, closed="left"))
+    assert out["rows_added"] == six_hours.height == 6 * 3_600_000 // INTERVAL_MS[interval]
+    assert out["caught_up_from"] == outage.isoformat() and out["not_fetched"] is None
+    expected = source.filter(pl.col("open_time").is_between(outage - day, end, closed="left"))
+    assert_frame_equal(stored(ctx.catalog), expected)
+    # The next run resumes from its own interval: nothing to catch up, nothing added.
+    again = ingest.run_symbol(ctx, market, symbol, interval, start, end, lookback=lookback)
+    assert again["rows_added"] == 0 and again["caught_up_from"] is None
+
+
+def test_run_symbol_without_history_ingests_only_its_interval(ctx):
+    # A new series has nothing to resume from: its history is a backfill's job.
+    end = utc(2024, 6, 1, 12)
+    out = ingest.run_symbol(
+        ctx, "spot", "ETHUSDT", "1h", end - timedelta(hours=1), end, lookback=timedelta(days=1)
+    )
+    assert out["rows_added"] == 1 and out["caught_up_from"] is None and out["not_fetched"] is None
+
+
+def test_run_symbol_reports_a_hole_older_than_its_lookback(ctx, caplog):
+    end = utc(2024, 6, 1, 12)
+    start, outage = end - timedelta(hours=1), end - timedelta(hours=48)
+    ingest.run_symbol(ctx, "spot", "BTCUSDT", "1h", outage - timedelta(hours=3), outage)
+    with caplog.at_level(logging.WARNING, logger="quantlab.ingest"):
+        out = ingest.run_symbol(
+            ctx, "spot", "BTCUSDT", "1h", start, end, lookback=timedelta(hours=24)
+        )
+    # The lookback's candles are caught up; the older ones are named, with the backfill.
+    source = source_klines("spot", "BTCUSDT", "1h")
+    kept = source.filter(
+        pl.col("open_time").is_between(outage - timedelta(hours=3), outage, "left")
+    )
+    caught = source.filter(pl.col("open_time").is_between(start - timedelta(hours=24), end, "left"))
+    assert_frame_equal(stored(ctx.catalog), pl.concat([kept, caught]))
+    hole = out["not_fetched"]
+    assert (hole["start"], hole["end"]) == (
+        outage.isoformat(),
+        (start - timedelta(hours=24)).isoformat(),
+    )
+    command = (
+        "quantlab data ingest --source rest --root "
+        f"{ctx.config.exchange.replay_root} --market spot --symbols BTCUSDT --interval 1h "
+        "--start 2024-05-30 --end 2024-06-01"
+    )
+    assert hole["backfill"] == command
+    (record,) = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert "spot BTCUSDT 1h" in record.getMessage() and command in record.getMessage()
+
+
+def test_run_funding_catches_up_from_its_last_record_within_the_lookback(ctx, caplog):
+    recorded = json.loads((SAMPLE / "api" / "fundingRate" / "BTCUSDT.json").read_text())
+    times = [r["fundingTime"] for r in recorded]
+    ingest.run_funding(ctx, "BTCUSDT", utc(2024, 1, 1), utc(2024, 1, 10))
+    # The DAG's run for [Jan 12 00:00, 01:00) after two days down: Jan 10 and 11 come too.
+    start, end = utc(2024, 1, 12), utc(2024, 1, 12, 1)
+    out = ingest.run_funding(ctx, "BTCUSDT", start, end, refresh=True, lookback=timedelta(days=3))
+    lo, hi = (int(t.timestamp() * 1000) for t in (utc(2024, 1, 1), end))
+    table = ctx.catalog.load("funding_rates").sort("funding_time")
+    assert table["funding_time"].dt.epoch("ms").to_list() == [t for t in times if lo <= t < hi]
+    assert out["rows_added"] == 7 and out["not_fetched"] is None
+    # Down longer than the lookback: the lookback is fetched, the older hole is named.
+    start, end = utc(2024, 1, 20), utc(2024, 1, 20, 1)
+    with caplog.at_level(logging.WARNING, logger="quantlab.ingest"):
+        out = ingest.run_funding(ctx, "BTCUSDT", start, end, lookback=timedelta(days=3))
+    assert out["rows_added"] == 3 * 3 + 1
+    hole = out["not_fetched"]
+    assert hole["end"] == utc(2024, 1, 17).isoformat()
+    assert "run_funding" in hole["backfill"] and "BTCUSDT" in caplog.text
+
+
 def test_run_funding_fetches_the_window_once(ctx):
     recorded = json.loads((SAMPLE / "api" / "fundingRate" / "BTCUSDT.json").read_text())
     lo, hi = int(utc(2024, 1, 1).timestamp() * 1000), int(utc(2024, 2, 1).timestamp() * 1000)
@@ -68,6 +170,25 @@ def test_run_funding_fetches_the_window_once(ctx):
     refreshed = ingest.run_funding(ctx, "BTCUSDT", utc(2024, 1, 1), utc(2024, 2, 1), refresh=True)
     assert refreshed["rows_added"] == 0
     assert ctx.catalog.load("funding_rates").height == 93
+
+
+def test_run_funding_fetches_the_history_before_and_the_holes_between_stored_records(ctx):
+    recorded = json.loads((SAMPLE / "api" / "fundingRate" / "BTCUSDT.json").read_text())
+    lo, hi = int(utc(2024, 1, 1).timestamp() * 1000), int(utc(2024, 2, 1).timestamp() * 1000)
+    want = [r["fundingTime"] for r in recorded if lo <= r["fundingTime"] < hi]
+    # Recent records only (as the market-data DAG leaves them), with a two-day hole.
+    ingest.run_funding(ctx, "BTCUSDT", utc(2024, 1, 20), utc(2024, 1, 25))
+    ingest.run_funding(ctx, "BTCUSDT", utc(2024, 1, 27), utc(2024, 2, 1))
+    before = ctx.catalog.load("funding_rates").height
+    assert 0 < before < len(want)
+
+    out = ingest.run_funding(ctx, "BTCUSDT", utc(2024, 1, 1), utc(2024, 2, 1))
+    table = ctx.catalog.load("funding_rates").sort("funding_time")
+    assert table["funding_time"].dt.epoch("ms").to_list() == want
+    assert out["rows_added"] == len(want) - before
+    version = ctx.catalog.latest("funding_rates")
+    again = ingest.run_funding(ctx, "BTCUSDT", utc(2024, 1, 1), utc(2024, 2, 1))
+    assert again["rows_added"] == 0 and ctx.catalog.latest("funding_rates") == version
 
 
 def test_exchange_info_snapshots_are_written_when_they_change(ctx):
@@ -92,6 +213,10 @@ def test_markets_config(tmp_path):
     default = load_markets()
     assert {t["symbol"] for t in default.symbol_tasks()} >= {"BTCUSDT", "ETHUSDT"}
     assert default.funding_symbols() == ["BTCUSDT"]
+    assert default.catchup_lookback == timedelta(hours=24)
+    days = tmp_path / "days.yaml"
+    days.write_text("catchup_lookback: 2d\nmarkets: {spot: {symbols: [BTCUSDT]}}")
+    assert load_markets(days).catchup_lookback == timedelta(days=2)
     bad = tmp_path / "markets.yaml"
     for text, message in [
         ("markets: {spot: {symbols: [BTCUSDT], intervalz: [1h]}}", "intervalz"),
@@ -99,6 +224,7 @@ def test_markets_config(tmp_path):
         ("markets: {spot: {symbols: [btc-usdt]}}", "not Binance symbols"),
         ("markets: {spot: {symbols: [BTCUSDT], intervals: [2m]}}", "unsupported"),
         ("markets: {}", "empty"),
+        ("catchup_lookback: 1w\nmarkets: {spot: {symbols: [BTCUSDT]}}", "catchup_lookback"),
     ]:
         bad.write_text(text)
         with pytest.raises(ConfigError, match=message):

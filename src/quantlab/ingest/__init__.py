@@ -6,7 +6,8 @@ over the shipped sample). Outputs:
 - `klines`: merged on `(market, symbol, interval, open_time)`, partitioned by market,
   interval and symbol; only closed candles; each symbol resumes where it stopped.
 - `klines_gaps`: candles the exchange confirmed missing, never asked for again.
-- `funding_rates`: USD-M funding records, merged on `(market, symbol, funding_time)`.
+- `funding_rates`: USD-M funding records, merged on `(market, symbol, funding_time)`; a run
+  fetches every hole of the stored records in its window.
 - `exchange_info`: symbols and their filters, one snapshot per change, keyed by
   `(market, symbol, snapshot_time)`.
 """

@@ -1,39 +1,89 @@
 """USD-M funding rates into the `funding_rates` dataset, merged on (market, symbol, funding_time).
 
-Funding settles every few hours at times with millisecond jitter, so there is no calendar
-to check against: a run asks for what follows the last stored record of the window (or,
-with `refresh`, the whole window again, as a cleared Airflow run does).
+Funding settles every 8, 4 or 1 hours (by symbol, and changing over time) at times with
+millisecond jitter, so there is no calendar to check against. A run asks for every hole of
+the stored records in its window: before the first, after the last, and between two records
+farther apart than the interval observed beside them (or, with `refresh`, the whole window
+again, as a cleared Airflow run does).
 """
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from collections.abc import Sequence
+from datetime import date, datetime, timedelta
+from itertools import pairwise
 
 import polars as pl
 
 from quantlab.catalog import Catalog, DatasetRef
 from quantlab.config import config_hash
 from quantlab.context import RunContext
-from quantlab.exchange.funding import FUNDING_RATES_KEY
+from quantlab.exchange.funding import FUNDING_RATES_KEY, FUNDING_RATES_SCHEMA
+from quantlab.ingest._calendar import Range, coalesce
 from quantlab.ingest._store import write_lock
-from quantlab.ingest.stage import rest_source, to_ms
+from quantlab.ingest.stage import last_before, report_hole, rest_source, resume_from, to_ms
 
 DATASET = "funding_rates"
 MARKET = "futures_um"
-# The longest funding interval Binance uses (most perpetuals pay every 8 hours).
-_FUNDING_EVERY_MS = 8 * 3_600_000
+_HOUR_MS = 3_600_000
+# The longest funding interval Binance uses (most perpetuals pay every 8 hours); the
+# shortest is 1 hour (a symbol whose rate hits its cap or floor).
+_FUNDING_EVERY_MS = 8 * _HOUR_MS
+# fundingTime lands a few ms after its hour; Binance allows itself up to a minute.
+_JITTER_MS = 60_000
+# Holes fewer than this many hours apart are fetched as one range: under one page of
+# 1000 records even at 1-hour funding, so one request instead of two.
+_COALESCE_HOURS = 720
 
 
-def stored_funding_times(catalog: Catalog, symbol: str, start_ms: int, end_ms: int) -> pl.Series:
-    """Funding times (ms) of `symbol` already stored in `[start_ms, end_ms)`."""
+def funding_holes(times: Sequence[int], start_ms: int, stop_ms: int) -> list[Range]:
+    """Inclusive ms ranges of `[start_ms, stop_ms)` that may hold funding records not in `times`.
+
+    `times` are the stored funding times in the window. A hole is the time before the first
+    record or after the last (when an hour fits), or the time between two records spaced
+    more than 8 hours apart, or more than a spacing next to them (the interval then in
+    force, in whole hours: jitter is rounded away). Where a symbol's interval shortens, the
+    spacing before is asked for once too: the exchange cannot say which it was.
+    """
+    if stop_ms <= start_ms:
+        return []
+    times = sorted(times)
+    if not times:
+        return [(start_ms, stop_ms - 1)]
+    holes: list[Range] = []
+    if times[0] - start_ms >= _HOUR_MS - _JITTER_MS:
+        holes.append((start_ms, times[0] - 1))
+    hours = [round((b - a) / _HOUR_MS) for a, b in pairwise(times)]
+    for i, h in enumerate(hours):
+        beside = hours[max(i - 1, 0) : i] + hours[i + 1 : i + 2]
+        if h > _FUNDING_EVERY_MS // _HOUR_MS or (beside and h > max(min(beside), 1)):
+            holes.append((times[i] + 1, times[i + 1] - 1))
+    if stop_ms - times[-1] > _HOUR_MS - _JITTER_MS:
+        holes.append((times[-1] + 1, stop_ms - 1))
+    return coalesce(holes, _HOUR_MS, _COALESCE_HOURS)
+
+
+def _funding_times(catalog: Catalog, symbol: str) -> pl.LazyFrame:
+    """The stored funding times (ms, column `t`) of `symbol`."""
     if not catalog.exists(DATASET):
-        return pl.Series("t", [], dtype=pl.Int64)
+        return pl.LazyFrame(schema={"t": pl.Int64})
     return (
         catalog.scan(catalog.latest(DATASET))
         .filter(pl.col("market") == MARKET, pl.col("symbol") == symbol)
         .select(pl.col("funding_time").dt.epoch("ms").alias("t"))
-        .filter(pl.col("t") >= start_ms, pl.col("t") < end_ms)
-        .collect()["t"]
+    )
+
+
+def stored_funding_times(catalog: Catalog, symbol: str, start_ms: int, end_ms: int) -> pl.Series:
+    """Funding times (ms) of `symbol` already stored in `[start_ms, end_ms)`."""
+    times = _funding_times(catalog, symbol)
+    return times.filter(pl.col("t") >= start_ms, pl.col("t") < end_ms).collect()["t"]
+
+
+def _backfill_call(symbol: str, hole: tuple[int, int]) -> str:
+    return (
+        'python -c "from quantlab import ingest; from quantlab.context import RunContext; '
+        f"ingest.run_funding(RunContext.load(), '{symbol}', {hole[0]}, {hole[1]})\""
     )
 
 
@@ -44,20 +94,41 @@ def run_funding(
     end: date | datetime | int,
     *,
     refresh: bool = False,
+    lookback: timedelta | None = None,
 ) -> dict:
-    """Fetch `symbol`'s funding records with funding_time in `[start, end)` into `funding_rates`."""
+    """Fetch `symbol`'s funding records with funding_time in `[start, end)` into `funding_rates`.
+
+    With `lookback` (a DAG run), the window first reaches back to the last stored record,
+    at most that far: an older hole is logged with the call that backfills it, and
+    returned as `not_fetched`. A symbol with nothing stored starts at `start`.
+    """
     lo, stop = to_ms(start), to_ms(end)
+    missed = None
+    if lookback is not None:
+        floor = lo - int(lookback.total_seconds() * 1000)
+        last = last_before(_funding_times(ctx.catalog, symbol), floor, lo)
+        lo, hole = resume_from(None if last is None else last + 1, lo, floor)
+        if hole is not None:
+            what = f"{symbol} funding records"
+            missed = report_hole(what, hole, lookback, _backfill_call(symbol, hole))
     stored = stored_funding_times(ctx.catalog, symbol, lo, stop)
-    first = lo if refresh or stored.is_empty() else int(stored.max()) + 1
-    frame = None
+    ranges = (
+        [(lo, stop - 1)] if refresh and lo < stop else funding_holes(stored.to_list(), lo, stop)
+    )
+    frames: list[pl.DataFrame] = []
     requests = weight = 0
-    if first < stop:
+    if ranges:
         with rest_source(ctx.config.exchange) as source:
-            frame = source.client(MARKET).fetch_funding_rates(symbol, first, stop - 1)
+            client = source.client(MARKET)
+            frames = [client.fetch_funding_rates(symbol, a, b) for a, b in ranges]
             requests, weight = source.usage()
-    added = 0 if frame is None else int((~frame["funding_time"].dt.epoch("ms").is_in(stored)).sum())
+    fetched = pl.concat([pl.DataFrame(schema=FUNDING_RATES_SCHEMA), *frames])
+    fetched = fetched.unique("funding_time", keep="last").sort("funding_time")
+    new = ~fetched["funding_time"].dt.epoch("ms").is_in(stored)
+    # Without `refresh` only new records are written: a rerun over a full window writes nothing.
+    frame = fetched if refresh else fetched.filter(new)
     ref = None
-    if frame is not None and frame.height:
+    if frame.height:
         with write_lock(ctx.catalog, DATASET):
             ref = ctx.catalog.upsert(
                 DATASET,
@@ -71,10 +142,11 @@ def run_funding(
         ref = ctx.catalog.latest(DATASET)
     return {
         "symbol": symbol,
-        "rows_added": added,
+        "rows_added": int(new.sum()),
         "requests": requests,
         "weight_used": weight,
         "funding_rates": ref.to_dict() if ref else None,
+        "not_fetched": missed,
     }
 
 

@@ -3,17 +3,26 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Iterator
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
-from quantlab.catalog import DatasetRef
+import polars as pl
+
+from quantlab.catalog import Catalog, DatasetRef
 from quantlab.config import ExchangeConfig, config_hash
 from quantlab.context import RunContext
 from quantlab.errors import DatasetNotFound
 from quantlab.exchange.replay import ReplayServer
+from quantlab.ingest._calendar import align_up
 from quantlab.ingest.klines import IngestResult, ingest_klines
 from quantlab.ingest.sources import RestSource
 from quantlab.schema import INTERVAL_MS
+
+log = logging.getLogger(__name__)
+# `quantlab data ingest --market` spells USD-M futures `um`.
+_CLI_MARKET = {"spot": "spot", "futures_um": "um"}
+_DAY_MS = 86_400_000
 
 
 def to_ms(moment: date | datetime | int) -> int:
@@ -76,6 +85,81 @@ def run(ctx: RunContext) -> DatasetRef:
     return result.klines
 
 
+def iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat()
+
+
+def resume_from(
+    next_ms: int | None, start_ms: int, floor_ms: int
+) -> tuple[int, tuple[int, int] | None]:
+    """Where a run whose interval starts at `start_ms` begins, and the hole it leaves behind.
+
+    `next_ms` is the first record the stored series lacks before `start_ms` (None: nothing
+    stored, a new series, whose history is a backfill's job). The run begins there, but not
+    before `floor_ms` (its lookback); the older part, `[next_ms, floor_ms)`, is returned so
+    the caller reports it rather than skipping it silently.
+    """
+    if next_ms is None or next_ms >= start_ms:
+        return start_ms, None
+    if next_ms >= floor_ms:
+        return next_ms, None
+    return floor_ms, (next_ms, floor_ms)
+
+
+def last_before(times: pl.LazyFrame, floor_ms: int, before_ms: int) -> int | None:
+    """The latest `t` (ms) of `times` before `before_ms`, or None.
+
+    Only `[floor_ms, before_ms)` is read unless it holds none: older history is scanned
+    only after an outage longer than the lookback, or for a new series.
+    """
+    times = times.filter(pl.col("t") < before_ms)
+    for scope in (times.filter(pl.col("t") >= floor_ms), times):
+        last = scope.select(pl.col("t").max()).collect().item()
+        if last is not None:
+            return int(last)
+    return None
+
+
+def report_hole(what: str, hole: tuple[int, int], lookback: timedelta, backfill: str) -> dict:
+    """Log, as a warning, a hole older than the catch-up lookback, and describe it for the result."""
+    log.warning(
+        "%s from %s to %s (exclusive) were not fetched: they are older than the catch-up "
+        "lookback (%s). Backfill them: %s",
+        what,
+        iso(hole[0]),
+        iso(hole[1]),
+        lookback,
+        backfill,
+    )
+    return {"start": iso(hole[0]), "end": iso(hole[1]), "backfill": backfill}
+
+
+def backfill_command(
+    cfg: ExchangeConfig, market: str, symbol: str, interval: str, hole: tuple[int, int]
+) -> str:
+    """The `quantlab data ingest` command that fetches the candles opening in `hole`."""
+    where = f"--base-url {cfg.base_url}" if cfg.source == "binance" else f"--root {cfg.replay_root}"
+    first = datetime.fromtimestamp(hole[0] / 1000, UTC).date()
+    stop = datetime.fromtimestamp(align_up(hole[1], _DAY_MS) / 1000, UTC).date()
+    return (
+        f"quantlab data ingest --source rest {where} --market {_CLI_MARKET[market]} "
+        f"--symbols {symbol} --interval {interval} --start {first} --end {stop}"
+    )
+
+
+def stored_open_times(catalog: Catalog, market: str, symbol: str, interval: str) -> pl.LazyFrame:
+    """The open times (ms, column `t`) of one stored klines series; empty without `klines`."""
+    if not catalog.exists("klines"):
+        return pl.LazyFrame(schema={"t": pl.Int64})
+    return (
+        catalog.scan(catalog.latest("klines"))
+        .filter(
+            pl.col("market") == market, pl.col("interval") == interval, pl.col("symbol") == symbol
+        )
+        .select(pl.col("open_time").dt.epoch("ms").alias("t"))
+    )
+
+
 def run_symbol(
     ctx: RunContext,
     market: str,
@@ -85,15 +169,31 @@ def run_symbol(
     end: date | datetime | int,
     *,
     refresh: bool = True,
+    lookback: timedelta | None = None,
 ) -> dict:
     """Ingest the candles of one symbol that close within `[start, end)`: a DAG run's interval.
 
     Every candle that closes in the interval is final once the interval is over, whatever
     the candle's length, so a run (or a cleared rerun, with `refresh`) writes the same rows.
-    A window the exchange has not closed yet raises `TemporaryExchangeError` for a retry.
+    With `lookback`, the run first catches up the series from its last stored candle (after
+    a scheduler outage), at most that far back; an older hole is logged with the command
+    that backfills it, and returned as `not_fetched`. A series with nothing stored starts
+    at its interval. A window the exchange has not closed yet raises
+    `TemporaryExchangeError` for a retry.
     """
     step = INTERVAL_MS[interval]
     first_open, stop_open = to_ms(start) - step + 1, to_ms(end) - step + 1
+    begin, hole, missed = first_open, None, None
+    if lookback is not None:
+        back = int(lookback.total_seconds() * 1000)
+        floor = min(align_up(first_open - back, step), first_open)
+        last = last_before(
+            stored_open_times(ctx.catalog, market, symbol, interval), floor, first_open
+        )
+        begin, hole = resume_from(None if last is None else last + step, first_open, floor)
+    if hole is not None:
+        command = backfill_command(ctx.config.exchange, market, symbol, interval, hole)
+        missed = report_hole(f"{market} {symbol} {interval} candles", hole, lookback, command)
     with rest_source(ctx.config.exchange) as source:
         result = ingest_klines(
             ctx.catalog,
@@ -101,15 +201,23 @@ def run_symbol(
             market=market,
             interval=interval,
             symbols=[symbol],
-            start_ms=first_open,
+            start_ms=begin,
             end_ms=stop_open,
-            refresh=refresh,
+            # Catching up fetches only what is missing; the interval's candles are final.
+            refresh=refresh and begin == first_open,
             strict=True,
             workers=1,
             config_hash=config_hash(ctx.config.exchange),
         )
     result.raise_for_errors()
-    return {"market": market, "symbol": symbol, "interval": interval, **result.to_dict()}
+    return {
+        "market": market,
+        "symbol": symbol,
+        "interval": interval,
+        **result.to_dict(),
+        "caught_up_from": iso(begin) if begin < first_open else None,
+        "not_fetched": missed,
+    }
 
 
 def result_line(result: IngestResult) -> str:
