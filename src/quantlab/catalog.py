@@ -14,11 +14,9 @@ version is returned instead of writing a copy.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import re
-import subprocess
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -29,6 +27,7 @@ import polars as pl
 from deltalake import CommitProperties, DeltaTable, write_deltalake
 from deltalake.exceptions import TableNotFoundError
 
+from quantlab.codeversion import code_version
 from quantlab.errors import DatasetNotFound
 
 _LINEAGE_KEY = "quantlab.lineage"
@@ -76,26 +75,6 @@ class VersionInfo:
     ref: DatasetRef
     operation: str
     lineage: Lineage | None
-
-
-def _git(*args: str) -> str:
-    root = Path(__file__).resolve().parents[2]
-    return subprocess.run(
-        ["git", *args], cwd=root, capture_output=True, text=True, check=True, timeout=10
-    ).stdout.strip()
-
-
-@functools.cache
-def code_version() -> str:
-    """The git commit of the running code, with `-dirty` when src/ or dags/ have local edits."""
-    try:
-        sha = _git("rev-parse", "--short=12", "HEAD")
-        dirty = _git("status", "--porcelain", "--untracked-files=no", "--", "src", "dags")
-    except (OSError, subprocess.SubprocessError):
-        from quantlab import __version__
-
-        return f"quantlab-{__version__}"  # not a git checkout, e.g. an installed wheel
-    return f"{sha}-dirty" if dirty else sha
 
 
 def fingerprint(stage: str, inputs: Sequence[DatasetRef], config_hash: str) -> str:
