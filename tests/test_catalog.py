@@ -132,3 +132,122 @@ def test_timestamps_come_back_in_milliseconds_as_written(catalog):
     back = catalog.read(ref)
     assert back.schema["open_time"] == real.schema["open_time"]
     assert back.join(real, on=["symbol", "open_time"]).height == 5
+
+
+def test_write_returns_the_version_it_committed_not_a_later_one(catalog, monkeypatch):
+    """Another writer commits between this write's commit and its return: the call still
+    answers with its own version, the one holding its lineage."""
+    from quantlab import catalog as catalog_module
+
+    catalog.write("checks", pl.DataFrame({"x": [0]}), stage="seed")
+    real_write = catalog_module.write_deltalake
+
+    def then_another_commit(*args, **kwargs):
+        real_write(*args, **kwargs)
+        path = str(catalog._table_path("checks"))
+        real_write(path, pl.DataFrame({"x": [9]}).to_arrow(), mode="append")
+
+    monkeypatch.setattr(catalog_module, "write_deltalake", then_another_commit)
+    ref = catalog.write("checks", pl.DataFrame({"x": [1]}), stage="mine", config_hash="c")
+    assert ref == DatasetRef("checks", 1)
+    assert catalog.lineage(ref).stage == "mine"
+    assert catalog.latest("checks") == DatasetRef("checks", 2)  # the intruder's, not ours
+
+
+def test_upsert_returns_the_version_it_committed_not_a_later_one(catalog, monkeypatch):
+    from quantlab import catalog as catalog_module
+
+    real = load_sample_klines("BTCUSDT", ("2023-03",))
+    catalog.upsert("klines", real.head(10), KLINES_KEY, stage="ingest")
+    real_write = catalog_module.write_deltalake
+
+    def then_another_commit(*args, **kwargs):
+        real_write(*args, **kwargs)
+        path = str(catalog._table_path("klines"))
+        real_write(path, catalog_module._to_storage(real.slice(50, 1)).to_arrow(), mode="append")
+
+    monkeypatch.setattr(catalog_module, "write_deltalake", then_another_commit)
+    ref = catalog.upsert("klines", real.slice(10, 10), KLINES_KEY, stage="ingest")
+    assert ref == DatasetRef("klines", 1)
+    assert catalog.lineage(ref).row_count == 20 == catalog.read(ref).height
+
+
+# Each child waits for "go" so both race from the same moment; a patched step sleeps to hold
+# the window a lock must close open for long enough that both children are inside it.
+_RACER = """
+import sys, time
+import polars as pl
+import quantlab.catalog as cat
+
+step = {step!r}
+if step == "after_commit":
+    real_write = cat.write_deltalake
+    def write_deltalake(*args, **kwargs):
+        real_write(*args, **kwargs)
+        time.sleep(0.5)
+    cat.write_deltalake = write_deltalake
+elif step == "after_find":
+    real_find = cat.Catalog.find
+    def find(self, name, fp):
+        found = real_find(self, name, fp)
+        time.sleep(0.5)
+        return found
+    cat.Catalog.find = find
+catalog = cat.Catalog({root!r})
+print("ready", flush=True)
+sys.stdin.readline()
+ref = catalog.write("klines_checks", pl.DataFrame({{"x": [1, 2]}}), stage="gate",
+                    config_hash=sys.argv[1])
+print(ref.version, flush=True)
+"""
+
+
+def _race(catalog, step: str, config_hashes: tuple[str, str]) -> list[DatasetRef]:
+    """Run two processes writing `klines_checks` at once; the refs they returned."""
+    script = _RACER.format(step=step, root=str(catalog.root))
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, h], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+        )
+        for h in config_hashes
+    ]
+    for proc in procs:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == b"ready"
+    for proc in procs:  # the barrier: both are loaded and waiting
+        assert proc.stdin is not None
+        proc.stdin.write(b"go\n")
+        proc.stdin.flush()
+    outs = [proc.communicate(timeout=120)[0] for proc in procs]
+    assert [proc.returncode for proc in procs] == [0, 0]
+    return [DatasetRef("klines_checks", int(out.strip())) for out in outs]
+
+
+def test_two_processes_writing_at_once_each_get_their_own_version(catalog):
+    """Both DAGs write klines_checks: each run must get back the version it wrote."""
+    refs = _race(catalog, "after_commit", ("run_a", "run_b"))
+    assert sorted(r.version for r in refs) == [0, 1]
+    assert [catalog.lineage(r).config_hash for r in refs] == ["run_a", "run_b"]
+
+
+def test_two_processes_writing_the_same_fingerprint_at_once_make_one_version(catalog):
+    refs = _race(catalog, "after_find", ("same", "same"))
+    assert refs == [DatasetRef("klines_checks", 0)] * 2
+    assert [v.ref for v in catalog.versions("klines_checks")] == refs[:1]
+
+
+def test_a_table_whose_first_commit_was_killed_counts_as_absent(catalog):
+    """A writer killed before its first commit leaves `_delta_log/` empty (maybe with data
+    files): the dataset does not exist yet, and the next write creates it."""
+    for name in ("bars", "klines"):
+        (catalog.root / name / "_delta_log").mkdir(parents=True)
+        (catalog.root / name / "part-0.parquet").write_bytes(b"unreferenced")
+    assert catalog.names() == [] and not catalog.exists("bars")
+    with pytest.raises(DatasetNotFound, match="run the stage that produces it"):
+        catalog.latest("bars")
+    assert catalog.find("bars", "fp") is None
+    ref = catalog.write("bars", pl.DataFrame({"x": [1]}), stage="s")
+    assert ref == DatasetRef("bars", 0) and catalog.read(ref)["x"].to_list() == [1]
+    real = load_sample_klines("BTCUSDT", ("2023-03",)).head(5)
+    up = catalog.upsert("klines", real, KLINES_KEY, stage="ingest")
+    assert up == DatasetRef("klines", 0) and catalog.read(up).height == 5
+    assert catalog.names() == ["bars", "klines"]

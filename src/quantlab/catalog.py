@@ -10,16 +10,21 @@ raw inputs without a hand-made manifest.
 Re-running a stage with the same inputs, config and code is a no-op: the
 stage's fingerprint is compared with the latest version's and the existing
 version is returned instead of writing a copy.
+
+Writers of one dataset take turns: `write` and `upsert` hold the dataset's lock
+(`<data>/locks/<name>.lock`, shared by every process on the data folder) from
+the fingerprint lookup through the commit, and return the version their own
+commit made, never whatever is latest by the time they look.
 """
 
 from __future__ import annotations
 
-import functools
+import contextlib
 import hashlib
 import json
+import os
 import re
-import subprocess
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,10 +34,15 @@ import polars as pl
 from deltalake import CommitProperties, DeltaTable, write_deltalake
 from deltalake.exceptions import TableNotFoundError
 
+from quantlab.codeversion import code_version
 from quantlab.errors import DatasetNotFound
+from quantlab.locks import file_lock
 
 _LINEAGE_KEY = "quantlab.lineage"
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+# A commit or checkpoint file of a Delta log; a writer killed before its first commit
+# leaves `_delta_log/` without one (at most a temporary file), and no table.
+_LOG_ENTRY = re.compile(r"^\d{20}\.(json|checkpoint\b.*\.parquet)$")
 
 
 @dataclass(frozen=True)
@@ -78,26 +88,6 @@ class VersionInfo:
     lineage: Lineage | None
 
 
-def _git(*args: str) -> str:
-    root = Path(__file__).resolve().parents[2]
-    return subprocess.run(
-        ["git", *args], cwd=root, capture_output=True, text=True, check=True, timeout=10
-    ).stdout.strip()
-
-
-@functools.cache
-def code_version() -> str:
-    """The git commit of the running code, with `-dirty` when src/ or dags/ have local edits."""
-    try:
-        sha = _git("rev-parse", "--short=12", "HEAD")
-        dirty = _git("status", "--porcelain", "--untracked-files=no", "--", "src", "dags")
-    except (OSError, subprocess.SubprocessError):
-        from quantlab import __version__
-
-        return f"quantlab-{__version__}"  # not a git checkout, e.g. an installed wheel
-    return f"{sha}-dirty" if dirty else sha
-
-
 def fingerprint(stage: str, inputs: Sequence[DatasetRef], config_hash: str) -> str:
     """Identity of a stage's output: same inputs, config and code give the same fingerprint."""
     payload = json.dumps(
@@ -127,6 +117,15 @@ def _partitions_of(df: pl.DataFrame, columns: Sequence[str]) -> tuple[pl.Expr, l
         quoted = ", ".join("'" + v.replace("'", "''") + "'" for v in values)
         sql.append(f"t.{c} IN ({quoted})")
     return within, sql
+
+
+def _has_commit(table_path: Path) -> bool:
+    """Whether the folder holds a Delta table: its log has at least one commit or checkpoint."""
+    try:
+        with os.scandir(table_path / "_delta_log") as entries:
+            return any(_LOG_ENTRY.match(e.name) for e in entries)
+    except (FileNotFoundError, NotADirectoryError):
+        return False
 
 
 def _to_storage(df: pl.DataFrame) -> pl.DataFrame:
@@ -177,10 +176,20 @@ class Catalog:
     def names(self) -> list[str]:
         if not self.root.exists():
             return []
-        return sorted(p.name for p in self.root.iterdir() if (p / "_delta_log").is_dir())
+        return sorted(p.name for p in self.root.iterdir() if _has_commit(p))
 
     def exists(self, name: str) -> bool:
-        return (self._table_path(name) / "_delta_log").is_dir()
+        return _has_commit(self._table_path(name))
+
+    @contextlib.contextmanager
+    def lock(self, name: str) -> Iterator[None]:
+        """Hold dataset `name`'s write lock, across processes; reentrant within a thread."""
+        with file_lock(self.root.parent / "locks" / f"{self._table_path(name).name}.lock"):
+            yield
+
+    def _open(self, name: str) -> DeltaTable | None:
+        """The table to commit to, or None when `name` has no commit yet."""
+        return DeltaTable(str(self._table_path(name))) if self.exists(name) else None
 
     def latest(self, name: str) -> DatasetRef:
         return DatasetRef(name, self._table(name).version())
@@ -288,18 +297,29 @@ class Catalog:
         """
         df = _to_storage(df)
         fp = fingerprint(stage, inputs, config_hash)
-        if (existing := self.find(name, fp)) is not None:
-            return existing
-        lineage = self._lineage(stage, inputs, config_hash, fp, df.height, extra)
-        write_deltalake(
-            str(self._table_path(name)),
-            df.to_arrow(),
-            mode="overwrite",
-            schema_mode="overwrite",
-            partition_by=list(partition_by) if partition_by else None,
-            commit_properties=self._commit(lineage),
-        )
-        return self.latest(name)
+        with self.lock(name):
+            if (existing := self.find(name, fp)) is not None:
+                return existing
+            lineage = self._lineage(stage, inputs, config_hash, fp, df.height, extra)
+            table = self._open(name)
+            if table is None:  # the first commit: "error" guarantees it is version 0
+                write_deltalake(
+                    str(self._table_path(name)),
+                    df.to_arrow(),
+                    mode="error",
+                    partition_by=list(partition_by) if partition_by else None,
+                    commit_properties=self._commit(lineage),
+                )
+                return DatasetRef(name, 0)
+            write_deltalake(
+                table,
+                df.to_arrow(),
+                mode="overwrite",
+                schema_mode="overwrite",
+                partition_by=list(partition_by) if partition_by else None,
+                commit_properties=self._commit(lineage),
+            )
+            return DatasetRef(name, table.version())  # deltalake moved `table` to our commit
 
     def upsert(
         self,
@@ -315,9 +335,9 @@ class Catalog:
     ) -> DatasetRef | None:
         """Merge `df` into `name` on `key`: matching rows are updated, new rows inserted.
 
-        Returns the new version, or None when `df` is empty (nothing to commit). The key
-        lookup reads the stored table as of the start: writers of one table take turns
-        (ingest holds the table's write lock, see `ingest._store.write_lock`).
+        Returns the version this merge committed, or None when `df` is empty (nothing to
+        commit). The key lookup and the commit happen under the dataset's lock, so the
+        row count in the lineage is that of the version committed.
         """
         if df.is_empty():
             return None
@@ -325,55 +345,56 @@ class Catalog:
         dupes = df.height - df.select(list(key)).unique().height
         if dupes:
             raise ValueError(f"upsert into {name!r}: {dupes} rows repeat the key {list(key)}")
-        path = str(self._table_path(name))
         fp = fingerprint(stage, inputs, config_hash)
-        if not self.exists(name):
-            lineage = self._lineage(stage, inputs, config_hash, fp, df.height, extra)
-            write_deltalake(
-                path,
-                df.to_arrow(),
-                mode="error",
-                partition_by=list(partition_by) if partition_by else None,
-                commit_properties=self._commit(lineage),
+        with self.lock(name):
+            path = str(self._table_path(name))
+            table = self._open(name)
+            if table is None:
+                lineage = self._lineage(stage, inputs, config_hash, fp, df.height, extra)
+                write_deltalake(
+                    path,
+                    df.to_arrow(),
+                    mode="error",
+                    partition_by=list(partition_by) if partition_by else None,
+                    commit_properties=self._commit(lineage),
+                )
+                return DatasetRef(name, 0)  # mode "error": this commit created the table
+            # Only the partitions `df` falls in can match: the merge and the count below read
+            # those, not the whole table (else each merge costs as much as all stored before).
+            partitions = table.metadata().partition_columns
+            within, sql = _partitions_of(df, partitions)
+            # The lineage goes into the merge commit itself, so the row count after
+            # the merge is worked out first: rows now, plus source keys not yet stored.
+            before = pl.scan_delta(table).select(pl.len()).collect().item()
+            stored = pl.scan_delta(table).filter(within).select(list(key))
+            matched = stored.join(df.lazy().select(list(key)), on=list(key), how="semi")
+            n_matched = matched.select(pl.len()).collect().item()
+            lineage = self._lineage(
+                stage, inputs, config_hash, fp, before + df.height - n_matched, extra
             )
-            return self.latest(name)
-        table = DeltaTable(path)
-        # Only the partitions `df` falls in can match: the merge and the count below read
-        # those, not the whole table (else each merge costs as much as all stored before).
-        partitions = table.metadata().partition_columns
-        within, sql = _partitions_of(df, partitions)
-        # The lineage goes into the merge commit itself, so the row count after
-        # the merge is worked out first: rows now, plus source keys not yet stored.
-        before = pl.scan_delta(table).select(pl.len()).collect().item()
-        stored = pl.scan_delta(table).filter(within).select(list(key))
-        matched = stored.join(df.lazy().select(list(key)), on=list(key), how="semi")
-        n_matched = matched.select(pl.len()).collect().item()
-        lineage = self._lineage(
-            stage, inputs, config_hash, fp, before + df.height - n_matched, extra
-        )
-        if n_matched == 0:  # all new (a backfill, the next bars): an append, no join to do
-            write_deltalake(
-                table,
-                df.to_arrow(),
-                mode="append",
-                partition_by=partitions or None,
-                commit_properties=self._commit(lineage),
+            if n_matched == 0:  # all new (a backfill, the next bars): an append, no join to do
+                write_deltalake(
+                    table,
+                    df.to_arrow(),
+                    mode="append",
+                    partition_by=partitions or None,
+                    commit_properties=self._commit(lineage),
+                )
+                return DatasetRef(name, table.version())  # deltalake moved `table` to our commit
+            predicate = " AND ".join([*sql, *(f"t.{k} = s.{k}" for k in key)])
+            (
+                table.merge(
+                    df.to_arrow(),
+                    predicate=predicate,
+                    source_alias="s",
+                    target_alias="t",
+                    commit_properties=self._commit(lineage),
+                )
+                .when_matched_update_all()
+                .when_not_matched_insert_all()
+                .execute()
             )
-            return self.latest(name)
-        predicate = " AND ".join([*sql, *(f"t.{k} = s.{k}" for k in key)])
-        (
-            table.merge(
-                df.to_arrow(),
-                predicate=predicate,
-                source_alias="s",
-                target_alias="t",
-                commit_properties=self._commit(lineage),
-            )
-            .when_matched_update_all()
-            .when_not_matched_insert_all()
-            .execute()
-        )
-        return self.latest(name)
+            return DatasetRef(name, table.version())
 
     @staticmethod
     def _lineage(
