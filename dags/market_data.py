@@ -7,11 +7,13 @@
 Each run ingests exactly the candles that close in its data interval, so clearing or
 backfilling a run rewrites the same rows. Markets, symbols, intervals and the schedule come
 from `configs/markets.yaml` ($QUANTLAB_MARKETS); adding a symbol is one line there. A
-data-quality failure fails the run without retry; exchange hiccups are retried.
+data-quality failure fails the run without retry, and so does an exchange ban (a retry
+would meet it again and lengthen it); exchange hiccups are retried.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -53,6 +55,19 @@ def _ctx():
     add_masker(mask_secret)
 
     return RunContext.load()
+
+
+@contextlib.contextmanager
+def _fail_on_ban():
+    """An exchange ban fails the task for good, naming its end: each retry would meet it."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from quantlab.errors import ExchangeBanned
+
+    try:
+        yield
+    except ExchangeBanned as exc:
+        raise AirflowFailException(str(exc)) from exc
 
 
 def _interval() -> tuple[datetime, datetime]:
@@ -101,10 +116,11 @@ def market_data():
         get_current_context()["symbol_label"] = label  # type: ignore[index]
         start, end = _interval()
         ctx = _ctx()
-        runs = [
-            ingest.run_symbol(ctx, spec["market"], spec["symbol"], interval, start, end)
-            for interval in spec["intervals"]
-        ]
+        with _fail_on_ban():
+            runs = [
+                ingest.run_symbol(ctx, spec["market"], spec["symbol"], interval, start, end)
+                for interval in spec["intervals"]
+            ]
         return {"symbol": spec["symbol"], "market": spec["market"], "runs": runs}
 
     @task(map_index_template="{{ symbol_label }}")
@@ -113,14 +129,16 @@ def market_data():
 
         get_current_context()["symbol_label"] = symbol  # type: ignore[index]
         start, end = _interval()
-        return ingest.run_funding(_ctx(), symbol, start, end, refresh=True)
+        with _fail_on_ban():
+            return ingest.run_funding(_ctx(), symbol, start, end, refresh=True)
 
     @task(map_index_template="{{ market_label }}")
     def exchange_info(market: str) -> dict:
         from quantlab import ingest
 
         get_current_context()["market_label"] = market  # type: ignore[index]
-        return ingest.run_exchange_info(_ctx(), market)
+        with _fail_on_ban():
+            return ingest.run_exchange_info(_ctx(), market)
 
     @task(retries=0)
     def validate(results: list[dict]) -> dict:

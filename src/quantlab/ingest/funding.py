@@ -52,7 +52,7 @@ def run_funding(
     frame = None
     requests = weight = 0
     if first < stop:
-        with rest_source(ctx.config.exchange) as source:
+        with rest_source(ctx.config.exchange, ctx.config.paths.data) as source:
             frame = source.client(MARKET).fetch_funding_rates(symbol, first, stop - 1)
             requests, weight = source.usage()
     added = 0 if frame is None else int((~frame["funding_time"].dt.epoch("ms").is_in(stored)).sum())

@@ -5,11 +5,13 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
+from pathlib import Path
 
 from quantlab.catalog import DatasetRef
 from quantlab.config import ExchangeConfig, config_hash
 from quantlab.context import RunContext
 from quantlab.errors import DatasetNotFound
+from quantlab.exchange import ban_file
 from quantlab.exchange.replay import ReplayServer
 from quantlab.ingest.klines import IngestResult, ingest_klines
 from quantlab.ingest.sources import RestSource
@@ -39,10 +41,12 @@ def exchange_url(cfg: ExchangeConfig) -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def rest_source(cfg: ExchangeConfig) -> Iterator[RestSource]:
-    """A REST source on the configured exchange, closed afterwards."""
+def rest_source(cfg: ExchangeConfig, data: Path | None = None) -> Iterator[RestSource]:
+    """A REST source on the configured exchange, closed afterwards. With the data folder
+    `data`, a ban is recorded there and refused by every process and retry that uses it."""
     with exchange_url(cfg) as url:
-        source = RestSource(url, {"timeout_s": cfg.timeout_s, "max_retries": cfg.max_retries})
+        options = {"timeout_s": cfg.timeout_s, "max_retries": cfg.max_retries}
+        source = RestSource(url, {**options, "ban_file": ban_file(data) if data else None})
         try:
             yield source
         finally:
@@ -56,7 +60,7 @@ def run(ctx: RunContext) -> DatasetRef:
     writes nothing and returns the latest version.
     """
     universe = ctx.config.universe
-    with rest_source(ctx.config.exchange) as source:
+    with rest_source(ctx.config.exchange, ctx.config.paths.data) as source:
         result = ingest_klines(
             ctx.catalog,
             source,
@@ -94,7 +98,7 @@ def run_symbol(
     """
     step = INTERVAL_MS[interval]
     first_open, stop_open = to_ms(start) - step + 1, to_ms(end) - step + 1
-    with rest_source(ctx.config.exchange) as source:
+    with rest_source(ctx.config.exchange, ctx.config.paths.data) as source:
         result = ingest_klines(
             ctx.catalog,
             source,
