@@ -9,11 +9,13 @@ run rewrites the same rows; first, each series catches up from its last stored r
 missed while the scheduler was down), at most `catchup_lookback` back: an older hole is
 logged with the backfill command to run. Markets, symbols, intervals and the schedule come
 from `configs/markets.yaml` ($QUANTLAB_MARKETS); adding a symbol is one line there. A
-data-quality failure fails the run without retry; exchange hiccups are retried.
+data-quality failure fails the run without retry, and so does an exchange ban (a retry
+would meet it again and lengthen it); exchange hiccups are retried.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -55,6 +57,19 @@ def _ctx():
     add_masker(mask_secret)
 
     return RunContext.load()
+
+
+@contextlib.contextmanager
+def _fail_on_ban():
+    """An exchange ban fails the task for good, naming its end: each retry would meet it."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from quantlab.errors import ExchangeBanned
+
+    try:
+        yield
+    except ExchangeBanned as exc:
+        raise AirflowFailException(str(exc)) from exc
 
 
 def _interval() -> tuple[datetime, datetime]:
@@ -104,12 +119,13 @@ def market_data():
         get_current_context()["symbol_label"] = label  # type: ignore[index]
         start, end = _interval()
         ctx, lookback = _ctx(), load_markets().catchup_lookback
-        runs = [
-            ingest.run_symbol(
-                ctx, spec["market"], spec["symbol"], interval, start, end, lookback=lookback
-            )
-            for interval in spec["intervals"]
-        ]
+        with _fail_on_ban():
+            runs = [
+                ingest.run_symbol(
+                    ctx, spec["market"], spec["symbol"], interval, start, end, lookback=lookback
+                )
+                for interval in spec["intervals"]
+            ]
         return {"symbol": spec["symbol"], "market": spec["market"], "runs": runs}
 
     @task(map_index_template="{{ symbol_label }}")
@@ -120,14 +136,16 @@ def market_data():
         get_current_context()["symbol_label"] = symbol  # type: ignore[index]
         start, end = _interval()
         lookback = load_markets().catchup_lookback
-        return ingest.run_funding(_ctx(), symbol, start, end, refresh=True, lookback=lookback)
+        with _fail_on_ban():
+            return ingest.run_funding(_ctx(), symbol, start, end, refresh=True, lookback=lookback)
 
     @task(map_index_template="{{ market_label }}")
     def exchange_info(market: str) -> dict:
         from quantlab import ingest
 
         get_current_context()["market_label"] = market  # type: ignore[index]
-        return ingest.run_exchange_info(_ctx(), market)
+        with _fail_on_ban():
+            return ingest.run_exchange_info(_ctx(), market)
 
     @task(retries=0)
     def validate(results: list[dict]) -> dict:

@@ -5,12 +5,13 @@ funding features; for spot both return `{}` (an empty XCom, which Airflow stores
 would be none and log a lookup error) and `features` runs on the klines alone.
 
 Each task calls one quantlab stage and passes dataset references (name and
-version), never data. A data-quality failure fails the run without retry;
-exchange hiccups are retried.
+version), never data. A data-quality failure or an exchange ban fails the run without
+retry; exchange hiccups are retried.
 """
 
 from __future__ import annotations
 
+import contextlib
 from datetime import datetime, timedelta
 
 from airflow.sdk import dag, task
@@ -41,17 +42,26 @@ def _ref(data: dict):
     return DatasetRef.from_dict(data)
 
 
-def _validated(ref: dict) -> dict:
-    """The checks version of a version that passed the gate; bad data fails the task for good."""
+@contextlib.contextmanager
+def _fail_fast():
+    """Bad data or an exchange ban fails the task for good: a retry cannot fix the data, and
+    a retry during a ban meets it again (and lengthens it). The message names the ban's end."""
     from airflow.sdk.exceptions import AirflowFailException
 
-    from quantlab import validate
-    from quantlab.errors import QualityError
+    from quantlab.errors import ExchangeBanned, QualityError
 
     try:
-        return validate.run(_ctx(), _ref(ref)).to_dict()
-    except QualityError as exc:  # bad data: a retry cannot fix it
+        yield
+    except (QualityError, ExchangeBanned) as exc:
         raise AirflowFailException(str(exc)) from exc
+
+
+def _validated(ref: dict) -> dict:
+    """The checks version of a version that passed the gate; bad data fails the task for good."""
+    from quantlab import validate
+
+    with _fail_fast():
+        return validate.run(_ctx(), _ref(ref)).to_dict()
 
 
 @dag(
@@ -69,7 +79,8 @@ def research():
     def ingest() -> dict:
         from quantlab import ingest
 
-        return ingest.run(_ctx()).to_dict()
+        with _fail_fast():
+            return ingest.run(_ctx()).to_dict()
 
     @task(retries=0)
     def validate(klines: dict) -> dict:
@@ -79,7 +90,8 @@ def research():
     def funding() -> dict:
         from quantlab import ingest
 
-        ref = ingest.run_universe_funding(_ctx())
+        with _fail_fast():
+            ref = ingest.run_universe_funding(_ctx())
         return ref.to_dict() if ref is not None else {}
 
     @task(retries=0)

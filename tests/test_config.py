@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from quantlab.config import DEFAULT_CONFIG, load_config
@@ -107,3 +109,52 @@ def test_quantlab_home_moves_outputs_but_the_shipped_inputs_stay_readable(tmp_pa
     moved = load_config(DEFAULT_CONFIG)
     assert moved.exchange.replay_root == tmp_path / "data" / "sample"
     assert moved.validate_.known_outages == tmp_path / "configs" / "known_outages.yaml"
+
+
+@pytest.mark.parametrize("timeout", ["0", "-1"])
+def test_exchange_timeout_must_be_positive(tmp_path, timeout):
+    """A zero timeout makes every request fail at once, and looks like a flaky exchange."""
+    path = tmp_path / "c.yaml"
+    path.write_text(f"exchange:\n  timeout_s: {timeout}\n")
+    with pytest.raises(ConfigError, match=r"exchange\.timeout_s.*greater than 0"):
+        load_config(path)
+
+
+@pytest.mark.parametrize("bad", ["btcusdt", "BTC/USDT", "BTC USDT", "..", "A" * 21, ""])
+def test_universe_symbols_must_be_binance_symbols(tmp_path, bad):
+    path = tmp_path / "c.yaml"
+    path.write_text(f"universe:\n  symbols: [BTCUSDT, {bad!r}]\n")
+    with pytest.raises(ConfigError, match=rf"universe.*symbol {re.escape(repr(bad))} is not"):
+        load_config(path)
+
+
+def test_binance_s_symbol_pattern_is_accepted(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("universe:\n  symbols: [BTCUSDT, 1000SHIBUSDT, BTCUSDT_250328, BTC-USD.X]\n")
+    assert load_config(path).universe.symbols[-1] == "BTC-USD.X"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://api.binance.com",
+        "http://fapi.binance.com/",
+        "http://data.binance.vision",
+        "http://testnet.binancefuture.com",
+        "HTTP://API.BINANCE.COM",
+    ],
+)
+def test_plain_http_to_a_real_binance_host_is_rejected(tmp_path, url):
+    path = tmp_path / "c.yaml"
+    path.write_text(f"exchange:\n  source: binance\n  base_url: {url}\n")
+    with pytest.raises(ConfigError, match=r"exchange.*plain http; use https://"):
+        load_config(path)
+
+
+@pytest.mark.parametrize(
+    "url", ["https://api.binance.com", "http://127.0.0.1:8000", "http://localhost:9000"]
+)
+def test_https_to_binance_and_http_to_a_local_replay_are_accepted(tmp_path, url):
+    path = tmp_path / "c.yaml"
+    path.write_text(f"exchange:\n  source: binance\n  base_url: {url}\n")
+    assert load_config(path).exchange.base_url == url

@@ -14,6 +14,7 @@ import re
 from datetime import date
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -47,6 +48,23 @@ class PathsConfig(_Model):
         return self.data / "reports"
 
 
+# Binance's symbol pattern, ^[A-Z0-9-_.]{1,20}$, less symbols of dots alone: a symbol also
+# names a folder of bulk files.
+SYMBOL = re.compile(r"(?=.*[A-Z0-9_-])[A-Z0-9_.-]{1,20}")
+# Hosts of the real exchange, reached only over https; http stays for a local replay.
+_BINANCE_HOSTS = ("binance.com", "binance.vision", "binancefuture.com", "binance.us")
+
+
+def check_symbol(symbol: object) -> str:
+    """`symbol` when it is spelled like a Binance symbol; a ConfigError naming it otherwise."""
+    if isinstance(symbol, str) and SYMBOL.fullmatch(symbol):
+        return symbol
+    raise ConfigError(
+        f"symbol {symbol!r} is not a Binance symbol (^[A-Z0-9-_.]{{1,20}}$): spell it like "
+        "BTCUSDT, in capitals, without spaces or slashes"
+    )
+
+
 class UniverseConfig(_Model):
     market: Literal["spot", "futures_um"] = "spot"
     symbols: tuple[str, ...] = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
@@ -62,6 +80,11 @@ class UniverseConfig(_Model):
             )
         if not self.symbols:
             raise ValueError("universe.symbols is empty; list at least one symbol such as BTCUSDT")
+        for symbol in self.symbols:
+            try:
+                check_symbol(symbol)
+            except ConfigError as exc:
+                raise ValueError(f"universe.symbols: {exc}") from None
         return self
 
 
@@ -69,13 +92,22 @@ class ExchangeConfig(_Model):
     source: Literal["replay", "binance"] = "replay"
     base_url: str | None = None
     replay_root: Path = Path("data/sample")
-    timeout_s: float = 10.0
+    timeout_s: float = Field(default=10.0, gt=0, description="seconds per HTTP request")
     max_retries: int = Field(default=5, ge=0)
 
     @model_validator(mode="after")
     def _check_url(self) -> ExchangeConfig:
         if self.source == "binance" and not self.base_url:
             raise ValueError("exchange.base_url is required when exchange.source is 'binance'")
+        url = urlsplit(self.base_url or "")
+        host = (url.hostname or "").lower()
+        if url.scheme == "http" and any(
+            host == h or host.endswith("." + h) for h in _BINANCE_HOSTS
+        ):
+            raise ValueError(
+                f"exchange.base_url {self.base_url!r} reaches Binance over plain http; use "
+                f"https://{url.netloc}{url.path} (http is for a local replay on 127.0.0.1)"
+            )
         return self
 
 

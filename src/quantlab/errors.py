@@ -9,13 +9,15 @@
     │   └── ChecksumMismatch         a bulk file's SHA-256 is not its .CHECKSUM; download it again
     └── ExchangeError
         ├── TemporaryExchangeError   429 / 5xx / timeout: safe to retry later
-        │   └── IPBannedError        418: stop until the ban ends
+        ├── ExchangeBanned           418: no call to that host until `until`; never retried
         └── PermanentExchangeError   4xx with an exchange code: retrying will not help
 
 Every message says what happened and what to do about it.
 """
 
 from __future__ import annotations
+
+from datetime import datetime
 
 
 class QuantlabError(Exception):
@@ -81,8 +83,27 @@ class TemporaryExchangeError(ExchangeError):
         self.retry_after = retry_after
 
 
-class IPBannedError(TemporaryExchangeError):
-    """HTTP 418: the IP is banned until `retry_after` seconds from now."""
+class ExchangeBanned(ExchangeError):
+    """HTTP 418, or a ban recorded earlier: this IP may not call the host before `until` (UTC).
+
+    Not temporary in the retry sense: a retry a minute later meets the ban again and makes it
+    longer, so the DAGs fail the task for good, naming `until`.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        until: datetime,
+        host: str = "",
+        status: int | None = 418,
+        code: int | None = None,
+    ):
+        super().__init__(message, status, code)
+        self.until = until
+        self.host = host
+
+
+IPBannedError = ExchangeBanned  # the name before the ban was its own branch of the tree
 
 
 class PermanentExchangeError(ExchangeError):

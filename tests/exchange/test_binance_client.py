@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import zipfile
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -14,7 +15,7 @@ from polars.testing import assert_frame_equal
 
 from quantlab.errors import (
     ConfigError,
-    IPBannedError,
+    ExchangeBanned,
     PermanentExchangeError,
     TemporaryExchangeError,
 )
@@ -209,7 +210,7 @@ def test_429_forever_gives_up_with_a_temporary_error():
         pytest.raises(TemporaryExchangeError) as err,
     ):
         c.server_time()
-    assert not isinstance(err.value, IPBannedError)
+    assert not isinstance(err.value, ExchangeBanned)
     assert (err.value.status, err.value.code, err.value.retry_after) == (429, -1003, 3.0)
     assert "Too much request weight used" in str(err.value)
 
@@ -222,23 +223,29 @@ def test_418_raises_ip_banned_at_once_naming_the_ban():
         calls.append(request)
         return httpx.Response(418, json=body, headers={"Retry-After": "259200"})
 
-    with mock(handler, sleep=sleeps.append) as client, pytest.raises(IPBannedError) as err:
+    now = 1_700_000_000.0  # 2023-11-14 22:13:20 UTC
+    with (
+        mock(handler, sleep=sleeps.append, clock=lambda: now) as client,
+        pytest.raises(ExchangeBanned) as err,
+    ):
         client.fetch_klines("BTCUSDT", "1h", JAN_2023, MAY_2023)
     assert len(calls) == 1
     assert sleeps == []
-    assert err.value.retry_after == 259200.0
+    assert err.value.until == datetime(2023, 11, 17, 22, 13, 20, tzinfo=UTC)
     assert (err.value.status, err.value.code) == (418, -1003)
-    assert "banned this IP for 3 d" in str(err.value)
+    assert "banned this IP for 3 d, until 2023-11-17 22:13:20 UTC" in str(err.value)
     assert "IP banned until 1660090423228" in str(err.value)
+    assert not isinstance(err.value, TemporaryExchangeError)  # Airflow must not retry it
 
 
 def test_418_without_retry_after_names_the_end_of_the_ban():
     body = fixture_body("error_418_ip_banned.json")
     with (
         mock(lambda r: httpx.Response(418, json=body)) as client,
-        pytest.raises(IPBannedError, match=r"until 2022-08-10 00:13:43 UTC"),
+        pytest.raises(ExchangeBanned, match=r"until 2022-08-10 00:13:43 UTC") as err,
     ):
         client.server_time()
+    assert err.value.until == datetime(2022, 8, 10, 0, 13, 43, 228000, tzinfo=UTC)
 
 
 def test_faults_at_30_percent_still_return_the_exact_data():
@@ -345,6 +352,18 @@ def test_futures_client_uses_fapi(tmp_path):
     assert got["market"].unique().to_list() == ["futures_um"]
     assert got["open"][0] == 10.113
     assert got["volume"][0] == 38521.0
+
+
+def test_a_symbol_off_binance_s_pattern_is_refused_before_any_request():
+    asked: list[httpx.Request] = []
+    with mock(lambda r: asked.append(r) or httpx.Response(500)) as client:
+        for call in (
+            lambda: client.fetch_klines("btc usdt", "1h", JAN_2023, MAY_2023),
+            lambda: client.exchange_info(["BTCUSDT", "eth/usdt"]),
+        ):
+            with pytest.raises(ConfigError, match="is not a Binance symbol"):
+                call()
+    assert asked == []
 
 
 def test_caller_mistakes_are_config_errors(server):

@@ -238,6 +238,10 @@ def test_bad_arguments_are_config_errors():
         source.plan("spot", "BTCUSDT", "1h", 2, 1)
     with pytest.raises(ConfigError, match="unknown market"):
         source.plan("coinm", "BTCUSDT", "1h", 1, 2)  # type: ignore[arg-type]
+    # A symbol names a folder: one off Binance's pattern never reaches the file system.
+    for bad in ("../../etc", "..", "btcusdt"):
+        with pytest.raises(ConfigError, match="is not a Binance symbol"):
+            source.plan("spot", bad, "1h", 1, 2)
 
 
 def test_over_http_with_faults_the_data_is_the_same(tree):

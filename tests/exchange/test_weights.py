@@ -137,3 +137,27 @@ def test_separate_clients_on_one_ip_share_the_budget_through_the_server_count(fa
     assert responses == {200: 12}  # not one 429
     assert len(fake_time.sleeps) == 1  # the second client waited out the minute instead
     assert_frame_equal(got, expected("SOLUSDT"))
+
+
+def test_a_clock_stepped_back_does_not_stall_the_budget(fake_time):
+    """NTP steps the wall clock back an hour with the minute spent: the wait is at most a
+    minute of the new clock, not the hour back to where the window was."""
+    tracker = WeightTracker(5, fake_time.sleep, fake_time)
+    tracker.reserve(5)
+    tracker.release(5)
+    fake_time.t -= 3600
+    tracker.reserve(1)
+    assert len(fake_time.sleeps) == 1 and fake_time.sleeps[0] <= 60
+    assert tracker.used == 1
+
+
+def test_a_429_pause_is_slept_once_for_requests_sent_before_it(fake_time):
+    """Two threads got a 429 for requests sent at once: the second queues behind the first
+    pause instead of adding its own."""
+    tracker = WeightTracker(100, fake_time.sleep, fake_time)
+    before = tracker.pauses
+    tracker.pause(7, before)
+    tracker.pause(7, before)
+    assert fake_time.sleeps == [7]
+    tracker.pause(3, tracker.pauses)  # a 429 for a request sent after that pause
+    assert fake_time.sleeps == [7, 3]

@@ -1,6 +1,7 @@
 """The edge to Binance: a REST client, bulk files from data.binance.vision, and a local replay
 exchange that speaks the same API."""
 
+from quantlab.exchange._bans import ban_file
 from quantlab.exchange.binance import BinanceClient
 from quantlab.exchange.exchange_info import EXCHANGE_INFO_SCHEMA, parse_exchange_info
 from quantlab.exchange.funding import FUNDING_RATES_SCHEMA
@@ -14,6 +15,7 @@ __all__ = [
     "ReplayServer",
     "VisionFile",
     "VisionSource",
+    "ban_file",
     "parse_exchange_info",
     "run_replay_server",
 ]

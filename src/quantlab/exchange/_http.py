@@ -1,7 +1,10 @@
-"""GETs under quantlab's retry policy: the one place quantlab retries an HTTP request.
+"""GETs under quantlab's retry policy: the one place quantlab retries an HTTP request, for
+API calls (`binance.py`) and bulk downloads (`vision.py`) alike.
 
-- 418: raise `IPBannedError` at once; a ban lasts minutes to days, never sleep through it.
-- 429: sleep `Retry-After` (or back off without one), then retry.
+- 418: record the ban (`BanBook`) and raise `ExchangeBanned` at once; a ban lasts minutes to
+  days, never sleep through it. Until it ends, every request to that host is refused unsent.
+- 429: pause every thread of the client for `Retry-After` (or a backoff without one), then
+  retry: the pause lives in the shared `WeightTracker`, not in the thread that got the 429.
 - 5xx, timeouts, dropped connections, and a body its reader rejects (`BadBody`: cut short,
   not JSON, a zip whose SHA-256 is wrong): capped exponential backoff with jitter. Every
   call here is a read, so an unknown 5xx outcome is safe to repeat.
@@ -9,8 +12,8 @@
   `PermanentExchangeError` with the exchange's code and message; `read_file` makes a 404
   "no such file".
 
-`Requester` is safe to share between threads: its only shared state is the (locked) weight
-tracker.
+`Requester` is safe to share between threads: its shared state is the (locked) weight
+tracker and ban book.
 """
 
 from __future__ import annotations
@@ -18,20 +21,25 @@ from __future__ import annotations
 import json
 import random
 import re
+import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from functools import partial
+from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
 
-from quantlab.errors import IPBannedError, PermanentExchangeError, TemporaryExchangeError
+from quantlab.errors import ExchangeBanned, PermanentExchangeError, TemporaryExchangeError
+from quantlab.exchange._bans import BanBook, format_utc, utc
 from quantlab.exchange._weights import WeightTracker
 
 T = TypeVar("T")
 
 _RETRYABLE = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
+# A 418 without Retry-After or an end in its message: assume Binance's shortest ban.
+_UNKNOWN_BAN_S = 120.0
 
 _HINTS = {
     -1121: "check the symbol is spelled like BTCUSDT and is listed on this market",
@@ -67,7 +75,11 @@ class BadBody(Exception):
 
 
 class Requester:
-    """Sends GETs through `http`, charging `tracker` (if any), retrying by `policy`."""
+    """Sends GETs through `http`, charging `tracker`, retrying by `policy`, refusing bans.
+
+    Without a `tracker` requests cost no weight (bulk files), but a 429 still pauses every
+    thread through an unlimited one. `bans` defaults to one kept in memory only.
+    """
 
     def __init__(
         self,
@@ -76,12 +88,41 @@ class Requester:
         tracker: WeightTracker | None,
         sleep: Callable[[float], None],
         rng: random.Random | None = None,
+        *,
+        bans: BanBook | None = None,
+        clock: Callable[[], float] = time.time,
     ):
         self._http = http
         self._policy = policy
-        self._tracker = tracker
+        self._tracker = tracker or WeightTracker(sys.maxsize, sleep, clock)
         self._sleep = sleep
         self._rng = rng or random.Random()
+        self._clock = clock
+        self.bans = bans or BanBook(None, clock)
+
+    @classmethod
+    def open(
+        cls,
+        base_url: str,
+        *,
+        timeout_s: float,
+        max_retries: int,
+        transport: httpx.BaseTransport | None,
+        tracker: WeightTracker | None,
+        sleep: Callable[[float], None],
+        clock: Callable[[], float],
+        ban_file: Path | None,
+    ) -> Requester:
+        """The one transport of API calls and bulk downloads: an HTTP client (redirects
+        followed, as data.binance.vision's CDN needs) under this retry policy; `close()` it."""
+        http = httpx.Client(
+            base_url=base_url, timeout=timeout_s, transport=transport, follow_redirects=True
+        )
+        policy = RetryPolicy(max_retries=max_retries)
+        return cls(http, policy, tracker, sleep, bans=BanBook(ban_file, clock), clock=clock)
+
+    def close(self) -> None:
+        self._http.close()
 
     def get(
         self,
@@ -99,30 +140,37 @@ class Requester:
         `counter`, if given, is an extra limit that counts each attempt as 1: an endpoint
         with its own request-count limit, like fundingRate's 500 per 5 minutes.
         """
+        host = _host(self._http.build_request("GET", url).url)
         attempts = self._policy.max_retries + 1
         last, status, code, retry_after = "no attempt made", None, None, None
         final: Exception | None = None
         for attempt in range(attempts):
-            wait, final = None, None  # None: back off
+            self.bans.check(host, f"GET {url}")
+            final, pauses = None, self._tracker.pauses
             resp = self._send(url, params, weight, counter)
             if isinstance(resp, str):
                 last, status, code = resp, None, None
             elif (status := resp.status_code) in (418, 429) or status >= 500:
                 code, msg = _error_body(resp)
                 if status == 418:
-                    raise _banned(resp, url, code, msg)
+                    raise self._banned(resp, host, url, code, msg)
                 if status == 429:
-                    retry_after = wait = _retry_after(resp)
+                    retry_after = _retry_after(resp)
                     last = f"HTTP 429, code {code}: {msg}"
-                else:
-                    last = f"HTTP {status}: {resp.text[:200]!r}"
+                    if attempt < attempts - 1:  # every thread waits, not only this one
+                        wait = retry_after
+                        if wait is None:
+                            wait = self._policy.delay(attempt, self._rng)
+                        self._tracker.pause(wait, pauses)
+                    continue
+                last = f"HTTP {status}: {resp.text[:200]!r}"
             else:
                 try:
                     return read(resp)
                 except BadBody as bad:
                     last, code, final = bad.reason, None, bad.final
             if attempt < attempts - 1:
-                self._sleep(self._policy.delay(attempt, self._rng) if wait is None else wait)
+                self._sleep(self._policy.delay(attempt, self._rng))
         if final is not None:
             raise final
         raise TemporaryExchangeError(
@@ -173,19 +221,48 @@ class Requester:
         """One GET under the weight budget: the response, or why none came."""
         if counter is not None:
             counter.reserve(1)
-        window = self._tracker.reserve(weight) if self._tracker is not None else None
+        window = self._tracker.reserve(weight)
         try:
             resp = self._http.get(url, params=params)
         except _RETRYABLE as exc:
             return f"{type(exc).__name__}: {exc}"
         finally:
-            if self._tracker is not None:
-                self._tracker.release(weight)
+            self._tracker.release(weight)
             if counter is not None:
                 counter.release(1)
-        if self._tracker is not None:
-            self._tracker.observe(resp.headers.get("X-MBX-USED-WEIGHT-1M"), window)
+        self._tracker.observe(resp.headers.get("X-MBX-USED-WEIGHT-1M"), window)
         return resp
+
+    def _banned(
+        self, resp: httpx.Response, host: str, path: str, code: int | None, msg: str
+    ) -> ExchangeBanned:
+        """Record the ban a 418 announces, and the error that names its end."""
+        now = self._clock()
+        retry_after = _retry_after(resp)
+        if retry_after is not None:
+            until, duration = now + retry_after, f"for {format_duration(retry_after)}"
+        elif stamp := re.search(r"banned until (\d{12,})", msg):
+            until = int(stamp.group(1)) / 1000
+            duration = f"for {format_duration(max(until - now, 0))}"
+        else:
+            until = now + _UNKNOWN_BAN_S
+            duration = f"for at least {format_duration(_UNKNOWN_BAN_S)} (no Retry-After header)"
+        self.bans.record(host, until, f"HTTP 418 on GET {path}, code {code}: {msg}")
+        shared = (
+            f" or any process recording bans in {self.bans.path}"
+            if self.bans.path is not None
+            else ""
+        )
+        return ExchangeBanned(
+            f"Binance banned this IP {duration}, until {format_utc(until)} (HTTP 418 on GET "
+            f"{path}, code {code}: {msg}). No request goes to {host} before then from this "
+            f"process{shared}. Run again after the ban ends, then lower the request rate: "
+            "bans follow 429s that were not honoured.",
+            until=utc(until),
+            host=host,
+            status=418,
+            code=code,
+        )
 
 
 def parse_json(body: bytes, expect: type) -> Any:
@@ -224,30 +301,16 @@ def _error_body(resp: httpx.Response) -> tuple[int | None, str]:
     return None, resp.text[:200]
 
 
+def _host(url: httpx.URL) -> str:
+    """`https://api.binance.com`: what a ban applies to."""
+    return f"{url.scheme}://{url.netloc.decode('ascii')}"
+
+
 def _retry_after(resp: httpx.Response) -> float | None:
     try:
         return max(float(resp.headers["Retry-After"]), 0.0)
     except (KeyError, ValueError):
         return None
-
-
-def _banned(resp: httpx.Response, path: str, code: int | None, msg: str) -> IPBannedError:
-    retry_after = _retry_after(resp)
-    if retry_after is not None:
-        duration = f"for {format_duration(retry_after)}"
-    elif until := re.search(r"banned until (\d{12,})", msg):
-        stamp = datetime.fromtimestamp(int(until.group(1)) / 1000, UTC)
-        duration = f"until {stamp:%Y-%m-%d %H:%M:%S} UTC"
-    else:
-        duration = "for an unknown time (no Retry-After header)"
-    return IPBannedError(
-        f"Binance banned this IP {duration} (HTTP 418 on GET {path}, code {code}: {msg}). "
-        "Stop every job that calls Binance from this IP until the ban ends, then lower "
-        "the request rate: bans follow 429s that were not honoured.",
-        status=418,
-        code=code,
-        retry_after=retry_after,
-    )
 
 
 def _permanent(

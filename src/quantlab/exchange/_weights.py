@@ -6,6 +6,9 @@ import math
 import threading
 from collections.abc import Callable
 
+# REQUEST_WEIGHT per minute and IP when exchangeInfo has not been read: spot has allowed
+# 6000 since 2023-08-25, USD-M futures 2400 (its exchangeInfo rateLimits).
+REQUEST_WEIGHT_PER_MIN = {"spot": 6000, "futures_um": 2400}
 SPOT_KLINES_MAX_LIMIT = 1000
 FUTURES_KLINES_MAX_LIMIT = 1500
 TIME_WEIGHT = 1
@@ -61,6 +64,10 @@ class WeightTracker:
 
     A request sent but not yet answered may be counted by the server in the next window, so a
     new window starts with the weight still in flight rather than at zero.
+
+    A 429 pauses every thread: `pause` sleeps out the server's Retry-After holding the gate
+    that every `reserve` passes. A clock stepped backwards moves the window back with it
+    (its count kept), so a wait never exceeds one window.
     """
 
     def __init__(
@@ -77,6 +84,7 @@ class WeightTracker:
         self._clock = clock
         self._window_s = window_s
         self._window = int(clock() // window_s)
+        self._pauses = 0  # how many 429 pauses were slept out
         self._state = threading.Lock()  # held briefly, for the counters
         self._gate = threading.Lock()  # held by the thread waiting for the next window
 
@@ -101,6 +109,28 @@ class WeightTracker:
                 self._sleep(next_window - now)
                 with self._state:  # that window is over, even if the clock says a hair less
                     self._roll(max(self._clock(), next_window))
+
+    @property
+    def pauses(self) -> int:
+        """Read before a request; hand to `pause` if it earns a 429."""
+        with self._state:
+            return self._pauses
+
+    def pause(self, seconds: float, pauses_before: int) -> None:
+        """Hold every thread's next `reserve` for `seconds`: the server said 429.
+
+        `pauses_before` is `pauses` as read before the request that got the 429: if another
+        thread has paused since, that pause already covered this request's 429, and this
+        thread only queues behind it instead of adding a second wait.
+        """
+        with self._gate:
+            with self._state:
+                if self._pauses != pauses_before:
+                    return
+            self._sleep(seconds)
+            with self._state:
+                self._pauses += 1
+                self._roll(self._clock())
 
     def release(self, weight: int) -> None:
         """The request reserved with `weight` was answered, or failed."""
@@ -129,3 +159,5 @@ class WeightTracker:
         window = int(now // self._window_s)
         if window > self._window:
             self._window, self.used = window, self.in_flight
+        elif window < self._window:  # the clock stepped back: wait on its windows, not ours
+            self._window = window

@@ -2,7 +2,9 @@
 
 Retries and rate limiting happen here (in `_http` and `_weights`) and nowhere else. The HTTP
 transport is injectable so tests point the client at `ReplayServer` or an `httpx.MockTransport`.
-One client is safe to share between threads: they fetch concurrently within one weight budget.
+One client is safe to share between threads: they fetch concurrently within one weight budget
+(the market's: spot 6000, USD-M 2400 per minute, or exchangeInfo's once read), and a 429 or a
+ban stops them all. With `ban_file`, a ban stops every process that shares the file.
 """
 
 from __future__ import annotations
@@ -11,20 +13,23 @@ import json
 import time
 from collections.abc import Callable
 from functools import partial
+from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
 
 import httpx
 import polars as pl
 
+from quantlab.config import check_symbol
 from quantlab.errors import ConfigError, PermanentExchangeError, SchemaError
-from quantlab.exchange._http import Requester, RetryPolicy
+from quantlab.exchange._http import Requester
 from quantlab.exchange._klines_json import closed_klines, page_frame
 from quantlab.exchange._weights import (
     EXCHANGE_INFO_WEIGHT,
     FUNDING_RATE_MAX_LIMIT,
     FUNDING_RATE_REQUESTS,
     FUNDING_RATE_WEIGHT,
+    REQUEST_WEIGHT_PER_MIN,
     TIME_WEIGHT,
     WeightTracker,
     choose_klines_limit,
@@ -42,7 +47,12 @@ _PATHS: dict[str, tuple[str, str]] = {  # market -> (klines path, time path)
 
 
 class BinanceClient:
-    """Reads market data from Binance (or anything that speaks its REST API)."""
+    """Reads market data from Binance (or anything that speaks its REST API).
+
+    `weight_limit_per_min` defaults to the market's documented budget; `exchange_info()`
+    replaces it with the exchange's own. `ban_file` (see `_bans.ban_file`) shares 418 bans
+    with other processes; without it they are remembered by this client only.
+    """
 
     def __init__(
         self,
@@ -53,23 +63,31 @@ class BinanceClient:
         max_retries: int = 5,
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
-        weight_limit_per_min: int = 6000,
+        weight_limit_per_min: int | None = None,
         clock: Callable[[], float] = time.time,
+        ban_file: Path | None = None,
     ):
         if market not in _PATHS:
             raise ConfigError(f"unknown market {market!r}; use one of {sorted(_PATHS)}")
         self.market: Market = market
         self._klines_path, self._time_path = _PATHS[market]
-        self._http = httpx.Client(base_url=base_url, timeout=timeout_s, transport=transport)
-        self.weights = WeightTracker(weight_limit_per_min, sleep, clock)
+        limit = weight_limit_per_min or REQUEST_WEIGHT_PER_MIN[market]
+        self.weights = WeightTracker(limit, sleep, clock)
         count, per_s = FUNDING_RATE_REQUESTS
         self._funding_requests = WeightTracker(count, sleep, clock, window_s=per_s)
-        self._requester = Requester(
-            self._http, RetryPolicy(max_retries=max_retries), self.weights, sleep
+        self._requester = Requester.open(
+            base_url,
+            timeout_s=timeout_s,
+            max_retries=max_retries,
+            transport=transport,
+            tracker=self.weights,
+            sleep=sleep,
+            clock=clock,
+            ban_file=ban_file,
         )
 
     def close(self) -> None:
-        self._http.close()
+        self._requester.close()
 
     def __enter__(self) -> BinanceClient:
         return self
@@ -103,6 +121,7 @@ class BinanceClient:
             raise ConfigError(
                 f"interval {interval!r} is not supported; use one of {', '.join(INTERVAL_MS)}"
             )
+        check_symbol(symbol)
         if end_ms < start_ms:
             raise ConfigError(f"end_ms {end_ms} is before start_ms {start_ms}; swap them")
         # Read the clock before the pages: a candle closed by then is final in every page.
@@ -143,6 +162,7 @@ class BinanceClient:
                 "funding rates exist only on USD-M futures; create the client with "
                 "market='futures_um' (it uses /fapi/v1/fundingRate)"
             )
+        check_symbol(symbol)
         if end_ms < start_ms:
             raise ConfigError(f"end_ms {end_ms} is before start_ms {start_ms}; swap them")
         path = f"{_PREFIX[self.market]}/fundingRate"
@@ -179,8 +199,11 @@ class BinanceClient:
 
         `symbols` narrows the answer; spot filters on the server, futures (whose endpoint
         takes no parameters) here. A symbol the exchange does not list is a
-        `PermanentExchangeError` with code -1121 either way.
+        `PermanentExchangeError` with code -1121 either way. The answer's REQUEST_WEIGHT
+        limit becomes this client's budget.
         """
+        for symbol in symbols or []:
+            check_symbol(symbol)
         path = f"{_PREFIX[self.market]}/exchangeInfo"
         params = {}
         if symbols and self.market == "spot":
@@ -192,6 +215,8 @@ class BinanceClient:
             raise SchemaError(
                 f"GET {path} answered without a 'symbols' list of objects; check base_url."
             )
+        if (limit := request_weight_limit(body)) is not None:
+            self.weights.set_limit(limit)
         if symbols:
             wanted = set(symbols)
             body = {**body, "symbols": [s for s in listed if s.get("symbol") in wanted]}
@@ -206,16 +231,25 @@ class BinanceClient:
 
     def apply_rate_limits(self, info: dict) -> int:
         """Set the weight budget from exchangeInfo's REQUEST_WEIGHT per 1 MINUTE; return it."""
-        for rule in info.get("rateLimits") or []:
-            try:
-                kind = (rule["rateLimitType"], rule["interval"], int(rule.get("intervalNum", 1)))
-                limit = int(rule["limit"])
-            except (KeyError, TypeError, ValueError):
-                continue
-            if kind == ("REQUEST_WEIGHT", "MINUTE", 1) and limit > 0:
-                self.weights.set_limit(limit)
-                return limit
-        raise SchemaError(
-            f"exchangeInfo has no REQUEST_WEIGHT limit per 1 MINUTE in rateLimits "
-            f"({info.get('rateLimits')!r}); pass the body of {_PREFIX[self.market]}/exchangeInfo."
-        )
+        limit = request_weight_limit(info)
+        if limit is None:
+            raise SchemaError(
+                f"exchangeInfo has no REQUEST_WEIGHT limit per 1 MINUTE in rateLimits "
+                f"({info.get('rateLimits')!r}); pass the body of "
+                f"{_PREFIX[self.market]}/exchangeInfo."
+            )
+        self.weights.set_limit(limit)
+        return limit
+
+
+def request_weight_limit(info: dict) -> int | None:
+    """exchangeInfo's REQUEST_WEIGHT per 1 MINUTE, or None when its rateLimits have none."""
+    for rule in info.get("rateLimits") or []:
+        try:
+            kind = (rule["rateLimitType"], rule["interval"], int(rule.get("intervalNum", 1)))
+            limit = int(rule["limit"])
+        except (KeyError, TypeError, ValueError):
+            continue
+        if kind == ("REQUEST_WEIGHT", "MINUTE", 1) and limit > 0:
+            return limit
+    return None

@@ -23,8 +23,9 @@ from typing import TypeVar
 import httpx
 import polars as pl
 
+from quantlab.config import check_symbol
 from quantlab.errors import ChecksumMismatch, ConfigError, DataError, SchemaError
-from quantlab.exchange._http import BadBody, Requester, RetryPolicy, read_file
+from quantlab.exchange._http import BadBody, Requester, read_file
 from quantlab.exchange._klines_csv import read_kline_csv, unzip_csv
 from quantlab.exchange._vision_layout import Layout, Market, VisionFile, check_market, interval_ms
 from quantlab.schema import KLINES_SCHEMA, normalize_klines
@@ -40,8 +41,9 @@ class VisionSource:
 
     `location` is the folder (or URL) that holds `data/`: `data/sample`, or
     `https://data.binance.vision`. Over HTTP a file exists when its `.CHECKSUM` does, and
-    downloads are retried like API calls; a download whose digest is wrong is fetched again
-    before the mismatch is reported.
+    downloads go through the transport and retry loop of API calls (`_http.Requester`): a
+    429 pauses every thread, a 418 is a ban recorded in `ban_file`, and a download whose
+    digest is wrong is fetched again before the mismatch is reported.
     """
 
     TAIL_MONTHS = 2
@@ -55,6 +57,8 @@ class VisionSource:
         max_retries: int = 5,
         sleep: Callable[[float], None] = time.sleep,
         max_workers: int = 4,
+        clock: Callable[[], float] = time.time,
+        ban_file: Path | None = None,
     ):
         text = str(location)
         self._remote = text.startswith(("http://", "https://"))
@@ -62,15 +66,19 @@ class VisionSource:
             root=None if self._remote else Path(location),
             base=text.rstrip("/") if self._remote else None,
         )
-        self._http = (
-            httpx.Client(timeout=timeout_s, transport=transport, follow_redirects=True)
-            if self._remote
-            else None
-        )
         # Bulk files cost no request weight: retried like the API, without a weight budget.
         self._requester = (
-            Requester(self._http, RetryPolicy(max_retries=max_retries), None, sleep)
-            if self._http is not None
+            Requester.open(
+                "",
+                timeout_s=timeout_s,
+                max_retries=max_retries,
+                transport=transport,
+                tracker=None,
+                sleep=sleep,
+                clock=clock,
+                ban_file=ban_file,
+            )
+            if self._remote
             else None
         )
         self._max_workers = max(1, max_workers)
@@ -78,8 +86,8 @@ class VisionSource:
         self._lock = threading.Lock()
 
     def close(self) -> None:
-        if self._http is not None:
-            self._http.close()
+        if self._requester is not None:
+            self._requester.close()
 
     def __enter__(self) -> VisionSource:
         return self
@@ -107,6 +115,7 @@ class VisionSource:
         """
         step = interval_ms(interval)
         check_market(market)
+        check_symbol(symbol)  # it names a folder
         if end_ms < start_ms:
             raise ConfigError(f"end_ms {end_ms} is before start_ms {start_ms}; swap them")
         months = self._layout.months(market, symbol, interval, start_ms, end_ms)

@@ -48,7 +48,7 @@ def latest_snapshot(catalog: Catalog, market: str) -> pl.DataFrame | None:
 
 def run_exchange_info(ctx: RunContext, market: str, symbols: list[str] | None = None) -> dict:
     """Snapshot `market`'s exchangeInfo (every symbol, or `symbols`) into `exchange_info`."""
-    with rest_source(ctx.config.exchange) as source:
+    with rest_source(ctx.config.exchange, ctx.config.paths.data) as source:
         client = source.client(market)
         raw = client.exchange_info(symbols)
         snapshot_ms = int(raw.get("serverTime") or client.server_time())

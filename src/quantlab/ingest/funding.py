@@ -118,7 +118,7 @@ def run_funding(
     frames: list[pl.DataFrame] = []
     requests = weight = 0
     if ranges:
-        with rest_source(ctx.config.exchange) as source:
+        with rest_source(ctx.config.exchange, ctx.config.paths.data) as source:
             client = source.client(MARKET)
             frames = [client.fetch_funding_rates(symbol, a, b) for a, b in ranges]
             requests, weight = source.usage()

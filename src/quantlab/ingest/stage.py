@@ -6,6 +6,7 @@ import contextlib
 import logging
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 import polars as pl
 
@@ -13,6 +14,7 @@ from quantlab.catalog import Catalog, DatasetRef
 from quantlab.config import ExchangeConfig, config_hash
 from quantlab.context import RunContext
 from quantlab.errors import DatasetNotFound
+from quantlab.exchange import ban_file
 from quantlab.exchange.replay import ReplayServer
 from quantlab.ingest._calendar import align_up
 from quantlab.ingest.klines import IngestResult, ingest_klines
@@ -48,10 +50,12 @@ def exchange_url(cfg: ExchangeConfig) -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def rest_source(cfg: ExchangeConfig) -> Iterator[RestSource]:
-    """A REST source on the configured exchange, closed afterwards."""
+def rest_source(cfg: ExchangeConfig, data: Path | None = None) -> Iterator[RestSource]:
+    """A REST source on the configured exchange, closed afterwards. With the data folder
+    `data`, a ban is recorded there and refused by every process and retry that uses it."""
     with exchange_url(cfg) as url:
-        source = RestSource(url, {"timeout_s": cfg.timeout_s, "max_retries": cfg.max_retries})
+        options = {"timeout_s": cfg.timeout_s, "max_retries": cfg.max_retries}
+        source = RestSource(url, {**options, "ban_file": ban_file(data) if data else None})
         try:
             yield source
         finally:
@@ -65,7 +69,7 @@ def run(ctx: RunContext) -> DatasetRef:
     writes nothing and returns the latest version.
     """
     universe = ctx.config.universe
-    with rest_source(ctx.config.exchange) as source:
+    with rest_source(ctx.config.exchange, ctx.config.paths.data) as source:
         result = ingest_klines(
             ctx.catalog,
             source,
@@ -194,7 +198,7 @@ def run_symbol(
     if hole is not None:
         command = backfill_command(ctx.config.exchange, market, symbol, interval, hole)
         missed = report_hole(f"{market} {symbol} {interval} candles", hole, lookback, command)
-    with rest_source(ctx.config.exchange) as source:
+    with rest_source(ctx.config.exchange, ctx.config.paths.data) as source:
         result = ingest_klines(
             ctx.catalog,
             source,
