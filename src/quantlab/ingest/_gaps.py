@@ -186,13 +186,16 @@ def write_gaps(
             )
         ref = catalog.latest(GAPS)
         lf = catalog.scan(ref)
-        current = _conform(lf).collect()
-        key = list(GAPS_KEY)
-        merged = pl.concat([current.join(add, on=key, how="anti"), add]).sort(key)
-        wanted = pl.concat([cut_gaps(current, windows).join(add, on=key, how="anti"), add])
-        wanted = wanted.sort(key)
         same_schema = lf.collect_schema().names() == list(GAPS_SCHEMA)
-        if same_schema and wanted.equals(merged):
+        merge_only = same_schema and not windows
+        if not merge_only:
+            current = _conform(lf).collect()
+            key = list(GAPS_KEY)
+            merged = pl.concat([current.join(add, on=key, how="anti"), add]).sort(key)
+            wanted = pl.concat([cut_gaps(current, windows).join(add, on=key, how="anti"), add])
+            wanted = wanted.sort(key)
+            merge_only = same_schema and wanted.equals(merged)
+        if merge_only:
             if add.is_empty():
                 return None
             return catalog.upsert(
