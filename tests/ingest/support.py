@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import zipfile
 from pathlib import Path
 
@@ -64,3 +65,23 @@ def stored(catalog: Catalog, market: str | None = None) -> pl.DataFrame:
 
 def no_sleep(_: float) -> None:
     pass
+
+
+def vision_without(
+    dst: Path, symbol: str, month: str, drop: set[int], interval: str = "1h"
+) -> Path:
+    """A data.binance.vision tree at `dst` holding one real spot month of `symbol`, less the
+    candles opening at `drop` (ms), with a matching `.CHECKSUM`: an exchange that lacks them."""
+    name = f"{symbol}-{interval}-{month}"
+    src = SAMPLE / MARKET_DIRS["spot"] / "monthly" / "klines" / symbol / interval / f"{name}.zip"
+    with zipfile.ZipFile(src) as zf:
+        lines = zf.read(f"{name}.csv").decode().splitlines(keepends=True)
+    kept = [line for line in lines if int(line.split(",", 1)[0]) not in drop]
+    assert len(kept) == len(lines) - len(drop), "every dropped candle is in the file"
+    folder = dst / MARKET_DIRS["spot"] / "monthly" / "klines" / symbol / interval
+    folder.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(folder / f"{name}.zip", "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr(f"{name}.csv", "".join(kept))
+    digest = hashlib.sha256((folder / f"{name}.zip").read_bytes()).hexdigest()
+    (folder / f"{name}.zip.CHECKSUM").write_text(f"{digest}  {name}.zip\n")
+    return dst

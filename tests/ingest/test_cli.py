@@ -168,3 +168,57 @@ def test_export_of_an_unknown_version_is_a_clear_error(config, capsys):
     )
     assert "has no version 7" in capsys.readouterr().err
     assert not out.exists()
+
+
+def gap_lines(out: str) -> list[list[str]]:
+    """The rows of `quantlab data gaps list|clear`, split into their columns."""
+    return [line.split() for line in out.splitlines() if line.startswith(("spot", "futures_um"))]
+
+
+def test_gaps_list_clear_and_the_next_ingest_asks_again(config, capsys):
+    run = ["--config", str(config)]
+    assert main([*run, "data", "gaps", "list"]) == 0
+    assert "no known gaps in" in capsys.readouterr().out
+    assert main([*run, *SPOT_MARCH, "--no-progress"]) == 0
+    capsys.readouterr()
+
+    assert main([*run, "data", "gaps", "list"]) == 0
+    out = capsys.readouterr().out
+    header = out.splitlines()[0].split()
+    assert header[:3] == ["market", "symbol", "interval"] and "source" in header
+    assert "confirmed" in header and out.rstrip().endswith("2 gap(s), 2 candle(s)")
+    rows = gap_lines(out)
+    assert [r[:8] for r in rows] == [
+        ["spot", s, "1h", "2023-03-24", "13:00", "2023-03-24", "13:00", "1"]
+        for s in ("BTCUSDT", "ETHUSDT")
+    ]
+    assert {r[8] for r in rows} == {"rest"} and all(len(r) == 11 for r in rows)
+    assert main([*run, "data", "gaps", "list", "--symbols", "ethusdt"]) == 0
+    assert [r[1] for r in gap_lines(capsys.readouterr().out)] == ["ETHUSDT"]
+    assert main([*run, "data", "gaps", "list", "--start", "2023-03-25"]) == 0
+    assert "no known gaps matching" in capsys.readouterr().out
+
+    assert main([*run, "data", "gaps", "clear"]) == 2  # no filter and no --all
+    assert "--all" in capsys.readouterr().err
+    assert main([*run, "data", "gaps", "clear", "--symbols", "BTCUSDT"]) == 0
+    out = capsys.readouterr().out
+    assert [r[1] for r in gap_lines(out)] == ["BTCUSDT"] and "cleared (klines_gaps@v" in out
+    assert main([*run, "data", "gaps", "list"]) == 0
+    assert [r[1] for r in gap_lines(capsys.readouterr().out)] == ["ETHUSDT"]
+
+    # The next ingest asks for the cleared candle again (and only for it), and confirms it.
+    assert main([*run, *SPOT_MARCH, "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert field(out, "known gaps").startswith("2 (2 candles; 1 new)")
+    assert int(field(out, "requests")) > 2 and field(out, "rows added") == "0"
+
+
+@pytest.mark.parametrize("flag", ["--recheck-gaps", "--refresh"])
+def test_ingest_recheck_gaps_and_refresh_ask_for_known_gaps_again(config, capsys, flag):
+    run = ["--config", str(config), *SPOT_MARCH, "--no-progress"]
+    assert main(run) == 0
+    capsys.readouterr()
+    assert main([*run, flag]) == 0
+    out = capsys.readouterr().out
+    assert field(out, "known gaps").startswith("2 (2 candles; 2 new)")
+    assert field(out, "rows added") == "0"

@@ -5,6 +5,8 @@
     quantlab data ingest --source vision --root data/sample --market spot --symbols BTCUSDT ...
 
 `--root` with `--source rest` serves that folder through a replay exchange for the run.
+Known gaps (`quantlab data gaps list`) are not asked for again, except with `--refresh` or
+`--recheck-gaps`; with `--source vision`, candles a bulk file lacks are asked of `--rest-url`.
 The catalog written to is the config's (under $QUANTLAB_HOME). A progress bar per symbol
 goes to stderr, the summary to stdout.
 """
@@ -144,6 +146,7 @@ def _cmd_ingest(ctx: RunContext, args: argparse.Namespace) -> int:
                 start_ms=to_ms(args.start),
                 end_ms=to_ms(args.end),
                 refresh=args.refresh,
+                recheck_gaps=args.refresh or args.recheck_gaps,
                 workers=args.workers,
                 progress=bars,
             )
@@ -156,7 +159,7 @@ def _cmd_ingest(ctx: RunContext, args: argparse.Namespace) -> int:
     return 0 if result.ok else 2
 
 
-def _symbols(text: str) -> list[str]:
+def parse_symbols(text: str) -> list[str]:
     symbols = [s.strip().upper() for s in text.split(",") if s.strip()]
     if not symbols:
         raise argparse.ArgumentTypeError("give at least one symbol, e.g. BTCUSDT,ETHUSDT")
@@ -182,7 +185,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--market", choices=tuple(MARKETS), required=True, help="um: USD-M futures")
     p.add_argument(
-        "--symbols", type=_symbols, required=True, help="comma-separated: BTCUSDT,ETHUSDT"
+        "--symbols", type=parse_symbols, required=True, help="comma-separated: BTCUSDT,ETHUSDT"
     )
     p.add_argument("--interval", choices=INTERVALS, default="1h")
     p.add_argument("--start", type=date.fromisoformat, required=True, help="YYYY-MM-DD, inclusive")
@@ -194,7 +197,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="requests in flight at once, on one client and weight budget",
     )
     p.add_argument(
-        "--refresh", action="store_true", help="fetch the whole window again and rewrite it"
+        "--refresh",
+        action="store_true",
+        help="fetch the whole window again, known gaps included, and rewrite it",
+    )
+    p.add_argument(
+        "--recheck-gaps",
+        action="store_true",
+        help="ask for the window's known gaps again (stored candles are not fetched again)",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bars on stderr")
     p.set_defaults(func=_cmd_ingest)

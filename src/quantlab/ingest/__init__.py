@@ -5,13 +5,15 @@ over the shipped sample). Outputs:
 
 - `klines`: merged on `(market, symbol, interval, open_time)`, partitioned by market,
   interval and symbol; only closed candles; each symbol resumes where it stopped.
-- `klines_gaps`: candles the exchange confirmed missing, never asked for again.
+- `klines_gaps`: candles the exchange confirmed missing, with the source that confirmed them
+  (`read_gaps`); not asked for again unless rechecked or cleared (`clear_gaps`).
 - `funding_rates`: USD-M funding records, merged on `(market, symbol, funding_time)`; a run
   fetches every hole of the stored records in its window.
 - `exchange_info`: symbols and their filters, one snapshot per change, keyed by
   `(market, symbol, snapshot_time)`.
 """
 
+from quantlab.ingest._gaps import GAPS_SCHEMA, GapWindow, clear_gaps, read_gaps
 from quantlab.ingest.exchange_info import run_exchange_info
 from quantlab.ingest.funding import run_funding
 from quantlab.ingest.funding import run_universe as run_universe_funding
@@ -20,13 +22,17 @@ from quantlab.ingest.sources import BulkSource, RestSource
 from quantlab.ingest.stage import exchange_url, rest_source, run, run_symbol, to_ms
 
 __all__ = [
+    "GAPS_SCHEMA",
     "BulkSource",
+    "GapWindow",
     "IngestResult",
     "Progress",
     "RestSource",
     "SeriesReport",
+    "clear_gaps",
     "exchange_url",
     "ingest_klines",
+    "read_gaps",
     "rest_source",
     "run",
     "run_exchange_info",

@@ -6,10 +6,13 @@ where the last one stopped and a finished window costs no request. Worker thread
 fetch, through one source (one client, one weight budget); the calling thread alone writes,
 one Delta merge per batch, because concurrent merges into one table conflict.
 
-After a symbol's fetch, candles still missing are asked for once more. What the exchange
-again does not return (the 2023-03-24 spot halt) is recorded in `klines_gaps` and never
-asked for again. Killed at any point, a run loses only what it had not committed: every
-write is one atomic Delta commit, klines before the gaps that depend on them.
+After a symbol's fetch, candles still missing are asked for once more (of REST, when bulk
+files lacked them and a REST source is configured); that second ask keeps only what was
+missing. What the exchange again does not return (the 2023-03-24 spot halt) is recorded in
+`klines_gaps` with the source that confirmed it, and not asked for again unless a run is
+told to (`recheck_gaps`) or the gap is cleared (`quantlab data gaps clear`). Killed at any
+point, a run loses only what it had not committed: every write is one atomic Delta commit,
+klines before the gaps that depend on them.
 """
 
 from __future__ import annotations
@@ -24,8 +27,10 @@ from datetime import UTC, datetime
 from quantlab.catalog import Catalog, DatasetRef
 from quantlab.errors import ConfigError, IPBannedError, TemporaryExchangeError
 from quantlab.ingest import _calendar as cal
+from quantlab.ingest import _gaps as gapstore
 from quantlab.ingest import _store as store
 from quantlab.ingest._series import Job, SeriesState
+from quantlab.ingest._writer import BatchWriter
 from quantlab.ingest.sources import Fetched, KlineSource
 from quantlab.schema import INTERVAL_MS
 
@@ -120,6 +125,7 @@ def ingest_klines(
     start_ms: int,
     end_ms: int,
     refresh: bool = False,
+    recheck_gaps: bool = False,
     strict: bool = False,
     workers: int = 4,
     batch_rows: int = 1_000_000,
@@ -132,7 +138,9 @@ def ingest_klines(
     """Bring `klines` up to date for `symbols` over open times in `[start_ms, end_ms)`.
 
     `refresh` fetches the whole window again (minus known gaps) and rewrites it, as a
-    cleared Airflow run does; otherwise only missing candles are fetched. With `strict`,
+    cleared Airflow run does; otherwise only missing candles are fetched. `recheck_gaps`
+    asks for the window's known gaps again too: they are replaced by what this run
+    confirms (a candle the exchange now returns is stored, its gap dropped). With `strict`,
     a window the exchange has not fully closed yet is a `TemporaryExchangeError` (after
     writing what it had), so a scheduler retries it. Commits happen every `batch_rows`
     fetched rows or `flush_s` seconds, and at the end. A REST window is fetched in pieces
@@ -145,7 +153,7 @@ def ingest_klines(
     if end_ms <= start_ms:
         raise ConfigError("the ingest window is empty: end must be after start")
     run = _Run(catalog, source, market, interval, list(dict.fromkeys(symbols)), progress)
-    writer = store.BatchWriter(
+    writer = BatchWriter(
         catalog,
         market=market,
         interval=interval,
@@ -153,7 +161,7 @@ def ingest_klines(
         batch_rows=batch_rows,
         flush_s=flush_s,
     )
-    run.plan(start_ms, end_ms, refresh, chunk_bars)
+    run.plan(start_ms, end_ms, refresh, recheck_gaps, chunk_bars)
     run.execute(writer, max(1, workers), flush_s, int(clock() * 1000))
     writer.flush()
     return run.result(writer, strict, start_ms, end_ms, time.perf_counter() - t0)
@@ -180,15 +188,22 @@ class _Run:
         self.queue: collections.deque[Job] = collections.deque()
         self.bans: list[IPBannedError] = []  # set by the worker that met a ban, seen by all
 
-    def plan(self, start_ms: int, end_ms: int, refresh: bool, chunk_bars: int) -> None:
-        """Per symbol, the missing candles (all of them with `refresh`) as pieces to fetch."""
+    def plan(
+        self, start_ms: int, end_ms: int, refresh: bool, recheck_gaps: bool, chunk_bars: int
+    ) -> None:
+        """Per symbol, the missing candles (all of them with `refresh`) as pieces to fetch;
+        known gaps too with `recheck_gaps`."""
         step, now = self.step, self.now
         # Candles closed by the exchange's clock; a source without one is all history.
         stop = end_ms if now is None else min(end_ms, max((now // step) * step, start_ms))
         args = (self.catalog, self.market, self.interval, self.symbols, start_ms, end_ms)
-        stored, known = store.stored_opens(*args), store.known_gaps(*args)
+        stored = store.stored_opens(*args)
+        known = {s: [] for s in self.symbols} if recheck_gaps else gapstore.known_gaps(*args)
+        first = cal.align_up(start_ms, step)
         for symbol in self.symbols:
             s = SeriesState(symbol, step, stored[symbol], known[symbol])
+            if recheck_gaps and stop > first:
+                s.regaps = (first, stop - step)
             have = [] if refresh else [s.stored]
             ranges = cal.coalesce(
                 cal.missing_ranges(start_ms, stop, step, have, s.known), step, COALESCE_BARS
@@ -202,9 +217,7 @@ class _Run:
             s.pending_bars = int(cal.calendar(stop, end_ms, step).size)
             self.series[symbol] = s
 
-    def execute(
-        self, writer: store.BatchWriter, workers: int, flush_s: float, confirmed_at: int
-    ) -> None:
+    def execute(self, writer: BatchWriter, workers: int, flush_s: float, confirmed_at: int) -> None:
         """Fetch every planned piece, ask for holes once more, hand rows and gaps to `writer`."""
         settled = None if self.now is None else self.now - SETTLE_MS
         for s in self.series.values():
@@ -226,7 +239,9 @@ class _Run:
                     except Exception as exc:  # kept per symbol; raised after the commit
                         s.error = s.error or exc
                     else:
-                        writer.add(s.take(job, fetched.klines, fetched.covered_until))
+                        writer.add(
+                            s.take(job, fetched.klines, fetched.covered_until, fetched.source)
+                        )
                     if s.outstanding == 0 and s.error is None and not s.rechecking:
                         s.rechecking = True
                         # Asked once more; what is still missing then is the exchange's word.
@@ -248,7 +263,8 @@ class _Run:
         if self.bans:  # a ban arrived while this job waited for a thread: send nothing
             raise _Skipped
         try:
-            return self.source.fetch(self.market, job.symbol, self.interval, job.first, job.last)
+            ask = self.source.recheck if job.recheck else self.source.fetch
+            return ask(self.market, job.symbol, self.interval, job.first, job.last)
         except IPBannedError as exc:
             self.bans.append(exc)  # at once, before this thread takes its next job
             raise
@@ -276,14 +292,18 @@ class _Run:
                 if s.outstanding == 0:
                     self._finish(s, writer, confirmed_at)
 
-    def _finish(self, s: SeriesState, writer: store.BatchWriter, confirmed_at: int) -> None:
+    def _finish(self, s: SeriesState, writer: BatchWriter, confirmed_at: int) -> None:
         if s.finished:
             return
         s.finished = True
         if s.error is None:
-            for lo, hi in s.gaps:
+            if s.regaps is not None:
+                window = gapstore.GapWindow(self.market, (s.symbol,), self.interval, *s.regaps)
+                writer.replace_gaps(window)
+            for lo, hi, source in s.gaps:
                 bars = (hi - lo) // self.step + 1
-                writer.add_gap((self.market, s.symbol, self.interval, lo, hi, bars, confirmed_at))
+                row = (self.market, s.symbol, self.interval, lo, hi, bars, source, confirmed_at)
+                writer.add_gap(row)
         self._report(s)
 
     def _report(self, s: SeriesState) -> None:
@@ -303,14 +323,14 @@ class _Run:
 
     def result(
         self,
-        writer: store.BatchWriter,
+        writer: BatchWriter,
         strict: bool,
         start_ms: int,
         end_ms: int,
         seconds: float,
     ) -> IngestResult:
         args = (self.catalog, self.market, self.interval, self.symbols, start_ms, end_ms)
-        known = store.known_gaps(*args)
+        known = gapstore.known_gaps(*args)
         requests, weight = self.source.usage()
         reports, errors = [], {}
         for s in self.series.values():

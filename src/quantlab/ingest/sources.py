@@ -3,7 +3,9 @@
 A source answers one question, `fetch(market, symbol, interval, first, last)`: the closed
 candles opening in `[first, last]`, and up to where it vouches for them (`covered_until`).
 A candle missing before `covered_until` is missing on the exchange; one after it may simply
-not be published yet, so it is never recorded as a known gap.
+not be published yet, so it is never recorded as a known gap. A hole is asked about once
+more with `recheck`: bulk files send that second ask to REST when a REST source is
+configured, since a file that lacks a candle says nothing about the exchange.
 
 Every REST call of one source goes through one `BinanceClient` per market, shared by every
 thread, so concurrent symbols draw on one weight budget.
@@ -29,10 +31,12 @@ from quantlab.schema import INTERVAL_MS
 
 @dataclass(frozen=True)
 class Fetched:
-    """Candles of one request window, and the open time before which the source vouches for them."""
+    """Candles of one request window, the open time before which the source vouches for
+    them, and which source answered ("rest", "vision", or "vision+rest" for both)."""
 
     klines: pl.DataFrame
     covered_until: int
+    source: str
 
 
 class KlineSource(Protocol):
@@ -44,6 +48,10 @@ class KlineSource(Protocol):
 
     def fetch(self, market: str, symbol: str, interval: str, first: int, last: int) -> Fetched:
         """Closed candles with `first <= open_time <= last`."""
+        ...
+
+    def recheck(self, market: str, symbol: str, interval: str, first: int, last: int) -> Fetched:
+        """`fetch` once more, for candles the first answer lacked, from the most direct source."""
         ...
 
     def usage(self) -> tuple[int, int]:
@@ -140,7 +148,10 @@ class RestSource:
         klines = self.client(market).fetch_klines(symbol, interval, first, last)
         # Every candle that closed before `now` was served, or does not exist.
         closed_until = (now // step) * step
-        return Fetched(klines, min(last + step, max(closed_until, first)))
+        return Fetched(klines, min(last + step, max(closed_until, first)), self.name)
+
+    def recheck(self, market: str, symbol: str, interval: str, first: int, last: int) -> Fetched:
+        return self.fetch(market, symbol, interval, first, last)
 
     def usage(self) -> tuple[int, int]:
         return self.meter.requests, self.meter.weight
@@ -158,7 +169,8 @@ class BulkSource:
     `location` is a local folder in that layout or an HTTP base URL serving it. Checksums
     are verified by the reader: a mismatch raises `ChecksumMismatch`, nothing is ingested.
     Without `rest`, candles after the newest bulk file are left for a later run. A window
-    is fetched a calendar month at a time, so each monthly file is read once.
+    is fetched a calendar month at a time, so each monthly file is read once. Candles a
+    file lacks are asked of `rest` (`recheck`); without it, the file's word is final.
     """
 
     location: str | Path
@@ -197,11 +209,17 @@ class BulkSource:
         bulk, covered = self._vision.fetch_klines(market, symbol, interval, first, last)
         covered_until = first if covered is None else min(max(covered + step, first), last + step)
         if self.rest is None or covered_until > last:
-            return Fetched(bulk, covered_until)
+            return Fetched(bulk, covered_until, self.name)
         tail = self.rest.fetch(market, symbol, interval, covered_until, last)
         frames = [f for f in (bulk, tail.klines) if f.height]
         klines = pl.concat(frames) if len(frames) > 1 else (frames[0] if frames else bulk)
-        return Fetched(klines, tail.covered_until)
+        return Fetched(klines, tail.covered_until, f"{self.name}+{self.rest.name}")
+
+    def recheck(self, market: str, symbol: str, interval: str, first: int, last: int) -> Fetched:
+        """Holes are asked of REST when there is one: the exchange, not the file, has the word."""
+        if self.rest is not None:
+            return self.rest.fetch(market, symbol, interval, first, last)
+        return self.fetch(market, symbol, interval, first, last)
 
     def usage(self) -> tuple[int, int]:
         """Bulk files cost no request weight; only the REST part does."""
