@@ -222,3 +222,39 @@ def test_ingest_recheck_gaps_and_refresh_ask_for_known_gaps_again(config, capsys
     out = capsys.readouterr().out
     assert field(out, "known gaps").startswith("2 (2 candles; 2 new)")
     assert field(out, "rows added") == "0"
+
+
+def test_a_ban_met_by_the_cli_is_recorded_for_every_later_caller(config, tmp_path, capsys):
+    """A 418 met by `quantlab data ingest` goes into the data folder's ban record, as the
+    stages' bans do, so the DAG tasks and other processes on that folder refuse to call."""
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Banned(BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = b'{"code": -1003, "msg": "Way too many requests; IP banned."}'
+            self.send_response(418)
+            self.send_header("Retry-After", "600")
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Banned)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        args = ["--config", str(config), *SPOT_MARCH]
+        args[args.index("--root") : args.index("--root") + 2] = ["--base-url", url]
+        assert main(args) != 0
+    finally:
+        server.shutdown()
+        server.server_close()
+    out, err = capsys.readouterr()
+    assert "banned" in (out + err).lower()
+    bans = json.loads((tmp_path / "data" / "exchange" / "bans.json").read_text())
+    assert list(bans) == [url]

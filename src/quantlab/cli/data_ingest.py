@@ -101,9 +101,14 @@ def _summary(result, args: argparse.Namespace, where: str) -> str:
 
 
 @contextlib.contextmanager
-def _source(args: argparse.Namespace) -> Iterator[tuple[object, str]]:
+def _source(args: argparse.Namespace, data: Path) -> Iterator[tuple[object, str]]:
+    """The source `args` name; a REST ban is recorded under `data`, as the stages record it,
+    so a later command, a DAG task or another process refuses to call until it ends."""
+    from quantlab.exchange import ban_file
     from quantlab.exchange.replay import ReplayServer
     from quantlab.ingest import BulkSource, RestSource
+
+    options = {"ban_file": ban_file(data)}
 
     with contextlib.ExitStack() as stack:
         if args.source == "rest":
@@ -111,9 +116,11 @@ def _source(args: argparse.Namespace) -> Iterator[tuple[object, str]]:
             if url is None:
                 url = stack.enter_context(ReplayServer(args.root)).base_url
             where = args.base_url or f"replay of {args.root}"
-            source = RestSource(url, exchange_limits=True)
+            source = RestSource(url, options, exchange_limits=True)
         else:
-            rest = RestSource(args.rest_url, exchange_limits=True) if args.rest_url else None
+            rest = (
+                RestSource(args.rest_url, options, exchange_limits=True) if args.rest_url else None
+            )
             source = BulkSource(args.base_url or args.root, rest=rest)
             where = str(args.base_url or args.root) + (f" + REST {args.rest_url}" if rest else "")
         try:
@@ -136,7 +143,7 @@ def _cmd_ingest(ctx: RunContext, args: argparse.Namespace) -> int:
         return 2
     bars = None if args.no_progress else ProgressBars(sys.stderr)
     try:
-        with _source(args) as (source, where):
+        with _source(args, ctx.config.paths.data) as (source, where):
             result = ingest_klines(
                 ctx.catalog,
                 source,  # type: ignore[arg-type]
