@@ -195,11 +195,3 @@ def test_replay_exchange_info_parameters(server):
     futures = httpx.get(server.base_url + "/fapi/v1/exchangeInfo", params={"symbol": "BTCUSDT"})
     assert len(futures.json()["symbols"]) == 347  # the futures endpoint takes no parameters
     assert futures.headers["X-MBX-USED-WEIGHT-1M"] == "1"
-
-
-def test_replay_without_a_recording_says_so(tmp_path):
-    (tmp_path / "data").mkdir()
-    with ReplayServer(tmp_path) as srv:
-        resp = httpx.get(srv.base_url + "/api/v3/exchangeInfo")
-    assert resp.status_code == 404
-    assert "api/exchangeInfo/spot.json" in resp.text

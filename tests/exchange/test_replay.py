@@ -6,6 +6,7 @@ import contextlib
 import hashlib
 import json
 import shutil
+import socket
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -349,3 +350,117 @@ def test_a_broken_bulk_file_is_a_500_that_names_it(tmp_path, http):
     assert resp.status_code == 500
     assert resp.json()["code"] == -1000
     assert "BTCUSDT-1h-2023-01.zip:2 is not a row of 12 plain numbers" in resp.json()["msg"]
+
+
+def raw_get(srv: ReplayServer, target: bytes) -> tuple[int, dict[str, str], bytes]:
+    """One request with `target` sent byte for byte (no client quoting), on its own connection."""
+    host, port = srv.base_url.removeprefix("http://").rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=5) as conn:
+        conn.sendall(b"GET " + target + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        data = b""
+        while chunk := conn.recv(65536):
+            data += chunk
+    assert data, f"the server dropped the connection on {target!r} without an answer"
+    head, _, body = data.partition(b"\r\n\r\n")
+    status_line, *lines = head.decode("latin-1").split("\r\n")
+    headers = {k.lower(): v.strip() for k, v in (line.split(":", 1) for line in lines)}
+    return int(status_line.split()[1]), headers, body
+
+
+@pytest.fixture
+def escapable(tmp_path: Path) -> Path:
+    """A root whose data/ sits beside files it must never serve, with symlinks pointing out."""
+    root = tmp_path / "root"
+    folder = root / "data/spot/monthly/klines/BTCUSDT/1h"
+    folder.mkdir(parents=True)
+    shutil.copy(SPOT_1H / "BTCUSDT" / "1h" / "BTCUSDT-1h-2023-03.zip", folder)
+    (root / "secret.zip").write_bytes(b"SECRET above data/")
+    (root / "api").mkdir()
+    (root / "api" / "keys.zip.CHECKSUM").write_bytes(b"SECRET in api/")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "x.zip").write_bytes(b"SECRET outside the root")
+    (root / "data/spot/link.zip").symlink_to(root / "secret.zip")
+    (root / "data/spot/monthly/klines/EVIL").symlink_to(outside, target_is_directory=True)
+    return root
+
+
+def test_no_file_outside_the_data_folder_is_ever_served(escapable, capfd):
+    outside = escapable.parent / "outside" / "x.zip"
+    targets = [
+        b"/data/../secret.zip",
+        b"/data/%2e%2e/secret.zip",
+        b"/data/%2E%2E/api/keys.zip.CHECKSUM",
+        b"/data/spot/..%2f..%2fsecret.zip",
+        b"/data/spot/%2e%2e%2f%2e%2e%2fsecret.zip",
+        b"/data/spot/link.zip",
+        b"/data/spot/monthly/klines/EVIL/x.zip",
+        b"/data/" + str(outside).encode(),
+        b"/data/%2F" + str(outside).lstrip("/").replace("/", "%2F").encode(),
+        b"/data" + str(outside).encode(),
+        b"/data/%5c..%5csecret.zip",
+        b"/../secret.zip",
+        b"/" + str(escapable / "secret.zip").encode(),
+    ]
+    with ReplayServer(escapable) as srv:
+        for target in targets:
+            status, headers, body = raw_get(srv, target)
+            assert b"SECRET" not in body, target
+            assert status in (400, 404), (target, status)
+            assert headers["content-type"].startswith("application/json"), target
+            assert json.loads(body)["msg"], target
+        good = "/data/spot/monthly/klines/BTCUSDT/1h/BTCUSDT-1h-2023-03.zip"
+        status, _, body = raw_get(srv, good.encode())
+    assert status == 200
+    assert body == (escapable / good.lstrip("/")).read_bytes()
+    assert "Traceback" not in capfd.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        b"/data/%00",
+        b"/data/spot/monthly/klines/BTCUSDT/1h/BTCUSDT-1h-2023-03.zip%00.zip",
+        b"/data/\x00.zip",
+        b"/api/v3/kl%00ines",
+        b"/api/v3/klines?symbol=BTC%00USDT&interval=1h",
+        b"/api/v3/klines?symbol=BTCUSDT&interval=1h&limit=%C2%B2",
+        b"/fapi/v1/klines?symbol=AVAXUSDT&interval=1m&limit=%D9%A1%D9%A2",
+        b"/data/" + b"a" * 5000 + b".zip",
+        b"/data/%ff%fe.zip",
+        b"/api/v3/klines?%zz=1&symbol=BTCUSDT&interval=1h&startTime=%00",
+    ],
+)
+def test_a_malformed_path_gets_a_clean_json_answer_and_no_traceback(server, capfd, target):
+    status, headers, body = raw_get(server, target)
+    assert status in (400, 404)
+    assert headers["content-type"].startswith("application/json")
+    assert json.loads(body)["msg"]
+    assert "Traceback" not in capfd.readouterr().err
+    # The server is still up and answering.
+    assert raw_get(server, b"/api/v3/ping")[0] == 200
+
+
+def test_a_malformed_request_line_gets_a_json_error(server, capfd):
+    host, port = server.base_url.removeprefix("http://").rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=5) as conn:
+        conn.sendall(b"GET /a b c HTTP/1.1\r\nHost: x\r\n\r\n")
+        data = b""
+        while chunk := conn.recv(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400") or head.startswith(b"HTTP/1.0 400")
+    assert b"application/json" in head
+    assert json.loads(body)["msg"]
+    assert "Traceback" not in capfd.readouterr().err
+
+
+def test_the_cli_refuses_a_root_without_data(tmp_path, capsys, monkeypatch):
+    def serve(*args: object) -> None:
+        raise AssertionError("served a root without data/")
+
+    monkeypatch.setattr("quantlab.exchange.replay.run_replay_server", serve)
+    from quantlab.cli import main as cli
+
+    assert cli(["replay-server", "--root", str(tmp_path)]) == 2
+    assert "data.binance.vision layout" in capsys.readouterr().err

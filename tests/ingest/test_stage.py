@@ -260,9 +260,9 @@ def test_universe_funding_covers_the_perpetuals_and_the_features_warm_up(tmp_pat
     hi = int(utc(2024, 2, 1).timestamp() * 1000)
     assert table.height == len([r for r in recorded if lo <= r["fundingTime"] < hi])
 
-    # The replay exchange knows no AVAXUSDT funding and answers as Binance does for an
-    # unknown symbol: -1121, which fails the run at once with the exchange's message.
+    # The replay exchange lists AVAXUSDT but has no funding recorded for it, and says so:
+    # the run fails at once with that message (not -1121, which would call it unknown).
     other = {**universe, "symbols": ["AVAXUSDT"], "end": "2024-02-01"}
     unknown = RunContext.load(write_config(tmp_path / "none", universe=other))
-    with pytest.raises(PermanentExchangeError, match=r"-1121.*Invalid symbol"):
+    with pytest.raises(PermanentExchangeError, match=r"no funding rates recorded for AVAXUSDT"):
         ingest.run_universe_funding(unknown)

@@ -2,7 +2,8 @@
 
 Spot `/api/v3/{klines,time,ping,exchangeInfo}` and USD-M futures
 `/fapi/v1/{klines,time,ping,exchangeInfo,fundingRate}`. Each handler takes the parsed query
-and returns (HTTP status, JSON body).
+and returns (HTTP status, JSON body). exchangeInfo is the recorded answer where the root has
+one, else one built from the symbols in its tree (`_replay_info`).
 """
 
 from __future__ import annotations
@@ -47,6 +48,12 @@ def error(code: int, msg: str) -> bytes:
     return json.dumps({"code": code, "msg": msg}, separators=(",", ":")).encode()
 
 
+def replay_error(msg: str) -> bytes:
+    """What the replay itself refuses (no such path, no such record), in Binance's error shape;
+    -1000 is the code Binance sends for failures it has no specific code for."""
+    return error(-1000, msg)
+
+
 def exists(prefix: str, endpoint: str) -> bool:
     return endpoint in _ENDPOINTS.get(prefix, ())
 
@@ -56,7 +63,9 @@ def weight(prefix: str, endpoint: str, query: dict[str, str]) -> int:
     market = MARKETS[prefix][0]
     if endpoint == "klines":
         limit = query.get("limit", "")
-        return klines_weight(market, int(limit) if limit.isdigit() else _KLINES_DEFAULT_LIMIT)
+        # Not str.isdigit: it takes "²", which int() refuses. A bad limit is refused later.
+        given = re.fullmatch(r"[0-9]{1,20}", limit)
+        return klines_weight(market, int(limit) if given else _KLINES_DEFAULT_LIMIT)
     if endpoint == "exchangeInfo":
         return EXCHANGE_INFO_WEIGHT[market]
     if endpoint == "fundingRate":
@@ -134,7 +143,15 @@ def _funding_rate(replay: ReplayServer, query: dict[str, str]) -> tuple[int, byt
         return 400, bad
     symbol = query.get("symbol") or None
     if symbol is not None and not replay.records.has_funding(symbol):
-        return 400, error(-1121, "Invalid symbol.")
+        if not _listed(replay, "futures_um", symbol):
+            return 400, error(-1121, "Invalid symbol.")
+        # Binance would answer with its funding; the replay can only say it has none.
+        rel = f"api/fundingRate/{symbol}.json"
+        msg = (
+            f"replay: no funding rates recorded for {symbol} (a USD-M contract it lists): "
+            f"save the GET /fapi/v1/fundingRate records of {symbol} at {rel} under its root"
+        )
+        return 404, replay_error(msg)
     times, rows = replay.records.funding(symbol)
     limit = _limit(query, _FUNDING_DEFAULT_LIMIT, FUNDING_RATE_MAX_LIMIT)
     no_times = "startTime" not in query and "endTime" not in query
@@ -145,10 +162,7 @@ def _funding_rate(replay: ReplayServer, query: dict[str, str]) -> tuple[int, byt
 
 def _exchange_info(replay: ReplayServer, prefix: str, query: dict[str, str]) -> tuple[int, bytes]:
     market = MARKETS[prefix][0]
-    body = replay.records.exchange_info(market)
-    if body is None:
-        rel = f"api/exchangeInfo/{market}.json"
-        return 404, f"Not Found (replay: no recorded response at {rel} under its root)".encode()
+    body = replay.exchange_info(market)
     if market != "spot":  # /fapi/v1/exchangeInfo takes no parameters
         return 200, json.dumps(body, separators=(",", ":")).encode()
     if "symbol" in query and "symbols" in query:
@@ -167,3 +181,12 @@ def _exchange_info(replay: ReplayServer, prefix: str, query: dict[str, str]) -> 
             return 400, error(-1121, "Invalid symbol.")
         body = {**body, "symbols": [listed[s] for s in dict.fromkeys(wanted)]}
     return 200, json.dumps(body, separators=(",", ":")).encode()
+
+
+def _listed(replay: ReplayServer, market: str, symbol: str) -> bool:
+    """Whether the replay knows `symbol` on `market`: klines in its tree, or listed in its
+    exchangeInfo (recorded, else built from the tree)."""
+    base = next(folder for _, (m, folder, _) in MARKETS.items() if m == market)
+    if replay.store.has_symbol(base, symbol):
+        return True
+    return any(s.get("symbol") == symbol for s in replay.exchange_info(market)["symbols"])

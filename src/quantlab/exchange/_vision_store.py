@@ -83,6 +83,11 @@ class KlineStore:
     def has_symbol(self, base: str, symbol: str) -> bool:
         return bool(_SYMBOL.fullmatch(symbol)) and bool(self._folders(base, symbol))
 
+    def symbols(self, base: str) -> list[str]:
+        """Every symbol with a kline folder under `base` (monthly or daily), sorted."""
+        names = {folder.parent.name for folder in self._folders(base, "*")}
+        return sorted(name for name in names if _SYMBOL.fullmatch(name))
+
     def rows(self, base: str, symbol: str, interval: str) -> tuple[list[int], list[str]]:
         """Sorted open times (ms) and the matching kline rows as JSON array text."""
         return self._rows.get((base, symbol, interval), lambda: self._load(base, symbol, interval))

@@ -4,9 +4,12 @@
 as data.binance.vision lays it out, and optionally recorded responses under `api/` (funding
 rates, exchangeInfo; see `_vision_store`). The server answers `/api/v3/{klines,time,ping,
 exchangeInfo}` (spot) and `/fapi/v1/{klines,time,ping,exchangeInfo,fundingRate}` (USD-M
-futures) with Binance's semantics (`_replay_routes`), serves the bulk files under `/data/...`,
-counts request weight per minute and can inject faults. Stdlib and polars only, so it runs
-anywhere quantlab does: in tests, in offline DAG runs, or as `quantlab replay-server`.
+futures) with Binance's semantics (`_replay_routes`; exchangeInfo without a recording is built
+from the tree, `_replay_info`), serves the bulk files under `/data/...` and nothing outside
+that folder, counts request weight per minute and can inject faults. Whatever a request holds,
+it gets an answer (in Binance's JSON error shape), never a dropped connection. Stdlib and
+polars only, so it runs anywhere quantlab does: in tests, in offline DAG runs, or as
+`quantlab replay-server`.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import time
 import zipfile
 from collections import Counter
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
@@ -29,7 +33,9 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from quantlab.errors import SchemaError
 from quantlab.exchange import _replay_routes as routes
-from quantlab.exchange._vision_store import KlineStore, RecordStore
+from quantlab.exchange._replay_info import build_exchange_info
+from quantlab.exchange._vision_layout import MARKET_DIRS
+from quantlab.exchange._vision_store import KlineStore, RecordStore, _Lazy
 
 # Wording of a real captured -1003 body (api/errors/error_responses_REAL_REPORTS.json).
 _TOO_MUCH_WEIGHT = (
@@ -37,11 +43,25 @@ _TOO_MUCH_WEIGHT = (
     "Please use the websocket for live updates to avoid polling the API."
 )
 _FAULTS = ("503", "reset", "truncated")
+_JSON = "application/json;charset=UTF-8"
+_SERVES = (
+    "it serves /api/v3/{klines,time,ping,exchangeInfo}, "
+    "/fapi/v1/{klines,time,ping,exchangeInfo,fundingRate} and the bulk files under /data/"
+)
 
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     replay: ReplayServer
+
+
+@dataclass(frozen=True)
+class _Reply:
+    status: int
+    body: bytes
+    content_type: str = _JSON
+    headers: dict[str, Any] = field(default_factory=dict)
+    whole: bool = False  # never cut short by the "truncated" fault
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -66,59 +86,105 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             return
         self._api = None
+        try:
+            reply = self._reply(fault)
+        except Exception as exc:  # a bug or a broken file: answered, never a dropped connection
+            msg = f"An unknown error occurred while processing the request. (replay: {exc!r})"
+            reply = _Reply(500, routes.error(-1000, msg))
+        try:
+            self._send(reply, fault == "truncated" and not reply.whole)
+        except ConnectionError:  # the client left mid-answer: nobody to tell
+            self.close_connection = True
+
+    def _reply(self, fault: str | None) -> _Reply:
+        replay = self.server.replay
         if fault == "503":
             msg = "Server is currently overloaded with other requests. Please try again in a few minutes."
-            return self._send(503, routes.error(-1008, msg), truncate=False)
+            return _Reply(503, routes.error(-1008, msg), whole=True)
         url = urlsplit(self.path)
+        try:
+            path = unquote(url.path, errors="strict")
+        except UnicodeDecodeError:
+            return _Reply(400, routes.replay_error("Malformed path: not UTF-8 once decoded."))
+        if any(ord(c) < 0x20 or ord(c) == 0x7F for c in path):
+            return _Reply(400, routes.replay_error("Malformed path: it holds a control character."))
         query = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
-        prefix, _, endpoint = url.path.rpartition("/")
+        prefix, _, endpoint = path.rpartition("/")
         self._api = prefix if prefix in routes.MARKETS else None
-        if url.path.startswith("/data/"):
-            return self._send_file(unquote(url.path), fault == "truncated")
+        if path.startswith("/data/"):
+            return self._file(path)
         if not routes.exists(prefix, endpoint):
-            return self._send(404, b"Not Found", fault == "truncated", "text/plain")
+            return _Reply(404, routes.replay_error(f"Not Found: {path} (replay: {_SERVES})"))
         retry_after = replay._charge(routes.weight(prefix, endpoint, query), prefix)
         if retry_after is not None:
             body = routes.error(-1003, _TOO_MUCH_WEIGHT.format(limit=replay.weight_limit_per_min))
-            return self._send(429, body, fault == "truncated", headers={"Retry-After": retry_after})
+            return _Reply(429, body, headers={"Retry-After": retry_after})
         try:
             status, body = routes.answer(replay, prefix, endpoint, query)
         except (SchemaError, ValueError, OSError, zipfile.BadZipFile) as exc:
             # A broken file under root: say so, the way Binance reports its own failures.
             msg = f"An unknown error occurred while processing the request. (replay: {exc})"
             status, body = 500, routes.error(-1000, msg)
-        kind = "application/json;charset=UTF-8" if body[:1] in (b"{", b"[") else "text/plain"
-        self._send(status, body, fault == "truncated", kind)
+        return _Reply(status, body, _JSON if body[:1] in (b"{", b"[") else "text/plain")
 
-    def _send_file(self, rel: str, truncate: bool) -> None:
-        root = self.server.replay.root.resolve()
-        target = (root / rel.lstrip("/")).resolve()
-        ok = target.is_relative_to(root) and target.is_file()
-        if not ok or not target.name.endswith((".zip", ".CHECKSUM")):
-            return self._send(404, b"Not Found", truncate, "text/plain")
+    def _file(self, path: str) -> _Reply:
+        target = served_file(self.server.replay.root / "data", path)
+        if target is None:
+            msg = f"Not Found: {path} (replay: no such bulk file under its data/ folder)"
+            return _Reply(404, routes.replay_error(msg))
         kind = "application/zip" if target.suffix == ".zip" else "text/plain"
-        self._send(200, target.read_bytes(), truncate, kind)
+        return _Reply(200, target.read_bytes(), kind)
 
-    def _send(
-        self,
-        status: int,
-        body: bytes,
-        truncate: bool,
-        content_type: str = "application/json;charset=UTF-8",
-        headers: dict[str, Any] | None = None,
-    ) -> None:
+    def _send(self, reply: _Reply, truncate: bool) -> None:
+        body = reply.body
         if truncate:  # a body cut short, with a length header that agrees with the cut
             body = body[: len(body) // 2]
-        self.server.replay._count(status)
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
+        self.server.replay._count(reply.status)
+        self.send_response(reply.status)
+        self.send_header("Content-Type", reply.content_type)
         self.send_header("Content-Length", str(len(body)))
         if self._api is not None:  # the API's weight; data.binance.vision files carry none
             self.send_header("X-MBX-USED-WEIGHT-1M", str(self.server.replay.used_weight(self._api)))
-        for name, value in (headers or {}).items():
+        for name, value in reply.headers.items():
             self.send_header(name, str(value))
         self.end_headers()
         self.wfile.write(body)
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """http.server's own refusals (a malformed request line, an unknown method) as JSON
+        in Binance's error shape, rather than its HTML page."""
+        self.server.replay._count(code)
+        text = message or self.responses.get(code, ("Error",))[0]
+        body = routes.replay_error(f"{text} (HTTP {code})")
+        self.send_response(code, message)
+        self.send_header("Connection", "close")
+        self.close_connection = True
+        self.send_header("Content-Type", _JSON)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+
+def served_file(data_root: Path, path: str) -> Path | None:
+    """The bulk file under `data_root` that the decoded URL `path` (`/data/...`) names, or None.
+
+    Only plain names are followed: no empty, `.` or `..` segment and no backslash. The file,
+    with every symlink resolved, must lie under `data_root` (itself resolved: a data/ that is
+    a link to the real tree is fine) and be a `.zip` or `.CHECKSUM`.
+    """
+    parts = path.split("/")[2:]  # "", "data", then the file's segments
+    if not parts or any(p in ("", ".", "..") or "\\" in p for p in parts):
+        return None
+    if not parts[-1].endswith((".zip", ".CHECKSUM")):
+        return None
+    try:
+        root = data_root.resolve(strict=True)
+        target = root.joinpath(*parts).resolve(strict=True)
+        inside = target.is_relative_to(root) and target.is_file()
+    except (OSError, RuntimeError, ValueError):  # missing, name too long, a symlink loop
+        return None
+    return target if inside else None
 
 
 class ReplayServer:
@@ -149,6 +215,7 @@ class ReplayServer:
         self.weight_limit_per_min = weight_limit_per_min
         self.store = KlineStore(self.root)
         self.records = RecordStore(self.root)
+        self._built_info = _Lazy()
         self._clock = clock
         self._now_ms = self.store.last_period_end_ms() if now_ms is None else now_ms
         self._rng = random.Random(seed)
@@ -198,6 +265,23 @@ class ReplayServer:
         if isinstance(self._now_ms, int):
             return self._now_ms
         return int(self._clock() * 1000)
+
+    def exchange_info(self, market: str) -> dict[str, Any]:
+        """`market`'s exchangeInfo: the recorded one under `api/` where there is one, else one
+        built from the symbols in the tree (TRADING, Binance's rate limits and filters)."""
+        recorded = self.records.exchange_info(market)
+        if recorded is not None:
+            return recorded
+        built = self._built_info.get(
+            market,
+            lambda: build_exchange_info(
+                market,
+                self.store.symbols(MARKET_DIRS[market]),
+                now_ms=None,
+                weight_limit_per_min=self.weight_limit_per_min,
+            ),
+        )
+        return {**built, "serverTime": self.now_ms()}
 
     def used_weight(self, api: str = "/api/v3") -> int:
         """Weight used this minute on `api` (spot and futures count apart, as on Binance)."""
