@@ -18,6 +18,10 @@ export GX_ANALYTICS_ENABLED := false
 export MLFLOW_ENABLE_TELEMETRY := false
 export DO_NOT_TRACK := true
 export PYTHONUNBUFFERED := 1
+# Two notices Airflow's CLI prints on every command and that ask nothing of a quantlab user:
+# graphviz is only for `airflow dags show` images, and Starlette's httpx deprecation is about
+# Airflow's in-process API client. Each is ignored by its own message, nothing else.
+export PYTHONWARNINGS ?= ignore:Could not import graphviz:UserWarning,ignore:Using `httpx` with `starlette.testclient` is deprecated:UserWarning
 
 .PHONY: help env run test lint format airflow-db airflow-ui mlflow-ui jupyter stack stack-down stack-status stack-test clean bench
 
@@ -58,8 +62,9 @@ format: env
 bench: env
 	$(BIN)/python bench/run_all.py
 
+# airflow standalone, with the API server and the task log servers on 127.0.0.1 only.
 airflow-ui: env airflow-db
-	PATH="$(CURDIR)/$(BIN):$$PATH" airflow standalone
+	infra/native/airflow-ui.sh
 
 mlflow-ui: env
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/experiments/mlflow.db --port 5000
