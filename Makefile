@@ -16,6 +16,9 @@ export AIRFLOW__CORE__EXECUTOR := LocalExecutor
 export AIRFLOW__LOGGING__LOGGING_LEVEL ?= WARNING
 export GX_ANALYTICS_ENABLED := false
 export MLFLOW_ENABLE_TELEMETRY := false
+# The model's environment is given outright (quantlab.tracking.model_environment), so MLflow
+# has no use for the uv project; looking for it only logs 'Detected uv project'.
+export MLFLOW_UV_AUTO_DETECT := false
 export DO_NOT_TRACK := true
 export PYTHONUNBUFFERED := 1
 # Two notices Airflow's CLI prints on every command and that ask nothing of a quantlab user:

@@ -227,3 +227,9 @@ def test_make_silences_airflows_two_notices_and_nothing_else(tmp_path):
     after = output(PYTHONWARNINGS=filters)
     assert "graphviz" not in after and "httpx2" not in after, after
     assert "another notice" in after
+
+
+@pytest.mark.skipif(not shutil.which("make"), reason="make is not installed")
+def test_make_turns_off_mlflows_uv_project_detection():
+    # The model's environment is given outright; the detection only logs 'Detected uv project'.
+    assert make_variable("MLFLOW_UV_AUTO_DETECT") == "false"
