@@ -15,7 +15,9 @@ from quantlab.exchange import _klines_csv
 from quantlab.exchange._klines_csv import unzip_csv
 from quantlab.quality.files import read_klines_file
 
-ROW = "1677628800000,28000.0,28100.0,27900.0,28050.0,10.0,1677632399999,280000.0,100,5.0,140000.0,0\n"
+ROW = (
+    "1677628800000,28000.0,28100.0,27900.0,28050.0,10.0,1677632399999,280000.0,100,5.0,140000.0,0\n"
+)
 CSV = ROW * 40  # 3,960 bytes, inflated from a few hundred
 CAP = 1_000
 
