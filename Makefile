@@ -16,8 +16,15 @@ export AIRFLOW__CORE__EXECUTOR := LocalExecutor
 export AIRFLOW__LOGGING__LOGGING_LEVEL ?= WARNING
 export GX_ANALYTICS_ENABLED := false
 export MLFLOW_ENABLE_TELEMETRY := false
+# The model's environment is given outright (quantlab.tracking.model_environment), so MLflow
+# has no use for the uv project; looking for it only logs 'Detected uv project'.
+export MLFLOW_UV_AUTO_DETECT := false
 export DO_NOT_TRACK := true
 export PYTHONUNBUFFERED := 1
+# Two notices Airflow's CLI prints on every command and that ask nothing of a quantlab user:
+# graphviz is only for `airflow dags show` images, and Starlette's httpx deprecation is about
+# Airflow's in-process API client. Each is ignored by its own message, nothing else.
+export PYTHONWARNINGS ?= ignore:Could not import graphviz:UserWarning,ignore:Using `httpx` with `starlette.testclient` is deprecated:UserWarning
 
 .PHONY: help env run test lint format airflow-db airflow-ui mlflow-ui jupyter stack stack-down stack-status stack-test clean bench
 
@@ -58,8 +65,9 @@ format: env
 bench: env
 	$(BIN)/python bench/run_all.py
 
+# airflow standalone, with the API server and the task log servers on 127.0.0.1 only.
 airflow-ui: env airflow-db
-	PATH="$(CURDIR)/$(BIN):$$PATH" airflow standalone
+	infra/native/airflow-ui.sh
 
 mlflow-ui: env
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/experiments/mlflow.db --port 5000

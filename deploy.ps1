@@ -198,13 +198,23 @@ function Initialize-EnvFile {
         }
     }
 
-    # CreateNew fails if .env appeared meanwhile. UTF-8 without a BOM and LF line ends, as
-    # Compose expects; Windows PowerShell's Set-Content would add a BOM.
+    # CreateNew fails if .env appeared meanwhile. On Linux and macOS the file is made private
+    # while it is still empty, before any secret is in it. UTF-8 without a BOM and LF line
+    # ends, as Compose expects; Windows PowerShell's Set-Content would add a BOM.
     $bytes = (New-Object System.Text.UTF8Encoding($false)).GetBytes(($lines -join "`n") + "`n")
     $stream = [System.IO.File]::Open($EnvFile, [System.IO.FileMode]::CreateNew, [System.IO.FileAccess]::Write)
-    try { $stream.Write($bytes, 0, $bytes.Length) }
-    finally { $stream.Dispose() }
-    if ($isUnix) { $null = Invoke-Native -FilePath 'chmod' -ArgumentList @('600', $EnvFile) -Quiet }
+    try {
+        if ($isUnix -and (Invoke-Native -FilePath 'chmod' -ArgumentList @('600', $EnvFile) -Quiet) -ne 0) {
+            throw "could not make $EnvFile readable only by you (chmod 600 failed); nothing was written."
+        }
+        $stream.Write($bytes, 0, $bytes.Length)
+        $stream.Dispose()
+    }
+    catch {
+        $stream.Dispose()
+        Remove-Item -LiteralPath $EnvFile -Force -ErrorAction SilentlyContinue
+        throw
+    }
 
     Write-Host "Wrote $EnvFile with fresh secrets."
     Write-Host 'Airflow login: AIRFLOW_ADMIN_USER / AIRFLOW_ADMIN_PASSWORD in .env; Jupyter token: JUPYTER_TOKEN in .env.'

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from pathlib import Path
 
@@ -164,3 +165,12 @@ def test_cli_lists_datasets_and_shows_lineage(dag_run, capsys):
         assert f"stage={stage}" in shown
     assert main(["--config", str(config), "datasets", "show", "nope"]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_the_run_prints_no_mlflow_warning(dag_run):
+    """The model is logged with its environment given, so MLflow warns about neither uv nor
+    pip (`make run` printed 'uv is not available' and 'Failed to resolve installed pip
+    version')."""
+    _, result, _ = dag_run
+    output = result.stdout + result.stderr
+    assert not re.findall(r".*WARNING mlflow.*", output)

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import mlflow
 import pytest
 
 from quantlab.config import TrackingConfig
 from quantlab.tracking import start_experiment
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
@@ -48,3 +52,30 @@ def test_a_tracking_server_decides_for_a_local_path(tmp_path, created):
     start_experiment(cfg, "research")
     assert created == [None]
     assert not (tmp_path / "mlflow-artifacts:").exists()
+
+
+def _booster():
+    import lightgbm as lgb
+    import numpy as np
+
+    x = np.arange(40, dtype=float).reshape(20, 2)
+    y = (x[:, 0] > 20).astype(float)
+    return lgb.train({"verbose": -1}, lgb.Dataset(x, label=y), num_boost_round=2)
+
+
+def test_a_model_saved_with_its_environment_pins_it_and_warns_nothing(tmp_path, monkeypatch, capfd):
+    """With `model_environment()` MLflow infers nothing: no uv, no pip lookup, no warning."""
+    from importlib.metadata import version
+
+    import mlflow.lightgbm
+
+    from quantlab.tracking import model_environment
+
+    monkeypatch.chdir(ROOT)  # a uv project, where MLflow would try `uv export`
+    capfd.readouterr()
+    mlflow.lightgbm.save_model(_booster(), tmp_path / "model", conda_env=model_environment())
+    err = capfd.readouterr().err
+    assert "WARNING" not in err, err
+    requirements = (tmp_path / "model" / "requirements.txt").read_text().split()
+    assert f"lightgbm=={version('lightgbm')}" in requirements
+    assert f"mlflow=={version('mlflow')}" in requirements

@@ -31,8 +31,11 @@ PG_PORT="${PGPORT:-5432}"
 PG_SUPERUSER="${PGUSER:-postgres}"
 # The scheduler's health server (compose probes it at :8974/health).
 SCHEDULER_HEALTH_PORT=8974
+# The task log servers the API server reads running tasks' logs from (Airflow's defaults).
+WORKER_LOG_PORT=8793
+TRIGGER_LOG_PORT=8794
 # Start order; `down` stops them in reverse.
-SERVICES="mlflow airflow-apiserver airflow-dag-processor airflow-triggerer airflow-scheduler jupyter"
+SERVICES="mlflow airflow-apiserver airflow-dag-processor airflow-worker-logs airflow-trigger-logs airflow-triggerer airflow-scheduler jupyter"
 
 die() {
   printf 'stack.sh: %s\n' "$*" >&2
@@ -249,17 +252,26 @@ ensure_postgres() {
 
 # The compose postgres service runs infra/postgres/init.sh on its first start; it is
 # idempotent, so here it runs on every `up` and resets the passwords to those in .stack/.env.
+# The passwords reach it through the environment of a subshell, never as arguments of a
+# command (`env VAR=secret ...`), which anyone on the machine could read with `ps`.
 init_databases() {
   local log
   log="$(logfile postgres-init)"
-  if ! env PGHOST="$PG_HOST" PGPORT="$PG_PORT" POSTGRES_USER="$PG_SUPERUSER" \
-    AIRFLOW_DB_NAME="$(env_get AIRFLOW_DB_NAME airflow)" AIRFLOW_DB_USER="$(env_get AIRFLOW_DB_USER airflow)" \
-    AIRFLOW_DB_PASSWORD="$(env_get AIRFLOW_DB_PASSWORD)" \
-    MLFLOW_DB_NAME="$(env_get MLFLOW_DB_NAME mlflow)" MLFLOW_DB_USER="$(env_get MLFLOW_DB_USER mlflow)" \
-    MLFLOW_DB_PASSWORD="$(env_get MLFLOW_DB_PASSWORD)" \
-    QUANTLAB_DB_NAME="$(env_get QUANTLAB_DB_NAME quantlab)" QUANTLAB_DB_USER="$(env_get QUANTLAB_DB_USER quantlab)" \
-    QUANTLAB_DB_PASSWORD="$(env_get QUANTLAB_DB_PASSWORD)" \
-    "$ROOT/infra/postgres/init.sh" >"$log" 2>&1; then
+  if ! (
+    export PGHOST="$PG_HOST" PGPORT="$PG_PORT" POSTGRES_USER="$PG_SUPERUSER"
+    AIRFLOW_DB_NAME="$(env_get AIRFLOW_DB_NAME airflow)"
+    AIRFLOW_DB_USER="$(env_get AIRFLOW_DB_USER airflow)"
+    AIRFLOW_DB_PASSWORD="$(env_get AIRFLOW_DB_PASSWORD)"
+    MLFLOW_DB_NAME="$(env_get MLFLOW_DB_NAME mlflow)"
+    MLFLOW_DB_USER="$(env_get MLFLOW_DB_USER mlflow)"
+    MLFLOW_DB_PASSWORD="$(env_get MLFLOW_DB_PASSWORD)"
+    QUANTLAB_DB_NAME="$(env_get QUANTLAB_DB_NAME quantlab)"
+    QUANTLAB_DB_USER="$(env_get QUANTLAB_DB_USER quantlab)"
+    QUANTLAB_DB_PASSWORD="$(env_get QUANTLAB_DB_PASSWORD)"
+    export AIRFLOW_DB_NAME AIRFLOW_DB_USER AIRFLOW_DB_PASSWORD MLFLOW_DB_NAME MLFLOW_DB_USER \
+      MLFLOW_DB_PASSWORD QUANTLAB_DB_NAME QUANTLAB_DB_USER QUANTLAB_DB_PASSWORD
+    exec "$ROOT/infra/postgres/init.sh"
+  ) >"$log" 2>&1; then
     cat "$log" >&2
     die "infra/postgres/init.sh failed (log: $log); $PG_SUPERUSER must be able to create roles and databases on $PG_HOST:$PG_PORT."
   fi
@@ -304,6 +316,20 @@ export_airflow_env() {
   export AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK=true
   export AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_HOST=127.0.0.1
   export AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_PORT="$SCHEDULER_HEALTH_PORT"
+  # Every component names its host 127.0.0.1 (urllib.request.localhost() is that address),
+  # so the API server fetches running tasks' logs from the log servers on 127.0.0.1; the
+  # machine's name may resolve to another address (127.0.1.1 on Debian).
+  export AIRFLOW__CORE__HOSTNAME_CALLABLE=urllib.request.localhost
+  export AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT="$WORKER_LOG_PORT"
+  export AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT="$TRIGGER_LOG_PORT"
+}
+
+# Airflow's scheduler and triggerer start their log servers on every interface, with no
+# setting to change that; they run with --skip-serve-logs and these serve the same logs (the
+# same app, signed requests only) on 127.0.0.1.
+start_log_server() {
+  start_service "$1" "$BIN/python" -m uvicorn airflow.utils.serve_logs.log_server:get_app --factory \
+    --host=127.0.0.1 --port="$2" --no-access-log --log-level=warning
 }
 
 # docker-compose.yml's airflow-init: migrate the metadata DB, write the admin password.
@@ -349,6 +375,8 @@ service_port() {
     mlflow) echo "$MLFLOW_PORT" ;;
     airflow-apiserver) echo "$AIRFLOW_PORT" ;;
     airflow-scheduler) echo "$SCHEDULER_HEALTH_PORT" ;;
+    airflow-worker-logs) echo "$WORKER_LOG_PORT" ;;
+    airflow-trigger-logs) echo "$TRIGGER_LOG_PORT" ;;
     jupyter) echo "$JUPYTER_PORT" ;;
   esac
 }
@@ -392,14 +420,16 @@ start_all() {
     export_airflow_env
     start_service airflow-apiserver "$BIN/airflow" api-server
     start_service airflow-dag-processor "$BIN/airflow" dag-processor
-    start_service airflow-triggerer "$BIN/airflow" triggerer
+    start_log_server airflow-worker-logs "$WORKER_LOG_PORT"
+    start_log_server airflow-trigger-logs "$TRIGGER_LOG_PORT"
+    start_service airflow-triggerer "$BIN/airflow" triggerer --skip-serve-logs
   )
   wait_healthy mlflow http_ok "http://127.0.0.1:$MLFLOW_PORT/health"
   wait_healthy airflow-apiserver http_ok "http://127.0.0.1:$AIRFLOW_PORT/api/v2/monitor/health"
   # LocalExecutor runs the tasks under the scheduler: they need the Execution API and MLflow.
   (
     export_airflow_env
-    start_service airflow-scheduler "$BIN/airflow" scheduler
+    start_service airflow-scheduler "$BIN/airflow" scheduler --skip-serve-logs
   )
   (
     export_quantlab_env
@@ -411,6 +441,8 @@ start_all() {
   wait_healthy airflow-scheduler http_ok "http://127.0.0.1:$SCHEDULER_HEALTH_PORT/health"
   wait_healthy jupyter http_ok "http://127.0.0.1:$JUPYTER_PORT/api"
   wait_healthy airflow-dag-processor airflow_job_alive DagProcessorJob
+  wait_healthy airflow-worker-logs port_in_use "$WORKER_LOG_PORT"
+  wait_healthy airflow-trigger-logs port_in_use "$TRIGGER_LOG_PORT"
   wait_healthy airflow-triggerer airflow_job_alive TriggererJob
 }
 
@@ -489,6 +521,8 @@ cmd_status() {
       elif [[ "$name" == airflow-dag-processor ]] && airflow_job_alive DagProcessorJob; then
         health="healthy"
       elif [[ "$name" == airflow-triggerer ]] && airflow_job_alive TriggererJob; then
+        health="healthy"
+      elif [[ "$name" == airflow-*-logs ]] && port_in_use "$port"; then
         health="healthy"
       fi
       [[ "$health" == healthy ]] || code=1

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import platform
+from importlib.metadata import version
 from pathlib import Path
 
 from quantlab.config import TrackingConfig
+
+# What a logged LightGBM Booster needs to be loaded and to predict through MLflow's pyfunc.
+MODEL_PACKAGES = ("mlflow", "lightgbm", "numpy", "scipy", "pandas")
 
 
 def start_experiment(cfg: TrackingConfig, name: str) -> str:
@@ -32,3 +37,18 @@ def start_experiment(cfg: TrackingConfig, name: str) -> str:
         folder.mkdir(parents=True, exist_ok=True)
         location = folder.as_uri()
     return mlflow.create_experiment(name, artifact_location=location)
+
+
+def model_environment(packages: tuple[str, ...] = MODEL_PACKAGES) -> dict:
+    """The environment a logged model declares: `packages` pinned to the installed versions.
+
+    Given outright, MLflow neither infers it (`uv export`, which wants uv on PATH, then a
+    subprocess that loads the model) nor looks up pip's version (a uv venv has no pip), and
+    warns about neither; the pins are the ones that trained the model.
+    """
+    pins = [f"{name}=={version(name)}" for name in packages]
+    return {
+        "name": "mlflow-env",
+        "channels": ["conda-forge"],
+        "dependencies": [f"python={platform.python_version()}", "pip", {"pip": pins}],
+    }

@@ -526,3 +526,14 @@ def test_deploy_ps1_generates_every_secret_and_never_overwrites_env(ps1):
     init = text(defined["Initialize-EnvFile"])
     assert "Test-Path -LiteralPath $EnvFile" in init and "[System.IO.FileMode]::CreateNew" in init
     assert "UTF8Encoding($false)" in init, "write .env without a BOM"
+
+
+def test_deploy_ps1_makes_env_private_before_writing_a_secret(ps1):
+    _, _, root = ps1
+    init = text(functions(root)["Initialize-EnvFile"])
+    create = init.index("[System.IO.FileMode]::CreateNew")
+    chmod = init.index("'chmod'")
+    write = init.index("$stream.Write(")
+    assert create < chmod < write, "on Linux and macOS .env is chmod 600 while still empty"
+    assert "throw" in init[chmod:write], "a failed chmod stops before any secret is written"
+    assert "Remove-Item -LiteralPath $EnvFile" in init, "a failed init leaves no .env behind"

@@ -570,3 +570,29 @@ def test_trigger_from_the_airflow_ui_and_open_the_run_in_mlflow(
         raise
     finally:
         screens.publish()
+
+
+def test_every_stack_process_listens_on_127_0_0_1_only(stack: Stack):
+    """No service, nor any process it started (Airflow's task log servers), listens beyond
+    the loopback address."""
+    psutil = pytest.importorskip("psutil")
+    listening = []
+    for pidfile in (ROOT / ".stack" / "run").glob("*.pid"):
+        try:
+            lead = psutil.Process(int(pidfile.read_text().split()[0]))
+            processes = [lead, *lead.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            continue
+        for process in processes:
+            try:
+                sockets = process.net_connections(kind="inet")
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                continue
+            listening += [
+                (pidfile.stem, s.laddr.ip, s.laddr.port)
+                for s in sockets
+                if s.status == psutil.CONN_LISTEN
+            ]
+    names = {name for name, _, _ in listening}
+    assert {"airflow-apiserver", "airflow-worker-logs", "airflow-trigger-logs"} <= names
+    assert [s for s in listening if s[1] not in ("127.0.0.1", "::1")] == []

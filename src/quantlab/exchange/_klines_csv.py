@@ -25,6 +25,11 @@ _TYPED = {
 }
 _TEXT = dict.fromkeys(BINANCE_KLINE_FIELDS, pl.String())
 _NUMBER = r"^-?[0-9]+(?:\.[0-9]+)?$"
+# The most a zipped CSV may inflate to. The largest file Binance publishes that a user may
+# bring is a month of 1s klines, 2,678,400 rows of about 150 bytes (~400 MB); a month of 1m
+# klines is ~7 MB. Past this a zip is a zip bomb, not klines, and is refused before it fills
+# memory.
+MAX_INFLATED_BYTES = 512 * 1024**2
 
 
 def unzip_csv(blob: bytes, source: str) -> bytes:
@@ -37,11 +42,32 @@ def unzip_csv(blob: bytes, source: str) -> bytes:
                     f"{source} holds {names or 'no CSV'}, not the one CSV data.binance.vision "
                     "zips; delete it and download it again"
                 )
-            return zf.read(names[0])
+            return read_zip_member(zf, names[0], source)
     except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
         raise SchemaError(
             f"{source} is not a readable zip ({exc}); delete it and download it again"
         ) from None
+
+
+def read_zip_member(zf: zipfile.ZipFile, name: str, source: str) -> bytes:
+    """Member `name` of `zf`, refused when it inflates past `MAX_INFLATED_BYTES`.
+
+    The size the zip declares is checked before inflating, and the read stops one byte past
+    the cap whatever the zip declares, so a crafted zip never fills memory.
+    """
+    limit = MAX_INFLATED_BYTES
+    declared = zf.getinfo(name).file_size
+    data = b""
+    if declared <= limit:
+        with zf.open(name) as member:
+            data = member.read(limit + 1)
+    if declared > limit or len(data) > limit:
+        raise SchemaError(
+            f"{source}: {name} inflates to more than {limit:,} bytes, the cap for one klines "
+            "file (a month of 1s klines is about 400 MB); it is not a data.binance.vision "
+            "file: delete it"
+        )
+    return data
 
 
 def read_kline_csv(data: bytes, source: str, *, text: bool = False) -> pl.DataFrame:

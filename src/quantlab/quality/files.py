@@ -16,6 +16,7 @@ from pathlib import Path
 import polars as pl
 
 from quantlab.errors import SchemaError
+from quantlab.exchange._klines_csv import read_zip_member
 from quantlab.schema import BINANCE_KLINE_FIELDS, KLINES_SCHEMA, UTC_MS
 
 _INTS = ("open_time", "close_time", "trades")
@@ -70,7 +71,7 @@ def _unzip(blob: bytes, path: Path) -> bytes:
             names = [n for n in zf.namelist() if not n.endswith("/")]
             if len(names) != 1:
                 raise SchemaError(f"{path} holds {len(names)} files; a klines zip holds one CSV")
-            return zf.read(names[0])
+            return read_zip_member(zf, names[0], str(path))
     except (zipfile.BadZipFile, OSError, EOFError) as exc:
         raise SchemaError(f"{path} is not a readable zip: {exc}") from None
 

@@ -13,7 +13,7 @@ from quantlab.context import RunContext
 from quantlab.errors import DataError
 from quantlab.labels import target_column
 from quantlab.schema import INTERVAL_MS
-from quantlab.tracking import start_experiment
+from quantlab.tracking import model_environment, start_experiment
 from quantlab.train.walkforward import KEY, WalkForwardResult, walk_forward
 
 DATASET = "predictions"
@@ -64,6 +64,7 @@ def _log_run(
             result.model,
             name="model",
             registered_model_name=cfg.register_as,
+            conda_env=model_environment(),
         )
         return run.info.run_id
 
