@@ -60,6 +60,19 @@ def _store(ctx, df: pl.DataFrame, *, partitioned: bool = True):
     )
 
 
+def _snapshot(ctx, df: pl.DataFrame):
+    """A new klines version holding `df` alone (a merge would keep the rows `df` lacks)."""
+    from quantlab.schema import KLINES_PARTITIONS, conform_klines
+
+    return ctx.catalog.write(
+        "klines",
+        conform_klines(df),
+        stage="ingest",
+        config_hash=f"snapshot-{df.height}",
+        partition_by=list(KLINES_PARTITIONS),
+    )
+
+
 def test_a_clean_version_passes_with_the_halt_as_a_known_gap(project, march):
     from quantlab import validate
     from quantlab.quality.gate import require_passed
@@ -116,6 +129,70 @@ def test_a_clean_version_passes_with_the_halt_as_a_known_gap(project, march):
     # Warnings and infos failed (the halt), no error did: GX's verdict is the gate's.
     assert result["success"] is True
     assert "'_validation_success_text': 'Success'" in index.read_text()
+
+
+def test_a_missing_candle_fails_the_gate_naming_it(project, march):
+    from quantlab import validate
+    from quantlab.errors import QualityError
+
+    _, ctx = project
+    hole = (pl.col("symbol") == "ETHUSDT") & (pl.col("open_time") == BAD_AT)
+    ref = _store(ctx, march.filter(~hole))
+    with pytest.raises(QualityError) as failed:
+        validate.run(ctx, ref, as_of=AS_OF, data_docs=False)
+    assert failed.value.failed_checks == ["calendar_gaps"]
+    assert "calendar_gaps: 1" in str(failed.value)
+    extra = ctx.catalog.lineage(ctx.catalog.latest("klines_checks")).extra
+    (gap,) = extra["first_failing_rows"]["calendar_gaps"]
+    assert (gap["symbol"], gap["first_missing"], gap["missing"]) == (
+        "ETHUSDT",
+        BAD_AT.isoformat(),
+        1,
+    )
+
+
+def test_gaps_the_exchange_confirmed_empty_pass_the_gate(tmp_path):
+    """Ingested from the replay exchange with no outage list: the halt hour passes because
+    ingest recorded it in `klines_gaps`, and the checks version names the version it read.
+    The same candles in a catalog without that record fail the gate."""
+    from quantlab import ingest, validate
+    from quantlab.catalog import Catalog
+    from quantlab.context import RunContext
+    from quantlab.errors import QualityError
+
+    ctx = RunContext.load(write_config(tmp_path, validate={"known_outages": None}))
+    start, end = datetime(2023, 3, 20, tzinfo=UTC), datetime(2023, 3, 28, tzinfo=UTC)
+    assert ingest.run_symbol(ctx, "spot", "BTCUSDT", "1h", start, end)["gaps_recorded"] == 1
+    ref, gaps = ctx.catalog.latest("klines"), ctx.catalog.latest("klines_gaps")
+
+    checks = validate.run(ctx, ref, as_of=end, data_docs=False)
+    lineage = ctx.catalog.lineage(checks)
+    assert lineage.inputs == {"klines": ref.version, "klines_gaps": gaps.version}
+    assert lineage.extra["passed"] is True and lineage.extra["known"] == ["known_gaps"]
+    assert lineage.extra["counts"]["known_gaps"] == 1
+    known = ctx.catalog.read(checks).filter(pl.col("check") == "known_gaps")["examples"][0]
+    (example,) = json.loads(known)
+    assert example["first_missing"] == "2023-03-24T13:00:00+00:00"
+    assert "confirmed empty by the exchange" in example["outage"]
+
+    bare = replace(ctx, catalog=Catalog(tmp_path / "bare"))
+    unrecorded = _store(bare, ctx.catalog.read(ref))
+    with pytest.raises(QualityError, match=r"calendar_gaps: 1\b"):
+        validate.run(bare, unrecorded, as_of=end, data_docs=False)
+
+
+def test_a_lowered_missing_candle_check_passes_and_is_recorded(tmp_path, march):
+    from quantlab import validate
+    from quantlab.context import RunContext
+
+    ctx = RunContext.load(
+        write_config(tmp_path, validate={"severity": {"calendar_gaps": "warning"}})
+    )
+    hole = (pl.col("symbol") == "ETHUSDT") & (pl.col("open_time") == BAD_AT)
+    checks = validate.run(ctx, _store(ctx, march.filter(~hole)), as_of=AS_OF, data_docs=False)
+    extra = ctx.catalog.lineage(checks).extra
+    assert extra["passed"] is True and "calendar_gaps" in extra["warnings"]
+    assert extra["lowered"] == {"calendar_gaps": {"default": "error", "configured": "warning"}}
 
 
 def test_a_failed_version_blocks_features_until_fixed(project, march):
@@ -405,6 +482,12 @@ def test_cli_validates_a_catalog_version(project, march, capsys):
     assert main([*args, "--version", str(bad.version), "--no-data-docs"]) == 1
     out = capsys.readouterr().out
     assert "ERROR   ohlc_consistent: 1 unexpected" in out and "Data Docs" not in out
+
+    holed = _snapshot(ctx, march.filter(pl.col("open_time") != BAD_AT))
+    assert main([*args, "--version", str(holed.version), "--no-data-docs"]) == 1
+    out = capsys.readouterr().out
+    assert "ERROR   calendar_gaps: 2 unexpected" in out
+    assert f'"first_missing": "{BAD_AT.isoformat()}"' in out
 
     assert main(["--config", str(config), "data", "validate", "nope"]) == 2
     assert "does not exist" in capsys.readouterr().err

@@ -111,8 +111,55 @@ class ExchangeConfig(_Model):
         return self
 
 
+# Every check the gate's suites run (klines, funding_rates, exchange_info), by name: what
+# `validate.severity` may name. tests/quality/test_severity.py keeps it equal to the suites'.
+VALIDATE_CHECKS = (
+    "columns_match",
+    *[f"not_null.{c}" for c in ("market", "symbol", "interval", "open_time", "close_time")],
+    *[f"not_null.{c}" for c in ("open", "high", "low", "close", "volume", "quote_volume")],
+    *[f"not_null.{c}" for c in ("trades", "taker_buy_base_volume", "taker_buy_quote_volume")],
+    *[f"not_null.{c}" for c in ("funding_time", "funding_rate")],
+    *[f"not_null.{c}" for c in ("status", "base_asset", "quote_asset")],
+    "unique_key",
+    "interval_matches",
+    *[f"price_positive.{c}" for c in ("open", "high", "low", "close")],
+    *[f"non_negative.{c}" for c in ("volume", "quote_volume", "trades")],
+    *[f"non_negative.{c}" for c in ("taker_buy_base_volume", "taker_buy_quote_volume")],
+    "open_time_in_range",
+    "close_time_in_range",
+    "open_time_aligned",
+    "open_time_increasing",
+    "close_time_within_bar",
+    "ohlc_consistent",
+    "taker_volume_within_total",
+    "close_time_exact",
+    "zero_volume",
+    "return_outlier",
+    "calendar_gaps",
+    "known_gaps",
+    "stale_series",
+    "market_is_futures",
+    "funding_time_in_range",
+    "funding_time_increasing",
+    "funding_rate_within_cap",
+    "funding_rate_extreme",
+    "mark_price_positive",
+    "funding_interval",
+    "market_known",
+    "status_known",
+    "tick_size_positive",
+    "step_size_positive",
+    "min_notional_non_negative",
+    "price_range",
+    "qty_range",
+    "symbol_matches_assets",
+)
+CheckSeverity = Literal["error", "warning", "off"]
+
+
 class ValidateConfig(_Model):
-    """The data-quality gate (`quantlab.quality`): thresholds and the known-outage list."""
+    """The data-quality gate (`quantlab.quality`): thresholds, the known-outage list and
+    each check's severity where it is not the default."""
 
     min_price: float = 1e-8
     max_return_sigmas: float = Field(default=12.0, gt=0)
@@ -128,6 +175,21 @@ class ValidateConfig(_Model):
         description="a series whose last candle is more than this many bars older than the "
         "last closed one at the reference time is stale (a warning)",
     )
+    severity: dict[str, CheckSeverity] = Field(
+        default_factory=dict,
+        description="per check name: error (fails the gate), warning (reported) or off (not "
+        "run); a check not named keeps its default. The summary lists every change",
+    )
+
+    @model_validator(mode="after")
+    def _known_checks(self) -> ValidateConfig:
+        unknown = [name for name in self.severity if name not in VALIDATE_CHECKS]
+        if unknown:
+            raise ValueError(
+                f"validate.severity: unknown check {unknown[0]!r}; name one of "
+                + ", ".join(VALIDATE_CHECKS)
+            )
+        return self
 
 
 _TIMEFRAME = Literal["5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d"]

@@ -1,7 +1,8 @@
 """Stage `validate`: the data-quality gate between ingest and everything downstream.
 
 Input dataset: one version of `klines` (every market and interval it holds),
-`funding_rates` or `exchange_info`. Output:
+`funding_rates` or `exchange_info`; for klines also the latest `klines_gaps`, the
+candles the exchange confirmed missing, which are known gaps and not errors. Output:
 `<name>_checks`, one row per check (check, severity, success, unexpected_count,
 examples) for that version, with the verdict in its lineage (`passed`,
 `failed_checks`, counts, the first failing rows, the Data Docs page). Downstream
@@ -51,15 +52,30 @@ class GateResult:
 
 # The runner that validates one slice of a version, by its label (a klines interval, or "").
 RunnerFor = Callable[[str], Runner | None]
+# Datasets a validation reads beside the version it validates (their latest version),
+# recorded as inputs of the checks version: ingest's record of the candles the exchange
+# confirmed missing (`quantlab.ingest`, columns market, symbol, interval, gap_start, gap_end).
+CONTEXT = {"klines": ("klines_gaps",)}
 
 
 def _klines(
-    ctx: RunContext, ref: DatasetRef, as_of: datetime, runner_for: RunnerFor
+    ctx: RunContext,
+    ref: DatasetRef,
+    as_of: datetime,
+    runner_for: RunnerFor,
+    context: dict[str, DatasetRef],
 ) -> ValidationReport:
     """Every interval the version holds, each validated on its own grid, one series at a time
-    (the gate's memory stays that of one series, however many the version holds)."""
+    (the gate's memory stays that of one series, however many the version holds). Missing
+    candles in `klines_gaps` (when `context` has it) are known, not errors."""
     cfg = ctx.config.validate_
     outages = load_outages(cfg.known_outages)
+    gaps = context.get("klines_gaps")
+    confirmed = (
+        ctx.catalog.scan(gaps).select("market", "symbol", "interval", "gap_start", "gap_end")
+        if gaps is not None
+        else None
+    )
     default = ctx.config.universe.interval
     series, read = _series(ctx, ref)
     # A series whose interval is missing or unknown is checked on the configured grid,
@@ -77,6 +93,11 @@ def _klines(
                 iv,
                 cfg,
                 outages=outages,
+                confirmed_gaps=(
+                    confirmed.filter(pl.col("interval") == iv).collect()
+                    if confirmed is not None
+                    else None
+                ),
                 as_of=as_of,
                 row_order=False,
                 runner=runner_for(iv),
@@ -128,7 +149,11 @@ def _read_ahead(
 
 
 def _funding_rates(
-    ctx: RunContext, ref: DatasetRef, as_of: datetime, runner_for: RunnerFor
+    ctx: RunContext,
+    ref: DatasetRef,
+    as_of: datetime,
+    runner_for: RunnerFor,
+    context: dict[str, DatasetRef],
 ) -> ValidationReport:
     return validate_funding_rates(
         ctx.catalog.read(ref),
@@ -140,12 +165,21 @@ def _funding_rates(
 
 
 def _exchange_info(
-    ctx: RunContext, ref: DatasetRef, as_of: datetime, runner_for: RunnerFor
+    ctx: RunContext,
+    ref: DatasetRef,
+    as_of: datetime,
+    runner_for: RunnerFor,
+    context: dict[str, DatasetRef],
 ) -> ValidationReport:
-    return validate_exchange_info(ctx.catalog.read(ref), runner=runner_for(""))
+    return validate_exchange_info(
+        ctx.catalog.read(ref), ctx.config.validate_, runner=runner_for("")
+    )
 
 
-VALIDATORS: dict[str, Callable[[RunContext, DatasetRef, datetime, RunnerFor], ValidationReport]] = {
+Validator = Callable[
+    [RunContext, DatasetRef, datetime, RunnerFor, dict[str, DatasetRef]], ValidationReport
+]
+VALIDATORS: dict[str, Validator] = {
     "klines": _klines,
     "funding_rates": _funding_rates,
     "exchange_info": _exchange_info,
@@ -190,7 +224,12 @@ def check_version(
                 return None
             return checkpoint_runner(opening.result, f"{ref}-{label}" if label else str(ref))
 
-        report = VALIDATORS[ref.name](ctx, ref, as_of, runner_for)
+        context = {
+            name: ctx.catalog.latest(name)
+            for name in CONTEXT.get(ref.name, ())
+            if ctx.catalog.exists(name)
+        }
+        report = VALIDATORS[ref.name](ctx, ref, as_of, runner_for, context)
         docs = opening.result().index if opening is not None else None
     extra = {
         **report.record(),
@@ -203,7 +242,7 @@ def check_version(
             pl.lit(ref.name).alias("dataset"), pl.lit(ref.version).alias("version")
         ),
         stage="validate",
-        inputs=[ref],
+        inputs=[ref, *context.values()],
         config_hash=_config_hash(ctx, as_of),
         extra=extra,
     )

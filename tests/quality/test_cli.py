@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import re
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 import polars as pl
@@ -131,10 +133,11 @@ DEFECTS = [
      "taker_volume_within_total", LINE, 1, ()),
     ("close_time_past_bar", _set("close_time", lambda v: _ms(v, "close_time", 1)),
      "close_time_within_bar", LINE, 1, ()),
+    # a candle missing outside the known outages
+    ("missing_line", _delete, "calendar_gaps", None, 1, ()),
     # warnings: reported, the file still passes
     ("zero_volume_candle", _zero_volume, "zero_volume", LINE, 0, ()),
     ("price_spike", _scale(("open", "high", "low", "close"), 1.25), "return_outlier", LINE, 0, ()),
-    ("missing_line", _delete, "calendar_gaps", None, 0, ()),
     ("close_time_cut_short", _set("close_time", lambda v: _ms(v, "close_time", -60_000)),
      "close_time_exact", LINE, 0, ()),
 ]  # fmt: skip
@@ -199,13 +202,103 @@ def test_each_corrupted_copy_is_caught_by_its_check_alone(
     assert got_code == code, out + err
     found = parse(out)
     errors = {k for k, v in found.items() if v[0] == "ERROR"}
-    assert errors == ({expected} if code == 1 else set()), out
+    assert errors - set(also) == ({expected} if code == 1 else set()), out
     assert expected in found, out
     assert found[expected][1] > clean.get(expected, ("", 0))[1], out
     new = {k for k in found if k not in clean or found[k][1] != clean[k][1]}
     assert new <= {expected, *also}, out
     if line is not None:
         assert f"line {line}" in found[expected][2], out
+
+
+def gap_examples(out: str) -> list[dict]:
+    """The examples a summary prints for calendar_gaps and known_gaps (known: with an outage)."""
+    examples = [json.loads(m) for m in re.findall(r"^\s+e\.g\. (\{.*\})$", out, re.M)]
+    return [e for e in examples if "first_missing" in e]
+
+
+def _open_time(line: str) -> str:
+    ms = int(line.split(",")[0])
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat()
+
+
+def _without(lines: list[str], cut: Sequence[int]) -> list[str]:
+    return [text for n, text in enumerate(lines, start=1) if n not in cut]
+
+
+def test_five_missing_candles_fail_naming_each(config, tmp_path):
+    """Five hours cut out of the real March 2023 file, none in the known halt: exit 1, and
+    the summary names each missing candle, first to last."""
+    lines = real_lines()
+    cut = (100, 200, LINE, 300, 500)  # file lines; the halt candles are at 565 and 566
+    path = tmp_path / "BTCUSDT-1h-2023-03.csv"
+    path.write_text("\n".join(_without(lines, cut)) + "\n")
+    code, out, _ = validate(config, path, "--interval", "1h")
+    assert code == 1, out
+    found = parse(out)
+    assert found["calendar_gaps"][:2] == ("ERROR", 5), out
+    assert {k for k, v in found.items() if v[0] == "ERROR"} == {"calendar_gaps"}
+    named = [g["first_missing"] for g in gap_examples(out) if "outage" not in g]
+    assert named == [_open_time(lines[n - 1]) for n in sorted(cut)], out
+    assert found["known_gaps"][:2] == ("KNOWN", 1)  # the halt hour is still explained
+
+
+def test_five_missing_candles_in_a_row_are_one_gap_named_by_its_ends(config, tmp_path):
+    lines = real_lines()
+    cut = range(LINE, LINE + 5)
+    path = tmp_path / "BTCUSDT-1h-2023-03.csv"
+    path.write_text("\n".join(_without(lines, cut)) + "\n")
+    code, out, _ = validate(config, path, "--interval", "1h")
+    assert code == 1, out
+    assert parse(out)["calendar_gaps"][:2] == ("ERROR", 5), out
+    (gap,) = [g for g in gap_examples(out) if "outage" not in g]
+    assert gap == {
+        "symbol": "BTCUSDT",
+        "first_missing": _open_time(lines[LINE - 1]),
+        "last_missing": _open_time(lines[LINE + 3]),
+        "missing": 5,
+        "next_open_time": _open_time(lines[LINE + 4]),
+    }
+
+
+@pytest.mark.parametrize("level", ["warning", "off"])
+def test_the_config_may_lower_the_missing_candle_check_and_the_summary_says_so(tmp_path, level):
+    config = write_config(tmp_path, validate={"severity": {"calendar_gaps": level}})
+    path = tmp_path / "BTCUSDT-1h-2023-03.csv"
+    path.write_text("\n".join(_delete(real_lines())) + "\n")
+    code, out, _ = validate(config, path, "--interval", "1h")
+    assert code == 0, out
+    assert f"lowered by config: calendar_gaps (error -> {level})" in out
+    found = parse(out)
+    if level == "warning":
+        assert found["calendar_gaps"][:2] == ("WARNING", 1)
+    else:
+        assert "calendar_gaps" not in found and "calendar_gaps" not in out.split("lowered")[0]
+    assert found["known_gaps"][:2] == ("KNOWN", 1)
+
+
+def test_the_config_may_raise_a_warning_to_an_error(tmp_path):
+    config = write_config(tmp_path, validate={"severity": {"zero_volume": "error"}})
+    code, out, _ = validate(config, SOURCE, "--interval", "1h")
+    assert code == 1 and parse(out)["zero_volume"][0] == "ERROR", out  # the halt candle
+    assert "raised by config: zero_volume (warning -> error)" in out
+    assert "lowered by config" not in out
+
+
+@pytest.mark.parametrize(
+    ("severity", "message"),
+    [
+        pytest.param({"calender_gaps": "warning"}, "unknown check 'calender_gaps'", id="typo"),
+        pytest.param({"calendar_gaps": "info"}, "calendar_gaps", id="bad_level"),
+    ],
+)
+def test_a_bad_severity_map_is_a_config_error(tmp_path, severity, message):
+    config = write_config(tmp_path, validate={"severity": severity})
+    code, out, err = validate(config, SOURCE, "--interval", "1h")
+    assert code == 2, out + err
+    assert message in err and "Traceback" not in err
+    if "unknown" in message:  # the valid names are listed
+        assert "calendar_gaps" in err.split(message)[1] and "ohlc_consistent" in err
 
 
 def test_a_stale_series_warns_against_the_reference_time(config, tmp_path):

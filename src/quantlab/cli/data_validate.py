@@ -6,7 +6,10 @@
 A file is a Binance 12-column kline CSV (with or without a header; ms or µs), a
 data.binance.vision zip, or parquet in the klines schema. Exit status: 0 the data
 passes (warnings are printed), 1 it fails validation (each failed check with its count
-and example lines), 2 it cannot be read as klines at all (the line and the reason).
+and example lines; a candle missing outside the known outages, and for a catalog version
+outside the gaps the exchange confirmed empty, is one), 2 it cannot be read as klines at
+all (the line and the reason). `validate.severity` in the config sets a check's severity;
+the summary names every check it lowered or raised.
 """
 
 from __future__ import annotations

@@ -16,8 +16,8 @@ from __future__ import annotations
 import math
 import os
 import threading
-from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from functools import cache
 from typing import TYPE_CHECKING, Any
@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 from quantlab.config import ValidateConfig
-from quantlab.quality.report import CheckResult, Severity, ValidationReport
+from quantlab.quality.report import CheckResult, Severity, SeverityChange, ValidationReport
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -74,6 +74,21 @@ class Check:
         for plain, shown in (("<=", "≤"), (">=", "≥"), ("<", "‹"), (">", "›"), ("&", "and")):
             text = text.replace(plain, shown)
         return text
+
+
+def configure_severity(
+    checks: Sequence[Check], severity: Mapping[str, str]
+) -> tuple[list[Check], tuple[SeverityChange, ...]]:
+    """`checks` with the severities the config sets (`validate.severity`; "off" drops a check),
+    and what changed from the defaults, in the checks' order."""
+    out, changes = [], []
+    for c in checks:
+        wanted = severity.get(c.name, c.severity)
+        if wanted != c.severity:
+            changes.append(SeverityChange(c.name, c.severity, wanted))  # type: ignore[arg-type]
+        if wanted != "off":
+            out.append(replace(c, severity=wanted))
+    return out, tuple(changes)
 
 
 def gx() -> Any:
@@ -157,14 +172,19 @@ def run_checks(
     times: Collection[str] = (),
     screen: bool = True,
     runner: Runner | None = None,
+    severity: Mapping[str, str] | None = None,
 ) -> ValidationReport:
     """Validate `data` (rows in input order) against `checks` and report per check.
 
     `times` are epoch-ms columns that examples show as ISO-8601 UTC. `runner` validates
     (default `validate_in_memory`; the gate passes a Checkpoint's, see `quality._project`).
+    `severity` overrides the checks' own (see `configure_severity`).
     """
+    checks, changes = configure_severity(checks, severity or {})
     parts = [screen_rows(data, checks, screen=screen)]
-    return run_screened(dataset, parts, checks, times=times, screen=screen, runner=runner)
+    return run_screened(
+        dataset, parts, checks, times=times, screen=screen, runner=runner, changes=changes
+    )
 
 
 def run_screened(
@@ -175,9 +195,11 @@ def run_screened(
     times: Collection[str] = (),
     screen: bool = True,
     runner: Runner | None = None,
+    changes: tuple[SeverityChange, ...] = (),
 ) -> ValidationReport:
     """Validate the screened rows of one or more frames at once (one GX validation, one
-    result) and report per check, with counts over all their rows (see `run_checks`)."""
+    result) and report per check, with counts over all their rows (see `run_checks`).
+    `changes` are the config's severity changes behind `checks`, for the report."""
     rows = pl.concat([p.rows for p in parts], how="vertical_relaxed")
     n = sum(p.height for p in parts)
     missing = {c.name: sum(p.missing.get(c.name, 0) for p in parts) for c in checks}
@@ -224,6 +246,7 @@ def run_screened(
         checks=results,
         row_count=n,
         dataset=dataset,
+        changes=changes,
         gx_result=outcome,
         gx_suite=suite,
     )

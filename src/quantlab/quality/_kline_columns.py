@@ -19,6 +19,7 @@ import numpy as np
 import polars as pl
 
 from quantlab.config import ValidateConfig
+from quantlab.quality._gaps import SPAN_SCHEMA, known_bars
 from quantlab.quality._gx import HELPER, ROW_ID, SCREEN, year_bounds_ms
 from quantlab.quality.outages import Outage
 
@@ -40,11 +41,13 @@ def prepare_columns(
     outages: Sequence[Outage],
     as_of_ms: int | None,
     row_order: bool,
+    spans: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
     """The frame GX sees: times as epoch ms, NaN as null, plus one helper column per derived rule.
 
     With `row_order`, rows keep their input order; without, they come grouped by series in
-    time order, with each row's position in `df` in `ROW_ID`.
+    time order, with each row's position in `df` in `ROW_ID`. `spans` are the gaps the
+    exchange confirmed empty (`_gaps.confirmed_spans`): missing bars inside them are known.
     """
     lo, hi = year_bounds_ms(cfg)
     ot, ct = pl.col("open_time"), pl.col("close_time")
@@ -102,7 +105,16 @@ def prepare_columns(
         [
             out,
             *([_order_columns(narrow)] if row_order else []),
-            _calendar_columns(narrow, step, cfg, outages, as_of_ms, in_order=not row_order),
+            _calendar_columns(
+                narrow,
+                base.select("market", "symbol"),
+                step,
+                cfg,
+                outages,
+                spans if spans is not None else pl.DataFrame(schema=SPAN_SCHEMA),
+                as_of_ms,
+                in_order=not row_order,
+            ),
         ],
         how="horizontal",
     )
@@ -167,15 +179,18 @@ def _order_columns(narrow: pl.DataFrame) -> pl.DataFrame:
 
 def _calendar_columns(
     narrow: pl.DataFrame,
+    keys: pl.DataFrame,
     step: int,
     cfg: ValidateConfig,
     outages: Sequence[Outage],
+    spans: pl.DataFrame,
     as_of_ms: int | None,
     *,
     in_order: bool,
 ) -> pl.DataFrame:
     """Gaps, one-bar return outliers, duplicates and staleness, computed in time order per
-    series, then put back in row order (`in_order`: the rows already are in time order)."""
+    series, then put back in row order (`in_order`: the rows already are in time order).
+    `keys` holds each row's market and symbol, in `narrow`'s row order."""
     d = HELPER
     sid, ot, ok, aligned = pl.col(_SID), pl.col("open_time"), pl.col("ot_ok"), pl.col("aligned")
     close_ok = pl.col("close").is_not_null() & (pl.col("close") > 0)
@@ -213,7 +228,7 @@ def _calendar_columns(
     timed = timed.with_columns(mad.alias(mad_name))
     mad = pl.col(mad_name)
     timed = timed.with_columns(
-        _known_bars(gap, step, outages).alias(f"{d}known_gap_bars"),
+        _known_column(timed, keys, step, outages, spans).alias(f"{d}known_gap_bars"),
         pl.when(mad > 0).then(dev / (_MAD_TO_SIGMA * mad)).alias(f"{d}return_z"),
     ).with_columns(
         (gap - pl.col(f"{d}known_gap_bars")).alias(f"{d}unexplained_gap_bars"),
@@ -250,20 +265,29 @@ def _inverse(order: pl.Series) -> pl.Series:
     return pl.Series(inverse)
 
 
-def _known_bars(gap: pl.Expr, step: int, outages: Sequence[Outage]) -> pl.Expr:
-    """Of the `gap` bars missing before a row, how many overlap a known outage of its series."""
-    if not outages:
-        return pl.when(gap.is_not_null()).then(pl.lit(0, pl.Int64))
-    end = pl.col("open_time") // step * step  # the missing bars open in [first_missing, end)
-    first_missing = end - gap * step
-    known = pl.lit(0, pl.Int64)
-    for i, o in enumerate(outages):
-        # A bar [t, t + step) overlaps [start, end) when floor(start) <= t < end.
-        lo = pl.max_horizontal(first_missing, pl.lit(o.start_ms // step * step))
-        hi = pl.min_horizontal(end, pl.lit(o.end_ms))
-        bars = ((hi - lo + step - 1) // step).clip(lower_bound=0)
-        known = known + pl.when(pl.col(f"outage_{i}")).then(bars).otherwise(0)
-    return pl.when(gap > 0).then(pl.min_horizontal(known, gap)).otherwise(gap.clip(upper_bound=0))
+def _known_column(
+    timed: pl.DataFrame,
+    keys: pl.DataFrame,
+    step: int,
+    outages: Sequence[Outage],
+    spans: pl.DataFrame,
+) -> pl.Series:
+    """Of the bars missing before each row, how many an outage or a confirmed gap explains
+    (0 where none is missing, null where the gap is not computed). Only the rows after a
+    hole, usually few, are looked at."""
+    gap = timed[f"{HELPER}gap_bars"]
+    known = gap.clip(upper_bound=0)
+    at = (gap > 0).fill_null(False).arg_true()
+    if at.len() == 0 or (not outages and spans.is_empty()):
+        return known
+    holes = timed[at]
+    end = holes["open_time"] // step * step  # the missing bars open in [end - gap, end)
+    bounds = pl.DataFrame({"lo": end - holes[f"{HELPER}gap_bars"] * step, "hi": end})
+    parts = [bounds, holes.select(f"outage_{i}" for i in range(len(outages)))]
+    if not spans.is_empty():
+        parts.append(keys[holes[_ROW]])
+    frame = pl.concat([p for p in parts if p.width], how="horizontal")
+    return known.scatter(at, known_bars(frame, step, outages, spans))
 
 
 def _staleness(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import polars as pl
 
+from quantlab.config import ValidateConfig
 from quantlab.errors import SchemaError
 from quantlab.exchange.exchange_info import EXCHANGE_INFO_KEY, EXCHANGE_INFO_SCHEMA
 from quantlab.quality._gx import (
@@ -47,12 +48,18 @@ _REQUIRED = ("market", "symbol", "status", "base_asset", "quote_asset")
 
 
 def validate_exchange_info(
-    df: pl.DataFrame, *, screen: bool = True, runner: Runner | None = None
+    df: pl.DataFrame,
+    cfg: ValidateConfig | None = None,
+    *,
+    screen: bool = True,
+    runner: Runner | None = None,
 ) -> ValidationReport:
     """Run every exchange-info check on `df` (one row per market and symbol) and report.
 
-    `runner` validates (default: in memory; the gate passes its Checkpoint's).
+    Of `cfg`, only the checks' severities apply. `runner` validates (default: in memory;
+    the gate passes its Checkpoint's).
     """
+    severity = (cfg or ValidateConfig()).severity
     for name, want in EXCHANGE_INFO_SCHEMA.items():
         if name in df.columns and df.schema[name] != want:
             raise SchemaError(
@@ -61,7 +68,7 @@ def validate_exchange_info(
             )
     if not all(c in df.columns for c in EXCHANGE_INFO_SCHEMA):
         schema_only = [columns_check(list(EXCHANGE_INFO_SCHEMA))]
-        return run_checks("exchange_info", df, schema_only, runner=runner)
+        return run_checks("exchange_info", df, schema_only, runner=runner, severity=severity)
     d = HELPER
     data = df.with_columns(pl.col(pl.Float64).fill_nan(None)).with_columns(
         # BTCUSDT is BTC + USDT; a delivery contract adds a suffix (BTCUSDT_240927).
@@ -74,7 +81,9 @@ def validate_exchange_info(
         ],
     )
     checks = _build_checks(data.columns)
-    return run_checks("exchange_info", data, checks, screen=screen, runner=runner)
+    return run_checks(
+        "exchange_info", data, checks, screen=screen, runner=runner, severity=severity
+    )
 
 
 def _range(name: str, low: str, high: str) -> Check:

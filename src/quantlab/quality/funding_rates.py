@@ -68,13 +68,21 @@ def validate_funding_rates(
     )
     if not all(c in df.columns for c in FUNDING_RATES_SCHEMA):
         schema_only = [columns_check(list(FUNDING_RATES_SCHEMA))]
-        return run_checks("funding_rates", df, schema_only, runner=runner)
+        return run_checks("funding_rates", df, schema_only, runner=runner, severity=cfg.severity)
     as_of_ms = None if as_of is None else int(as_of.timestamp() * 1000)
     data = _prepare(df, cfg, as_of_ms)
     checks = _build_checks(cfg, data.columns, as_of_ms)
     if not row_order:
         checks = [c for c in checks if c.name != "funding_time_increasing"]
-    return run_checks("funding_rates", data, checks, times=_TIMES, screen=screen, runner=runner)
+    return run_checks(
+        "funding_rates",
+        data,
+        checks,
+        times=_TIMES,
+        screen=screen,
+        runner=runner,
+        severity=cfg.severity,
+    )
 
 
 def _prepare(df: pl.DataFrame, cfg: ValidateConfig, as_of_ms: int | None) -> pl.DataFrame:

@@ -21,9 +21,9 @@ import polars as pl
 
 from quantlab.config import ValidateConfig
 from quantlab.errors import ConfigError, SchemaError
+from quantlab.quality._gaps import confirmed_spans, gap_check
 from quantlab.quality._gx import (
     HELPER,
-    MAX_EXAMPLES,
     SCREEN,
     Check,
     Runner,
@@ -31,8 +31,8 @@ from quantlab.quality._gx import (
     between_check,
     check_dtypes,
     columns_check,
+    configure_severity,
     expectation,
-    iso_ms,
     not_null_check,
     run_screened,
     screen_rows,
@@ -40,9 +40,9 @@ from quantlab.quality._gx import (
     unique_key_check,
     year_bounds_ms,
 )
-from quantlab.quality._kline_columns import PRICES, SERIES_KEY, prepare_columns
+from quantlab.quality._kline_columns import PRICES, prepare_columns
 from quantlab.quality.outages import Outage
-from quantlab.quality.report import CheckResult, ValidationReport
+from quantlab.quality.report import CheckResult, SeverityChange, ValidationReport
 from quantlab.schema import INTERVAL_MS, KLINES_KEY, KLINES_SCHEMA
 
 __all__ = ["CheckResult", "ValidationReport", "validate_klines"]
@@ -58,6 +58,7 @@ def validate_klines(
     cfg: ValidateConfig | None = None,
     *,
     outages: Sequence[Outage] = (),
+    confirmed_gaps: pl.DataFrame | None = None,
     as_of: datetime | None = None,
     row_order: bool = True,
     screen: bool = True,
@@ -71,9 +72,12 @@ def validate_klines(
     once, and validated by GX once, as if stacked. Row numbers in examples count through
     the frames in order.
 
-    Gaps inside one of `outages` are reported as `known_gaps` (info), others as
-    `calendar_gaps` (warning). With `as_of` (tz-aware), a series whose last candle is more
-    than `cfg.max_stale_bars` bars older than the last one closed at `as_of` is stale (warning).
+    Missing candles inside one of `outages` or one of `confirmed_gaps` (`klines_gaps` rows:
+    gaps the exchange confirmed empty; other intervals' are ignored) are reported as
+    `known_gaps` (info), others as `calendar_gaps` (an error). `cfg.severity` sets any
+    check's severity (off: not run); the report lists what it changed. With `as_of`
+    (tz-aware), a series whose last candle is more than `cfg.max_stale_bars` bars older
+    than the last one closed at `as_of` is stale (warning).
     `row_order=False` says the rows' order means nothing (a catalog version: Delta keeps
     none), so `open_time_increasing` is not checked. `screen=False` hands every row to GX
     (slow; the tests use it to prove the screen exact). `runner` validates (default: in
@@ -92,12 +96,14 @@ def validate_klines(
         raise ConfigError(f"as_of {as_of} has no time zone; pass an aware UTC datetime")
     step = INTERVAL_MS[interval]
     as_of_ms = None if as_of is None else int(as_of.timestamp() * 1000)
+    spans = confirmed_spans(confirmed_gaps, interval, step)
     checks: list[Check] = []
+    changes: tuple[SeverityChange, ...] = ()
     columns: list[str] | None = None
     parts: list[Screened] = []
 
     def add(df: pl.DataFrame) -> None:
-        nonlocal checks, columns
+        nonlocal checks, changes, columns
         check_dtypes(
             df,
             KLINES_SCHEMA,
@@ -111,15 +117,19 @@ def validate_klines(
             )
         columns = df.columns
         if all(c in df.columns for c in KLINES_SCHEMA):
-            data = prepare_columns(df, step, cfg, outages, as_of_ms, row_order)
+            data = prepare_columns(df, step, cfg, outages, as_of_ms, row_order, spans)
             if not checks:
-                checks = _build_checks(interval, step, cfg, data.columns, outages, as_of_ms)
+                built = _build_checks(interval, step, cfg, data.columns, outages, spans, as_of_ms)
                 if not row_order:
-                    checks = [c for c in checks if c.name != "open_time_increasing"]
+                    built = [c for c in built if c.name != "open_time_increasing"]
+                checks, changes = configure_severity(built, cfg.severity)
         else:
             # Without all columns the row rules cannot be computed: report the schema alone.
             data = df
-            checks = checks or [columns_check(list(KLINES_SCHEMA))]
+            if not checks:
+                checks, changes = configure_severity(
+                    [columns_check(list(KLINES_SCHEMA))], cfg.severity
+                )
         first_id = sum(p.height for p in parts)
         parts.append(screen_rows(data, checks, screen=screen, first_id=first_id))
 
@@ -127,7 +137,15 @@ def validate_klines(
         add(df)
     if not parts:
         add(pl.DataFrame(schema=KLINES_SCHEMA))
-    return run_screened("klines", parts, checks, times=_SHOWN_AS_TIME, screen=screen, runner=runner)
+    return run_screened(
+        "klines",
+        parts,
+        checks,
+        times=_SHOWN_AS_TIME,
+        screen=screen,
+        runner=runner,
+        changes=changes,
+    )
 
 
 def _build_checks(
@@ -136,6 +154,7 @@ def _build_checks(
     cfg: ValidateConfig,
     columns: list[str],
     outages: Sequence[Outage],
+    spans: pl.DataFrame,
     as_of_ms: int | None,
 ) -> list[Check]:
     lo, hi = year_bounds_ms(cfg)
@@ -222,8 +241,10 @@ def _build_checks(
             ("close", f"{d}log_return", f"{d}return_z"),
             f"one-bar log return within {cfg.max_return_sigmas:g} robust deviations (MAD)",
         ),
-        _gap_check("calendar_gaps", "warning", "unexplained_gap_bars", step, outages),
-        _gap_check("known_gaps", "info", "known_gap_bars", step, outages),
+        gap_check(
+            "calendar_gaps", "error", "unexplained_gap_bars", step, outages, spans, known=False
+        ),
+        gap_check("known_gaps", "info", "known_gap_bars", step, outages, spans, known=True),
     ]
     if as_of_ms is not None:
         checks.append(
@@ -248,49 +269,3 @@ def _build_checks(
         )
         for c in checks
     ]
-
-
-def _gap_check(
-    name: str, severity: str, helper: str, step: int, outages: Sequence[Outage]
-) -> Check:
-    """Missing bars summed over the frame; the examples are the first gaps in time order."""
-    col = f"{HELPER}{helper}"
-
-    def describe(data: pl.DataFrame, res: dict) -> tuple[int, list[dict]]:
-        count = int(res.get("observed_value") or 0)
-        if not count:
-            return 0, []
-        gaps = data.filter(pl.col(col) > 0).sort([*SERIES_KEY, "open_time"]).head(MAX_EXAMPLES)
-        examples = []
-        for g in gaps.iter_rows(named=True):
-            slot = g["open_time"] // step * step
-            first = slot - g[f"{HELPER}gap_bars"] * step
-            ex = {
-                "symbol": g["symbol"],
-                "first_missing": iso_ms(first),
-                "missing": int(g[col]),
-                "next_open_time": iso_ms(g["open_time"]),
-            }
-            if severity == "info":
-                ex["outage"] = next(
-                    (
-                        o.label
-                        for o in outages
-                        if o.covers(g["market"], g["symbol"])
-                        and o.start_ms // step * step < slot
-                        and first < o.end_ms
-                    ),
-                    None,
-                )
-            examples.append(ex)
-        return count, examples
-
-    return Check(
-        name,
-        severity,  # type: ignore[arg-type]
-        expectation(name, "ExpectColumnSumToBeBetween", column=col, max_value=0),
-        suspect=pl.col(col) > 0,
-        describe=describe,
-        text="bars missing from the calendar"
-        + (" inside a known exchange outage" if severity == "info" else " (no known outage)"),
-    )

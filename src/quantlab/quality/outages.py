@@ -1,7 +1,8 @@
 """Known exchange outages: windows in which missing candles are the exchange's doing, not ours.
 
 The list lives in `configs/known_outages.yaml` (path in `validate.known_outages`). A
-calendar gap inside a window is reported as a known gap (info), not as a warning.
+calendar gap inside a window is reported as a known gap (info), not as a missing-candle error
+(gaps the exchange confirmed empty, ingest's `klines_gaps`, are known the same way).
 """
 
 from __future__ import annotations

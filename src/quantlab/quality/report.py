@@ -15,6 +15,8 @@ from quantlab.errors import QualityError
 # (a gap inside a known exchange outage), reported for the record only.
 Severity = Literal["error", "warning", "info"]
 _RANK = {"error": 0, "warning": 1, "info": 2}
+# How much a severity counts: a change to a smaller weight lowers a check.
+_WEIGHT = {"error": 3, "warning": 2, "info": 1, "off": 0}
 
 CHECKS_SCHEMA: dict[str, pl.DataType] = {
     "check": pl.String(),
@@ -37,17 +39,35 @@ class CheckResult:
 
 
 @dataclass(frozen=True)
+class SeverityChange:
+    """A check whose severity the config (`validate.severity`) set away from its default."""
+
+    check: str
+    default: Severity
+    configured: Literal["error", "warning", "off"]
+
+    @property
+    def lowered(self) -> bool:
+        return _WEIGHT[self.configured] < _WEIGHT[self.default]
+
+    def __str__(self) -> str:
+        return f"{self.check} ({self.default} -> {self.configured})"
+
+
+@dataclass(frozen=True)
 class ValidationReport:
     """All checks run on one frame; `passed` is False if any error-severity check failed.
 
-    `gx_result` and `gx_suite` are the Great Expectations objects behind the report, kept
-    for the Data Docs site; they are not part of the report's value.
+    `changes` lists the checks the config lowered or raised (one turned off is not in
+    `checks`). `gx_result` and `gx_suite` are the Great Expectations objects behind the
+    report, kept for the Data Docs site; they are not part of the report's value.
     """
 
     passed: bool
     checks: list[CheckResult]
     row_count: int
     dataset: str = "klines"
+    changes: tuple[SeverityChange, ...] = ()
     gx_result: Any = field(default=None, repr=False, compare=False)
     gx_suite: Any = field(default=None, repr=False, compare=False)
     parts: tuple[tuple[str, ValidationReport], ...] = field(default=(), repr=False, compare=False)
@@ -77,13 +97,24 @@ class ValidationReport:
                         prev.unexpected_count + c.unexpected_count,
                         (prev.examples + examples)[:5],
                     )
+        changes = {c.check: c for _, r in parts for c in r.changes}
         return cls(
             passed=all(r.passed for _, r in parts),
             checks=list(merged.values()),
             row_count=sum(r.row_count for _, r in parts),
             dataset=parts[0][1].dataset,
+            changes=tuple(changes.values()),
             parts=tuple(parts),
         )
+
+    @property
+    def lowered(self) -> list[SeverityChange]:
+        """The checks the config made less severe than their default (or turned off)."""
+        return [c for c in self.changes if c.lowered]
+
+    @property
+    def raised(self) -> list[SeverityChange]:
+        return [c for c in self.changes if not c.lowered]
 
     def failed(self) -> list[CheckResult]:
         """Every check that did not succeed: errors first, then warnings, then known (info)."""
@@ -107,6 +138,9 @@ class ValidationReport:
             f"{self.row_count:,} rows, {n['error']} error(s), {n['warning']} warning(s)"
         )
         lines = [head + (f", {n['info']} known" if n["info"] else "")]
+        for how, changed in (("lowered", self.lowered), ("raised", self.raised)):
+            if changed:
+                lines.append(f"  {how} by config: " + ", ".join(str(c) for c in changed))
         for c in failed:
             label = "KNOWN" if c.severity == "info" else c.severity.upper()
             what = "explained" if c.severity == "info" else "unexpected"
@@ -143,6 +177,10 @@ class ValidationReport:
             "known": [c.check for c in self.by_severity("info")],
             "counts": {c.check: c.unexpected_count for c in self.failed()},
             "first_failing_rows": {c.check: c.examples[:3] for c in errors},
+            **{
+                how: {c.check: {"default": c.default, "configured": c.configured} for c in changed}
+                for how, changed in (("lowered", self.lowered), ("raised", self.raised))
+            },
         }
 
     def raise_for_errors(self, what: str | None = None) -> None:
