@@ -464,3 +464,17 @@ def test_the_cli_refuses_a_root_without_data(tmp_path, capsys, monkeypatch):
 
     assert cli(["replay-server", "--root", str(tmp_path)]) == 2
     assert "data.binance.vision layout" in capsys.readouterr().err
+
+
+def test_each_api_enforces_its_own_weight_limit(http):
+    """USD-M allows 2400 a minute and spot 6000, counted apart, as Binance does."""
+    clock = FakeClock(60.0)
+    with ReplayServer(SAMPLE, clock=clock) as srv:
+        srv._charge(2400, "/fapi/v1")
+        refused = get(http, srv, "/fapi/v1/time")
+        assert refused.status_code == 429
+        assert "current limit is 2400 request weight" in refused.json()["msg"]
+        assert get(http, srv, "/api/v3/time").status_code == 200  # spot's own budget
+        srv._charge(5998, "/api/v3")
+        assert get(http, srv, "/api/v3/time").status_code == 200  # the 6000th
+        assert get(http, srv, "/api/v3/time").status_code == 429

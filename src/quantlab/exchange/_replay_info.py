@@ -130,13 +130,24 @@ def split_symbol(symbol: str) -> tuple[str, str]:
     return "", ""
 
 
+def weight_limit(market: str, weight_limit_per_min: int) -> int:
+    """The request weight per minute the replay enforces on `market`'s API: Binance's own
+    (spot 6000, USD-M 2400, each API counted apart), or the server's lower limit."""
+    (published,) = [
+        limit
+        for kind, interval, num, limit in _RATE_LIMITS[market]
+        if (kind, interval, num) == ("REQUEST_WEIGHT", "MINUTE", 1)
+    ]
+    return min(published, weight_limit_per_min)
+
+
 def rate_limits(market: str, weight_limit_per_min: int) -> list[dict[str, Any]]:
     """Binance's published limits; the request weight lowered to what the replay enforces,
     so a client that obeys the answer never meets the replay's own 429."""
     out = []
     for kind, interval, num, limit in _RATE_LIMITS[market]:
         if (kind, interval, num) == ("REQUEST_WEIGHT", "MINUTE", 1):
-            limit = min(limit, weight_limit_per_min)
+            limit = weight_limit(market, weight_limit_per_min)
         out.append(
             {"rateLimitType": kind, "interval": interval, "intervalNum": num, "limit": limit}
         )

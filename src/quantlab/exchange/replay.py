@@ -33,7 +33,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from quantlab.errors import SchemaError
 from quantlab.exchange import _replay_routes as routes
-from quantlab.exchange._replay_info import build_exchange_info
+from quantlab.exchange._replay_info import build_exchange_info, weight_limit
 from quantlab.exchange._vision_layout import MARKET_DIRS
 from quantlab.exchange._vision_store import KlineStore, RecordStore, _Lazy
 
@@ -117,7 +117,8 @@ class _Handler(BaseHTTPRequestHandler):
             return _Reply(404, routes.replay_error(f"Not Found: {path} (replay: {_SERVES})"))
         retry_after = replay._charge(routes.weight(prefix, endpoint, query), prefix)
         if retry_after is not None:
-            body = routes.error(-1003, _TOO_MUCH_WEIGHT.format(limit=replay.weight_limit_per_min))
+            limit = replay.weight_limit(prefix)
+            body = routes.error(-1003, _TOO_MUCH_WEIGHT.format(limit=limit))
             return _Reply(429, body, headers={"Retry-After": retry_after})
         try:
             status, body = routes.answer(replay, prefix, endpoint, query)
@@ -289,6 +290,11 @@ class ReplayServer:
             minute, used = self._weights.get(api, (-1, 0))
             return used if minute == int(self._clock() // 60) else 0
 
+    def weight_limit(self, api: str = "/api/v3") -> int:
+        """The weight per minute `api` allows: Binance's for its market (spot 6000, USD-M
+        2400), or `weight_limit_per_min` where that is lower."""
+        return weight_limit(routes.MARKETS[api][0], self.weight_limit_per_min)
+
     def _charge(self, weight: int, api: str = "/api/v3") -> int | None:
         """Count `weight` in this minute; over the limit, return Retry-After seconds instead."""
         with self._lock:
@@ -296,7 +302,7 @@ class ReplayServer:
             minute, used = self._weights.get(api, (-1, 0))
             if int(now // 60) != minute:
                 minute, used = int(now // 60), 0
-            if used + weight > self.weight_limit_per_min:
+            if used + weight > self.weight_limit(api):
                 self._weights[api] = (minute, used)
                 return max(1, math.ceil((minute + 1) * 60 - now))
             self._weights[api] = (minute, used + weight)
