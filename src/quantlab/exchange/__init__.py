@@ -2,6 +2,7 @@
 exchange that speaks the same API."""
 
 from quantlab.exchange._bans import ban_file
+from quantlab.exchange._klines_csv import read_zip_member
 from quantlab.exchange.binance import BinanceClient
 from quantlab.exchange.exchange_info import EXCHANGE_INFO_SCHEMA, parse_exchange_info
 from quantlab.exchange.funding import FUNDING_RATES_SCHEMA
@@ -17,5 +18,6 @@ __all__ = [
     "VisionSource",
     "ban_file",
     "parse_exchange_info",
+    "read_zip_member",
     "run_replay_server",
 ]

@@ -16,7 +16,7 @@ from pathlib import Path
 import polars as pl
 
 from quantlab.errors import SchemaError
-from quantlab.exchange._klines_csv import read_zip_member
+from quantlab.exchange import read_zip_member
 from quantlab.schema import BINANCE_KLINE_FIELDS, KLINES_SCHEMA, UTC_MS
 
 _INTS = ("open_time", "close_time", "trades")
