@@ -10,17 +10,19 @@ missed while the scheduler was down), at most `catchup_lookback` back: an older 
 logged with the backfill command to run. Markets, symbols, intervals and the schedule come
 from `configs/markets.yaml` ($QUANTLAB_MARKETS); adding a symbol is one line there. A
 data-quality failure fails the run without retry, and so does an exchange ban (a retry
-would meet it again and lengthen it); exchange hiccups are retried.
+would meet it again and lengthen it); exchange hiccups are retried (`_quantlab`). `validate`
+checks the newest version this run's klines tasks returned, never the catalog's latest.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from airflow.sdk import Asset, CronDataIntervalTimetable, dag, get_current_context, task
+
+from _quantlab import ctx, fail_fast, ref
 
 KLINES = Asset("quantlab://datasets/klines")
 DEFAULT_ARGS = {
@@ -47,29 +49,21 @@ _SETTINGS = _settings()
 _START = _SETTINGS.get("start_date", "2024-01-01")
 
 
-def _ctx():
-    """The run context; first, Airflow's log masker hides every secret quantlab reads."""
-    from airflow.sdk.log import mask_secret
+def newest_klines(results: list[dict]) -> dict:
+    """The newest `klines` version the mapped klines tasks of this run returned.
 
-    from quantlab.context import RunContext
-    from quantlab.secrets import add_masker
+    Each task's runs name the version they wrote (or found); the newest holds every symbol's
+    rows of this run. Never the catalog's latest: another writer may have added one since.
+    """
+    refs = [run["klines"] for result in results for run in result["runs"] if run.get("klines")]
+    if not refs:
+        from quantlab.errors import DatasetNotFound
 
-    add_masker(mask_secret)
-
-    return RunContext.load()
-
-
-@contextlib.contextmanager
-def _fail_on_ban():
-    """An exchange ban fails the task for good, naming its end: each retry would meet it."""
-    from airflow.sdk.exceptions import AirflowFailException
-
-    from quantlab.errors import ExchangeBanned
-
-    try:
-        yield
-    except ExchangeBanned as exc:
-        raise AirflowFailException(str(exc)) from exc
+        raise DatasetNotFound(
+            "no klines task of this run returned a klines version; check the symbols in "
+            "configs/markets.yaml and the klines tasks' logs"
+        )
+    return max(refs, key=lambda ref: ref["version"])
 
 
 def _interval() -> tuple[datetime, datetime]:
@@ -118,11 +112,11 @@ def market_data():
         label = f"{spec['market']} {spec['symbol']}"
         get_current_context()["symbol_label"] = label  # type: ignore[index]
         start, end = _interval()
-        ctx, lookback = _ctx(), load_markets().catchup_lookback
-        with _fail_on_ban():
+        run_ctx, lookback = ctx(), load_markets().catchup_lookback
+        with fail_fast():
             runs = [
                 ingest.run_symbol(
-                    ctx, spec["market"], spec["symbol"], interval, start, end, lookback=lookback
+                    run_ctx, spec["market"], spec["symbol"], interval, start, end, lookback=lookback
                 )
                 for interval in spec["intervals"]
             ]
@@ -136,32 +130,26 @@ def market_data():
         get_current_context()["symbol_label"] = symbol  # type: ignore[index]
         start, end = _interval()
         lookback = load_markets().catchup_lookback
-        with _fail_on_ban():
-            return ingest.run_funding(_ctx(), symbol, start, end, refresh=True, lookback=lookback)
+        with fail_fast():
+            return ingest.run_funding(ctx(), symbol, start, end, refresh=True, lookback=lookback)
 
     @task(map_index_template="{{ market_label }}")
     def exchange_info(market: str) -> dict:
         from quantlab import ingest
 
         get_current_context()["market_label"] = market  # type: ignore[index]
-        with _fail_on_ban():
-            return ingest.run_exchange_info(_ctx(), market)
+        with fail_fast():
+            return ingest.run_exchange_info(ctx(), market)
 
     @task(retries=0)
     def validate(results: list[dict]) -> dict:
-        from airflow.sdk.exceptions import AirflowFailException
-
         from quantlab import validate
-        from quantlab.errors import QualityError
 
-        ctx = _ctx()
-        ref = ctx.catalog.latest("klines")
         _, end = _interval()
-        try:  # fresh as of this run's interval: a stale symbol fails here
-            checks = validate.run(ctx, ref, as_of=end)
-        except QualityError as exc:  # bad data: a retry cannot fix it
-            raise AirflowFailException(str(exc)) from exc
-        return {"klines": ref.to_dict(), "klines_checks": checks.to_dict()}
+        with fail_fast():  # fresh as of this run's interval: a stale symbol fails here
+            klines = ref(newest_klines(results))
+            checks = validate.run(ctx(), klines, as_of=end)
+        return {"klines": klines.to_dict(), "klines_checks": checks.to_dict()}
 
     @task(outlets=[KLINES])
     def publish(checked: dict, *, outlet_events=None) -> dict:

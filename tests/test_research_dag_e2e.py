@@ -175,3 +175,20 @@ def test_the_run_prints_no_mlflow_warning(dag_run):
     _, result, _ = dag_run
     output = result.stdout + result.stderr
     assert not re.findall(r".*WARNING mlflow.*", output)
+
+
+def test_quantlab_run_stage_runs_one_stage_on_the_latest_inputs(dag_run, capsys):
+    """`quantlab run labels` reads the latest klines and checks; same inputs, same version."""
+    from quantlab.cli import main
+    from quantlab.context import RunContext
+
+    config, _, _ = dag_run
+    catalog = RunContext.load(config).catalog
+    labels, klines = catalog.latest("labels"), catalog.latest("klines")
+    checks = catalog.latest("klines_checks")
+    assert main(["--config", str(config), "run", "labels"]) == 0
+    assert capsys.readouterr().out.strip() == f"labels on {klines}, {checks}: {labels}"
+    assert catalog.latest("labels") == labels
+    # Spot: the funding gate is off, and says so.
+    assert main(["--config", str(config), "run", "validate_funding"]) == 0
+    assert "nothing (off for this config)" in capsys.readouterr().out

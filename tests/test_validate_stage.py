@@ -514,7 +514,9 @@ def test_airflow_validate_task_fails_without_retry_until_fixed(dag_id, project, 
     if dag_id == "research":
         call = lambda ref: task.python_callable(ref.to_dict())  # noqa: E731
     else:
-        call = lambda ref: task.python_callable([])  # noqa: E731 (validates the latest klines)
+        # The mapped klines task's result, naming the version it wrote: the one validated.
+        result = lambda ref: {"runs": [{"klines": ref.to_dict()}]}  # noqa: E731
+        call = lambda ref: task.python_callable([result(ref)])  # noqa: E731
 
     bad = _store(ctx, _break_high(march))
     with pytest.raises(AirflowFailException) as failed:

@@ -10,7 +10,10 @@
     └── ExchangeError
         ├── TemporaryExchangeError   429 / 5xx / timeout: safe to retry later
         ├── ExchangeBanned           418: no call to that host until `until`; never retried
-        └── PermanentExchangeError   4xx with an exchange code: retrying will not help
+        ├── PermanentExchangeError   4xx with an exchange code: retrying will not help
+        ├── OrderRejected            the venue refused an order (a filter, the balance): final
+        └── OrderStatusUnknown       an order's outcome is unknown (timeout, 5xx, -1006, -1007):
+                                     query it by client order id before anything is resent
 
 Every message says what happened and what to do about it.
 """
@@ -108,3 +111,38 @@ IPBannedError = ExchangeBanned  # the name before the ban was its own branch of 
 
 class PermanentExchangeError(ExchangeError):
     """A request the exchange will never accept (bad symbol, bad parameter)."""
+
+
+class OrderRejected(ExchangeError):
+    """The venue definitively refused an order (-1013 filter failure, -2010 insufficient
+    balance, ...): it was not placed; sending it unchanged is refused again."""
+
+    def __init__(
+        self,
+        message: str,
+        client_order_id: str,
+        reason: str = "",
+        status: int | None = None,
+        code: int | None = None,
+    ):
+        super().__init__(message, status, code)
+        self.client_order_id = client_order_id
+        self.reason = reason
+
+
+class OrderStatusUnknown(ExchangeError):
+    """An order was sent but its outcome is unknown: a timeout, a 5xx, -1006 or -1007.
+
+    It may have been placed (and filled). Never send it again under a new client order id:
+    query it by `client_order_id` first, and resend only under the same id.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        client_order_id: str,
+        status: int | None = None,
+        code: int | None = None,
+    ):
+        super().__init__(message, status, code)
+        self.client_order_id = client_order_id

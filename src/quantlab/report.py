@@ -5,18 +5,9 @@ from __future__ import annotations
 import polars as pl
 
 from quantlab.context import RunContext
+from quantlab.pipeline import outputs
 
-FINAL = "paper_orders"
-ORDER = [
-    "klines",
-    "klines_checks",
-    "features",
-    "labels",
-    "predictions",
-    "backtest",
-    "targets",
-    FINAL,
-]
+FINAL = outputs()[-1]
 
 
 def print_summary(ctx: RunContext) -> int:
@@ -27,7 +18,7 @@ def print_summary(ctx: RunContext) -> int:
         return 1
     chain = catalog.walk_lineage(catalog.latest(FINAL))
     print("Datasets (name@version, rows, stage):")
-    rank = {name: i for i, name in enumerate(ORDER)}
+    rank = {name: i for i, name in enumerate(outputs())}  # graph order
     for ref, lin in sorted(chain, key=lambda item: (rank.get(item[0].name, 99), item[0].name)):
         print(
             f"  {ref!s:<22} rows={lin.row_count:<8} stage={lin.stage:<9} created={lin.created_at}"

@@ -1,0 +1,103 @@
+"""What every quantlab task needs: the run context, refs from XComs, and one rule for failures.
+
+A module beside the DAG files that defines no DAG (the DAG processor imports it and finds
+none; an `.airflowignore` entry would cost a deprecation warning on every parse). The DAG
+processor and the task runner put this folder on `sys.path`. At parse time it imports only
+`quantlab.errors`, which imports nothing heavy.
+
+The rule, one table for every DAG (`ACTIONS`): an error a rerun cannot fix fails the task for
+good (Airflow's `AirflowFailException`, no retry); a transient one is retried under the task's
+`retries`. An error not in the table is retried too, as Airflow does by default.
+
+    error                   action  why
+    ConfigError             fail    the YAML is wrong; fix it first
+    QualityError            fail    the data failed the gate; a rerun reads the same data
+    SchemaError             fail    the data cannot be read as its schema; same
+    ExchangeBanned          fail    a retry during a ban meets it again and lengthens it
+    PermanentExchangeError  fail    the exchange will never accept the request
+    OrderRejected           fail    the venue refused the order (a filter, the balance)
+    TemporaryExchangeError  retry   429 / 5xx / timeout on a read
+    OrderStatusUnknown      retry   the rerun resolves it: an order task reconciles by client
+                                    order id before it submits, and resubmits only under the
+                                    same id, so a retry cannot place a second order
+    ChecksumMismatch        retry   a fresh download is the fix
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Literal
+
+from quantlab.errors import (
+    ChecksumMismatch,
+    ConfigError,
+    ExchangeBanned,
+    OrderRejected,
+    OrderStatusUnknown,
+    PermanentExchangeError,
+    QualityError,
+    QuantlabError,
+    SchemaError,
+    TemporaryExchangeError,
+)
+
+if TYPE_CHECKING:
+    from quantlab.catalog import DatasetRef
+    from quantlab.context import RunContext
+
+Action = Literal["fail", "retry"]
+
+ACTIONS: dict[type[QuantlabError], Action] = {
+    ConfigError: "fail",
+    QualityError: "fail",
+    SchemaError: "fail",
+    ExchangeBanned: "fail",
+    PermanentExchangeError: "fail",
+    OrderRejected: "fail",
+    TemporaryExchangeError: "retry",
+    OrderStatusUnknown: "retry",
+    ChecksumMismatch: "retry",
+}
+
+
+def action_for(exc: BaseException) -> Action:
+    """What a task does with `exc`: the entry of its nearest class in `ACTIONS`, else retry."""
+    for cls in type(exc).__mro__:
+        if cls in ACTIONS:
+            return ACTIONS[cls]
+    return "retry"
+
+
+@contextlib.contextmanager
+def fail_fast() -> Iterator[None]:
+    """Turn an error that no retry can fix into Airflow's fail-without-retry, message kept."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    try:
+        yield
+    except Exception as exc:
+        if action_for(exc) == "fail":
+            raise AirflowFailException(str(exc)) from exc
+        raise
+
+
+def ctx() -> RunContext:
+    """The run context; first, Airflow's log masker hides every secret quantlab reads."""
+    from airflow.sdk.log import mask_secret
+
+    from quantlab.context import RunContext
+    from quantlab.secrets import add_masker
+
+    add_masker(mask_secret)
+    return RunContext.load()
+
+
+def ref(data: dict | None) -> DatasetRef | None:
+    """The dataset version an upstream task returned; None for `{}`, a task that had nothing.
+
+    (An empty dict, not None: Airflow stores it as an XCom, where None would be none.)
+    """
+    from quantlab.catalog import DatasetRef
+
+    return DatasetRef.from_dict(data) if data else None
