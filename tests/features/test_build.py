@@ -23,7 +23,6 @@ MONTHS = ("2023-02", "2023-03", "2023-04")
 SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
 FUNDING = (
     Path(__file__).parent
-    / "features"
     / "data"
     / "BTCUSDT_fundingRate_2023-01-20_2023-04-30_RECONSTRUCTED_DERIVED.json"
 )
