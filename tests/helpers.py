@@ -1,4 +1,4 @@
-"""Test helpers: the real shipped klines, an isolated project config, and `airflow dags test`."""
+"""Test helpers: the shipped sample and fixtures, the real shipped klines, an isolated project config, and `airflow dags test`."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "data" / "sample"
+# The one fixtures tree: real Binance responses and files, each described in its README.
+FIXTURES = ROOT / "tests" / "fixtures" / "binance"
 
 
 def load_sample_klines(symbol: str, months: tuple[str, ...] | None = None) -> pl.DataFrame:

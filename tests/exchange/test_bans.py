@@ -6,17 +6,16 @@ from __future__ import annotations
 import json
 import threading
 from datetime import UTC, datetime
-from pathlib import Path
 
 import httpx
 import pytest
 
+from helpers import FIXTURES
 from quantlab.errors import ExchangeBanned, ExchangeError, TemporaryExchangeError
 from quantlab.exchange import BinanceClient
 from quantlab.exchange._bans import BanBook, ban_file
 from quantlab.ingest.sources import RestSource
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "binance"
 BANNED = json.loads((FIXTURES / "error_418_ip_banned.json").read_text())
 NOW = 1_700_000_000.0  # 2023-11-14 22:13:20 UTC
 

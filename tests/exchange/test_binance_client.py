@@ -13,6 +13,7 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
+from helpers import FIXTURES
 from quantlab.errors import (
     ConfigError,
     ExchangeBanned,
@@ -25,7 +26,6 @@ from quantlab.schema import KLINES_SCHEMA, klines_from_rows
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "data" / "sample"
-FIXTURES = ROOT / "tests" / "fixtures" / "binance"
 SPOT_1H = SAMPLE / "data" / "spot" / "monthly" / "klines"
 HOUR = 3_600_000
 JAN_2023 = 1672531200000

@@ -10,11 +10,11 @@ import httpx
 import polars as pl
 import pytest
 
+from helpers import FIXTURES
 from quantlab.errors import PermanentExchangeError, SchemaError
 from quantlab.exchange import EXCHANGE_INFO_SCHEMA, BinanceClient, ReplayServer, parse_exchange_info
 
 ROOT = Path(__file__).resolve().parents[2]
-FIXTURES = ROOT / "tests" / "fixtures" / "binance"
 SAMPLE = ROOT / "data" / "sample"
 SHARED_FULL_SPOT = (
     ROOT.parent

@@ -14,11 +14,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from helpers import FIXTURES
 from quantlab.exchange.replay import ReplayServer, main
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "data" / "sample"
-FIXTURES = ROOT / "tests" / "fixtures" / "binance"
 SPOT_1H = SAMPLE / "data" / "spot" / "monthly" / "klines"
 HOUR = 3_600_000
 MAR_24_2023 = 1679616000000  # 2023-03-24 00:00 UTC

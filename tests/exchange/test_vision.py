@@ -15,13 +15,13 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
+from helpers import FIXTURES
 from quantlab.errors import ChecksumMismatch, ConfigError, PermanentExchangeError, SchemaError
 from quantlab.exchange import BinanceClient, ReplayServer, VisionSource
 from quantlab.schema import KLINES_SCHEMA, klines_from_rows
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "data" / "sample"
-FIXTURES = ROOT / "tests" / "fixtures" / "binance"
 SPOT = "data/spot/monthly/klines"
 HOUR, DAY = 3_600_000, 86_400_000
 NOV_2024, DEC_2024, JAN_2025 = 1730419200000, 1733011200000, 1735689600000
