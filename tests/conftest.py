@@ -1,20 +1,30 @@
-"""Shared fixtures; every test runs away from ~/airflow and the project's own data."""
+"""Shared fixtures; every test runs away from ~/airflow and the project's own data.
+
+The sample root, the fixtures tree and the fake clock's class live in helpers.py (modules
+import them at load time); the fixtures of more than one folder live here. A folder's own
+conftest keeps only what is local to it.
+"""
 
 from __future__ import annotations
 
 import os
 import tempfile
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
+import polars as pl
 import pytest
 
-from helpers import write_config
+from helpers import SAMPLE, FakeClock, load_sample_klines, write_config
 
 # Airflow reads its home at import; keep every test away from ~/airflow and the project's .airflow.
 os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="quantlab-airflow-"))
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("MLFLOW_ENABLE_TELEMETRY", "false")
+
+PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
 
 
 @pytest.fixture
@@ -23,3 +33,59 @@ def ctx(tmp_path: Path):
     from quantlab.context import RunContext
 
     return RunContext.load(write_config(tmp_path))
+
+
+@pytest.fixture(scope="module")
+def replay():
+    """The replay exchange over data/sample, one per test module: tests must not change its state."""
+    from quantlab.exchange.replay import ReplayServer
+
+    with ReplayServer(SAMPLE) as server:
+        yield server
+
+
+@pytest.fixture
+def fake_clock() -> FakeClock:
+    """A fake clock 10 s into a weight minute; its `sleep` advances it."""
+    return FakeClock(1_000_000 * 60 + 10)
+
+
+@pytest.fixture(scope="session")
+def real_klines() -> pl.DataFrame:
+    """BTC, ETH and SOL spot 1h from the shipped sample, 2023-01-01 to 2024-12-31, one after the other."""
+    months = tuple(f"{y}-{m:02d}" for y in (2023, 2024) for m in range(1, 13))
+    return pl.concat([load_sample_klines(s, months) for s in ("BTCUSDT", "ETHUSDT", "SOLUSDT")])
+
+
+def _postgres_database() -> tuple[object, str]:
+    """A fresh database on the local PostgreSQL and its admin connection; skips if it is down,
+    unless QUANTLAB_REQUIRE_POSTGRES is set."""
+    psycopg2 = pytest.importorskip("psycopg2")
+    try:
+        admin = psycopg2.connect(PG_ADMIN, connect_timeout=3)
+    except psycopg2.OperationalError as exc:
+        if os.environ.get("QUANTLAB_REQUIRE_POSTGRES"):
+            raise
+        pytest.skip(f"PostgreSQL is not reachable on 127.0.0.1:5432 ({exc})")
+    admin.autocommit = True
+    name = f"quantlab_test_{uuid.uuid4().hex[:8]}"
+    admin.cursor().execute(f"CREATE DATABASE {name}")
+    return admin, name
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def ledger(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator:
+    """An empty paper ledger, once on SQLite and once on PostgreSQL (127.0.0.1:5432)."""
+    from quantlab.paper import Ledger
+
+    if request.param == "sqlite":
+        with Ledger.connect(f"sqlite:///{tmp_path / 'ledger.sqlite'}") as led:
+            yield led
+        return
+    admin, name = _postgres_database()
+    try:
+        with Ledger.connect(f"postgresql://postgres@127.0.0.1:5432/{name}") as led:
+            yield led
+    finally:
+        admin.cursor().execute(f"DROP DATABASE IF EXISTS {name}")
+        admin.close()

@@ -1,10 +1,11 @@
-"""Test helpers: the real shipped klines, an isolated project config, and `airflow dags test`."""
+"""Test helpers: the shipped sample and fixtures, the real shipped klines, an isolated project config, and `airflow dags test`."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+import threading
 import zipfile
 from pathlib import Path
 
@@ -13,6 +14,30 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "data" / "sample"
+# The one fixtures tree: real Binance responses and files, each described in its README.
+FIXTURES = ROOT / "tests" / "fixtures" / "binance"
+
+
+class FakeClock:
+    """A clock for the weight windows and the sleeps of a test: `sleep` advances it and is recorded.
+
+    Pass it as `clock` (and its `sleep` as `sleep`) to a ReplayServer, a BinanceClient or a
+    WeightTracker; it is safe across threads.
+    """
+
+    def __init__(self, t: float):
+        self.t = t
+        self.sleeps: list[float] = []
+        self._lock = threading.Lock()
+
+    def __call__(self) -> float:
+        with self._lock:
+            return self.t
+
+    def sleep(self, seconds: float) -> None:
+        with self._lock:
+            self.sleeps.append(seconds)
+            self.t += seconds
 
 
 def load_sample_klines(symbol: str, months: tuple[str, ...] | None = None) -> pl.DataFrame:

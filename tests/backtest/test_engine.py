@@ -7,18 +7,18 @@ import math
 import re
 import zipfile
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import numpy as np
 import polars as pl
 import pytest
 
+from helpers import SAMPLE
 from quantlab.backtest import render_report, run_backtest, signals_to_positions
 from quantlab.config import BacktestConfig, SignalConfig
 from quantlab.errors import SchemaError
 from quantlab.schema import BINANCE_KLINE_FIELDS, UTC_MS, normalize_klines
 
-KLINES = Path(__file__).resolve().parents[2] / "data/sample/data/spot/monthly/klines"
+KLINES = SAMPLE / "data/spot/monthly/klines"
 T0 = datetime(2023, 1, 1, tzinfo=UTC)
 HOUR = timedelta(hours=1)
 FREE = BacktestConfig(init_cash=1000.0, fees=0.0, slippage=0.0)

@@ -6,27 +6,18 @@ from __future__ import annotations
 import json
 import threading
 from datetime import UTC, datetime
-from pathlib import Path
 
 import httpx
 import pytest
 
+from helpers import FIXTURES, FakeClock
 from quantlab.errors import ExchangeBanned, ExchangeError, TemporaryExchangeError
 from quantlab.exchange import BinanceClient
 from quantlab.exchange._bans import BanBook, ban_file
 from quantlab.ingest.sources import RestSource
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "binance"
 BANNED = json.loads((FIXTURES / "error_418_ip_banned.json").read_text())
 NOW = 1_700_000_000.0  # 2023-11-14 22:13:20 UTC
-
-
-class Clock:
-    def __init__(self, t: float = NOW):
-        self.t = t
-
-    def __call__(self) -> float:
-        return self.t
 
 
 def server(first: list[httpx.Response]) -> tuple[httpx.MockTransport, list[str]]:
@@ -43,7 +34,7 @@ def server(first: list[httpx.Response]) -> tuple[httpx.MockTransport, list[str]]
 def test_a_418_is_recorded_and_every_client_sharing_the_file_refuses_until_it_ends(tmp_path):
     bans = ban_file(tmp_path)
     transport, asked = server([httpx.Response(418, json=BANNED, headers={"Retry-After": "120"})])
-    clock = Clock()
+    clock = FakeClock(NOW)
     opts = {"transport": transport, "clock": clock, "sleep": lambda s: None, "ban_file": bans}
     with BinanceClient("https://api.binance.test", **opts) as client:
         with pytest.raises(ExchangeBanned, match="until 2023-11-14 22:15:20 UTC"):
@@ -65,9 +56,9 @@ def test_a_418_is_recorded_and_every_client_sharing_the_file_refuses_until_it_en
 
 
 def test_a_ban_applies_to_its_host_only(tmp_path):
-    BanBook(ban_file(tmp_path), Clock()).record("https://fapi.binance.test", NOW + 60, "418")
+    BanBook(ban_file(tmp_path), FakeClock(NOW)).record("https://fapi.binance.test", NOW + 60, "418")
     transport, asked = server([])
-    opts = {"transport": transport, "clock": Clock(), "ban_file": ban_file(tmp_path)}
+    opts = {"transport": transport, "clock": FakeClock(NOW), "ban_file": ban_file(tmp_path)}
     with BinanceClient("https://api.binance.test", **opts) as spot:
         assert spot.server_time() == 123
     with (
@@ -81,7 +72,7 @@ def test_a_ban_applies_to_its_host_only(tmp_path):
 def test_a_ban_of_unknown_length_is_held_for_binance_s_shortest(tmp_path):
     body = {"code": -1003, "msg": "Way too many requests; IP banned."}
     transport, asked = server([httpx.Response(418, json=body)])
-    opts = {"transport": transport, "clock": Clock(), "ban_file": ban_file(tmp_path)}
+    opts = {"transport": transport, "clock": FakeClock(NOW), "ban_file": ban_file(tmp_path)}
     with (
         BinanceClient("https://api.binance.test", **opts) as client,
         pytest.raises(ExchangeBanned, match="for at least 2 min") as err,

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import json
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
-from pathlib import Path
 
 import httpx
 import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
+from helpers import FIXTURES, SAMPLE, FakeClock
 from quantlab.errors import (
     ConfigError,
     ExchangeBanned,
@@ -23,9 +23,6 @@ from quantlab.exchange import BinanceClient, ReplayServer
 from quantlab.exchange._weights import choose_klines_limit, klines_weight
 from quantlab.schema import KLINES_SCHEMA, klines_from_rows
 
-ROOT = Path(__file__).resolve().parents[2]
-SAMPLE = ROOT / "data" / "sample"
-FIXTURES = ROOT / "tests" / "fixtures" / "binance"
 SPOT_1H = SAMPLE / "data" / "spot" / "monthly" / "klines"
 HOUR = 3_600_000
 JAN_2023 = 1672531200000
@@ -66,29 +63,8 @@ class Recorder(httpx.HTTPTransport):
         return [dict(r.url.params) for r in self.requests if r.url.path.endswith("/klines")]
 
 
-class FakeTime:
-    """One clock for the server's weight window and the client's sleep."""
-
-    def __init__(self, t: float):
-        self.t = t
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.t
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.t += seconds
-
-
 def no_sleep(seconds: float) -> None:
     pass
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[ReplayServer]:
-    with ReplayServer(SAMPLE) as srv:
-        yield srv
 
 
 def mock(handler: Callable[[httpx.Request], httpx.Response], **kwargs) -> BinanceClient:
@@ -100,9 +76,9 @@ def fixture_body(name: str) -> dict:
     return json.loads((FIXTURES / name).read_text())
 
 
-def test_paging_across_month_files_returns_exactly_the_csv_rows(server):
+def test_paging_across_month_files_returns_exactly_the_csv_rows(replay):
     transport = Recorder()
-    with BinanceClient(server.base_url, transport=transport) as client:
+    with BinanceClient(replay.base_url, transport=transport) as client:
         got = client.fetch_klines("BTCUSDT", "1h", JAN_2023, MAY_2023 - HOUR)
     assert got.schema == pl.Schema(KLINES_SCHEMA)
     assert_frame_equal(got, expected("BTCUSDT", MONTHS[:4]))
@@ -114,16 +90,16 @@ def test_paging_across_month_files_returns_exactly_the_csv_rows(server):
     assert all(int(p["endTime"]) == MAY_2023 - HOUR for p in pages)
 
 
-def test_whole_sample_for_every_symbol(server):
-    with BinanceClient(server.base_url) as client:
+def test_whole_sample_for_every_symbol(replay):
+    with BinanceClient(replay.base_url) as client:
         for symbol in ("BTCUSDT", "ETHUSDT", "SOLUSDT"):
             got = client.fetch_klines(symbol, "1h", JAN_2023, LAST_OPEN)
             assert got.height == 17_543  # the calendar's 17,544 hours less the halt
             assert_frame_equal(got, expected(symbol, MONTHS))
 
 
-def test_halt_candle_kept_missing_hour_not_invented(server):
-    with BinanceClient(server.base_url) as client:
+def test_halt_candle_kept_missing_hour_not_invented(replay):
+    with BinanceClient(replay.base_url) as client:
         day = client.fetch_klines("BTCUSDT", "1h", MAR_24_2023, MAR_24_2023 + 23 * HOUR)
     hours = day["open_time"].dt.hour().to_list()
     assert len(hours) == 23
@@ -141,8 +117,8 @@ def test_halt_candle_kept_missing_hour_not_invented(server):
     )
 
 
-def test_range_is_inclusive_and_start_need_not_be_aligned(server):
-    with BinanceClient(server.base_url) as client:
+def test_range_is_inclusive_and_start_need_not_be_aligned(replay):
+    with BinanceClient(replay.base_url) as client:
         exact = client.fetch_klines("ETHUSDT", "1h", JAN_2023, JAN_2023 + 2 * HOUR)
         unaligned = client.fetch_klines("ETHUSDT", "1h", JAN_2023 + 1, JAN_2023 + 2 * HOUR + 1)
         single = client.fetch_klines("ETHUSDT", "1h", JAN_2023, JAN_2023)
@@ -172,7 +148,7 @@ def test_candle_counts_as_closed_once_now_passes_its_close_time():
 
 def test_429_retry_after_is_slept_then_the_fetch_completes():
     """The replay answers 429 once its minute is spent; the client sleeps Retry-After."""
-    clock = FakeTime(1_000_000 * 60 + 15)
+    clock = FakeClock(1_000_000 * 60 + 15)
     with (
         ReplayServer(SAMPLE, weight_limit_per_min=5, clock=clock) as srv,
         BinanceClient(srv.base_url, sleep=clock.sleep, clock=clock) as client,
@@ -260,10 +236,10 @@ def test_faults_at_30_percent_still_return_the_exact_data():
     assert set(srv.faults_injected) == {"503", "reset", "truncated"}
 
 
-def test_invalid_symbol_is_permanent_and_not_retried(server):
+def test_invalid_symbol_is_permanent_and_not_retried(replay):
     transport = Recorder()
     with (
-        BinanceClient(server.base_url, transport=transport, sleep=no_sleep) as client,
+        BinanceClient(replay.base_url, transport=transport, sleep=no_sleep) as client,
         pytest.raises(PermanentExchangeError) as err,
     ):
         client.fetch_klines("NOPEUSDT", "1h", JAN_2023, MAY_2023)
@@ -309,7 +285,7 @@ def test_timeouts_and_bad_json_are_retried():
 
 
 def test_client_waits_for_the_next_minute_instead_of_earning_a_429():
-    clock = FakeTime(1_000_000 * 60 + 10)
+    clock = FakeClock(1_000_000 * 60 + 10)
     with (
         ReplayServer(SAMPLE, clock=clock) as srv,
         BinanceClient(
@@ -366,9 +342,9 @@ def test_a_symbol_off_binance_s_pattern_is_refused_before_any_request():
     assert asked == []
 
 
-def test_caller_mistakes_are_config_errors(server):
+def test_caller_mistakes_are_config_errors(replay):
     with (
-        BinanceClient(server.base_url) as client,
+        BinanceClient(replay.base_url) as client,
         pytest.raises(ConfigError, match="interval '1M' is not supported"),
     ):
         client.fetch_klines("BTCUSDT", "1M", JAN_2023, MAY_2023)

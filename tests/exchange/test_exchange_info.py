@@ -4,18 +4,15 @@ from __future__ import annotations
 
 import copy
 import json
-from pathlib import Path
 
 import httpx
 import polars as pl
 import pytest
 
+from helpers import FIXTURES, ROOT, SAMPLE
 from quantlab.errors import PermanentExchangeError, SchemaError
 from quantlab.exchange import EXCHANGE_INFO_SCHEMA, BinanceClient, ReplayServer, parse_exchange_info
 
-ROOT = Path(__file__).resolve().parents[2]
-FIXTURES = ROOT / "tests" / "fixtures" / "binance"
-SAMPLE = ROOT / "data" / "sample"
 SHARED_FULL_SPOT = (
     ROOT.parent
     / "shared/data/binance/api/exchangeInfo/spot_exchangeInfo_2023-09-08_MAINNET_full_verbatim.json"

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import httpx
 import polars as pl
 import pytest
 
+from helpers import SAMPLE
 from quantlab.errors import ConfigError, PermanentExchangeError, SchemaError
 from quantlab.exchange import FUNDING_RATES_SCHEMA, BinanceClient, ReplayServer
 
-ROOT = Path(__file__).resolve().parents[2]
-SAMPLE = ROOT / "data" / "sample"
 RECORDS = json.loads((SAMPLE / "api/fundingRate/BTCUSDT.json").read_text())
 TIMES = [r["fundingTime"] for r in RECORDS]
 FIRST, LAST = TIMES[0], TIMES[-1]  # 2022-11-03 08:00:00.016 and 2025-11-12 08:00:00.002
@@ -37,9 +35,9 @@ def get(srv: ReplayServer, **params) -> httpx.Response:
     return httpx.get(srv.base_url + "/fapi/v1/fundingRate", params=params)
 
 
-def test_all_3316_records_come_in_pages_of_1000(sample_server):
+def test_all_3316_records_come_in_pages_of_1000(replay):
     transport = Recorder()
-    with BinanceClient(sample_server.base_url, market="futures_um", transport=transport) as c:
+    with BinanceClient(replay.base_url, market="futures_um", transport=transport) as c:
         got = c.fetch_funding_rates("BTCUSDT", 0, 2**41)
     assert got.schema == pl.Schema(FUNDING_RATES_SCHEMA)
     assert got.height == 3316
@@ -66,15 +64,15 @@ def test_all_3316_records_come_in_pages_of_1000(sample_server):
         (FIRST - 10**9, FIRST - 1, []),
     ],
 )
-def test_window_bounds_are_inclusive(sample_server, start, end, expected):
-    with BinanceClient(sample_server.base_url, market="futures_um") as client:
+def test_window_bounds_are_inclusive(replay, start, end, expected):
+    with BinanceClient(replay.base_url, market="futures_um") as client:
         got = client.fetch_funding_rates("BTCUSDT", start, end)
     assert got["funding_time"].dt.epoch("ms").to_list() == expected
 
 
-def test_funding_on_a_spot_client_is_a_config_error(sample_server):
+def test_funding_on_a_spot_client_is_a_config_error(replay):
     with (
-        BinanceClient(sample_server.base_url) as client,
+        BinanceClient(replay.base_url) as client,
         pytest.raises(ConfigError, match="market='futures_um'"),
     ):
         client.fetch_funding_rates("BTCUSDT", FIRST, LAST)
@@ -102,9 +100,9 @@ def test_a_body_that_is_not_funding_records_is_a_schema_error():
         c.fetch_funding_rates("BTCUSDT", 0, 10)
 
 
-def test_unknown_symbol_is_permanent(sample_server):
+def test_unknown_symbol_is_permanent(replay):
     with (
-        BinanceClient(sample_server.base_url, market="futures_um", sleep=no_sleep) as client,
+        BinanceClient(replay.base_url, market="futures_um", sleep=no_sleep) as client,
         pytest.raises(PermanentExchangeError) as err,
     ):
         client.fetch_funding_rates("NOPEUSDT", FIRST, LAST)
@@ -121,8 +119,8 @@ def test_faults_lose_nothing():
     assert set(srv.faults_injected) == {"503", "reset", "truncated"}
 
 
-def test_replay_follows_binance_semantics(sample_server):
-    srv = sample_server
+def test_replay_follows_binance_semantics(replay):
+    srv = replay
     assert get(srv, symbol="BTCUSDT", startTime=FIRST).json() == RECORDS[:100]  # default 100
     assert get(srv, symbol="BTCUSDT").json() == RECORDS[-200:]  # no times: the latest 200
     assert get(srv, symbol="BTCUSDT", limit=5).json() == RECORDS[-5:]

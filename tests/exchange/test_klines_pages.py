@@ -9,17 +9,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from pathlib import Path
 
 import httpx
 import pytest
 from polars.testing import assert_frame_equal
 
+from helpers import FIXTURES
 from quantlab.errors import SchemaError, TemporaryExchangeError
 from quantlab.exchange import BinanceClient
 from quantlab.schema import klines_from_rows
 
-FIXTURES = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "binance"
 RECORDED: list[list] = json.loads(
     (FIXTURES / "rest_api_v3_klines_BTCUSDT-1h-2024-01-01.json").read_text()
 )

@@ -9,11 +9,11 @@ import httpx
 import pytest
 from polars.testing import assert_frame_equal
 
+from helpers import SAMPLE
 from quantlab.exchange import BinanceClient, ReplayServer
 from quantlab.exchange._weights import klines_weight
 from quantlab.schema import klines_from_rows
 
-SAMPLE = Path(__file__).resolve().parents[2] / "data" / "sample"
 HOUR, MINUTE = 3_600_000, 60_000
 JUN_2023 = 1685577600000  # 2023-06-01 00:00 UTC: no halt in the 2,000 hours after it
 JAN_2023 = 1672531200000
@@ -64,8 +64,8 @@ JUN_TO_SEP = spot_rows("ETHUSDT", ["2023-06", "2023-07", "2023-08", "2023-09"])
 
 
 @pytest.mark.parametrize("bars", [1000, 2000])
-def test_a_window_of_exact_pages_asks_no_empty_extra_page(sample_server, bars):
-    got, pages = fetch(sample_server, "ETHUSDT", "1h", JUN_2023, JUN_2023 + (bars - 1) * HOUR)
+def test_a_window_of_exact_pages_asks_no_empty_extra_page(replay, bars):
+    got, pages = fetch(replay, "ETHUSDT", "1h", JUN_2023, JUN_2023 + (bars - 1) * HOUR)
     assert_frame_equal(got, klines_from_rows(JUN_TO_SEP[:bars], "spot", "ETHUSDT", "1h"))
     assert [int(p["startTime"]) for p in pages] == [
         JUN_2023 + k * 1000 * HOUR for k in range(bars // 1000)
@@ -73,32 +73,32 @@ def test_a_window_of_exact_pages_asks_no_empty_extra_page(sample_server, bars):
     assert {p["limit"] for p in pages} == {"1000"}
 
 
-def test_one_bar_more_than_a_page_takes_a_second_page_of_one(sample_server):
-    got, pages = fetch(sample_server, "ETHUSDT", "1h", JUN_2023, JUN_2023 + 1000 * HOUR)
+def test_one_bar_more_than_a_page_takes_a_second_page_of_one(replay):
+    got, pages = fetch(replay, "ETHUSDT", "1h", JUN_2023, JUN_2023 + 1000 * HOUR)
     assert got.height == 1001
     assert [int(p["startTime"]) for p in pages] == [JUN_2023, JUN_2023 + 1000 * HOUR]
 
 
-def test_a_page_short_by_the_halt_ends_the_paging(sample_server):
+def test_a_page_short_by_the_halt_ends_the_paging(replay):
     """1,000 calendar hours over 2023-03-24 hold 999 bars: the short page is the last."""
     start = 1679616000000 - 500 * HOUR
-    got, pages = fetch(sample_server, "BTCUSDT", "1h", start, start + 999 * HOUR)
+    got, pages = fetch(replay, "BTCUSDT", "1h", start, start + 999 * HOUR)
     assert got.height == 999
     assert len(pages) == 1
 
 
-def test_a_window_inside_one_page(sample_server):
+def test_a_window_inside_one_page(replay):
     start = JUN_2023 + 100 * HOUR
-    got, pages = fetch(sample_server, "ETHUSDT", "1h", start, start + 9 * HOUR)
+    got, pages = fetch(replay, "ETHUSDT", "1h", start, start + 9 * HOUR)
     assert_frame_equal(got, klines_from_rows(JUN_TO_SEP[100:110], "spot", "ETHUSDT", "1h"))
     assert len(pages) == 1
     assert pages[0]["endTime"] == str(start + 9 * HOUR)
 
 
 @pytest.mark.parametrize(("end_offset", "rows"), [(0, 3), (-1, 2), (HOUR - 1, 3)])
-def test_end_time_is_inclusive_of_a_bar_opening_exactly_then(sample_server, end_offset, rows):
+def test_end_time_is_inclusive_of_a_bar_opening_exactly_then(replay, end_offset, rows):
     end = JUN_2023 + 2 * HOUR + end_offset
-    got, _ = fetch(sample_server, "ETHUSDT", "1h", JUN_2023, end)
+    got, _ = fetch(replay, "ETHUSDT", "1h", JUN_2023, end)
     assert_frame_equal(got, klines_from_rows(JUN_TO_SEP[:rows], "spot", "ETHUSDT", "1h"))
 
 
@@ -120,8 +120,8 @@ def test_futures_month_of_1m_pages_by_the_weight_table():
     assert used == 162 + 1  # and the server charged exactly that, plus /fapi/v1/time
 
 
-def test_spot_pages_ask_for_the_largest_page_and_start_after_the_last_bar(sample_server):
-    got, pages = fetch(sample_server, "BTCUSDT", "1h", JAN_2023, JAN_2023 + 2500 * HOUR)
+def test_spot_pages_ask_for_the_largest_page_and_start_after_the_last_bar(replay):
+    got, pages = fetch(replay, "BTCUSDT", "1h", JAN_2023, JAN_2023 + 2500 * HOUR)
     # The halt hides 13:00 on 2023-03-24, so the third page starts one hour past the grid.
     assert [int(p["startTime"]) for p in pages] == [
         JAN_2023,

@@ -14,24 +14,14 @@ from pathlib import Path
 import httpx
 import pytest
 
+from helpers import FIXTURES, SAMPLE, FakeClock
 from quantlab.exchange.replay import ReplayServer, main
 
-ROOT = Path(__file__).resolve().parents[2]
-SAMPLE = ROOT / "data" / "sample"
-FIXTURES = ROOT / "tests" / "fixtures" / "binance"
 SPOT_1H = SAMPLE / "data" / "spot" / "monthly" / "klines"
 HOUR = 3_600_000
 MAR_24_2023 = 1679616000000  # 2023-03-24 00:00 UTC
 JUN_2025 = 1748736000000  # 2025-06-01 00:00 UTC, the µs spot sample file
 MAR_2026 = 1772323200000  # 2026-03-01 00:00 UTC, just after the last stored candle (futures)
-
-
-class FakeClock:
-    def __init__(self, t: float):
-        self.t = t
-
-    def __call__(self) -> float:
-        return self.t
 
 
 def binance_rows(symbol: str, month: str) -> list[list]:
@@ -47,12 +37,6 @@ def binance_rows(symbol: str, month: str) -> list[list]:
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[ReplayServer]:
-    with ReplayServer(SAMPLE) as srv:
-        yield srv
-
-
-@pytest.fixture(scope="module")
 def http() -> Iterator[httpx.Client]:
     with httpx.Client(timeout=5) as client:
         yield client
@@ -62,11 +46,11 @@ def get(http: httpx.Client, srv: ReplayServer, path: str, **params) -> httpx.Res
     return http.get(srv.base_url + path, params=params)
 
 
-def test_klines_equal_a_recorded_binance_response(server, http):
+def test_klines_equal_a_recorded_binance_response(replay, http):
     recorded = json.loads((FIXTURES / "rest_api_v3_klines_BTCUSDT-1h-2024-01-01.json").read_text())
     resp = get(
         http,
-        server,
+        replay,
         "/api/v3/klines",
         symbol="BTCUSDT",
         interval="1h",
@@ -78,12 +62,12 @@ def test_klines_equal_a_recorded_binance_response(server, http):
     assert resp.json() == recorded  # same ints, same decimal strings, same order
 
 
-def test_start_time_returns_first_limit_rows_from_start(server, http):
+def test_start_time_returns_first_limit_rows_from_start(replay, http):
     march = binance_rows("ETHUSDT", "2023-03")
     # Not aligned to the hour: the first candle is the next one that opens at or after it.
     body = get(
         http,
-        server,
+        replay,
         "/api/v3/klines",
         symbol="ETHUSDT",
         interval="1h",
@@ -93,11 +77,11 @@ def test_start_time_returns_first_limit_rows_from_start(server, http):
     assert body == march[1:4]
 
 
-def test_start_and_end_time_are_inclusive(server, http):
+def test_start_and_end_time_are_inclusive(replay, http):
     march = binance_rows("BTCUSDT", "2023-03")
     body = get(
         http,
-        server,
+        replay,
         "/api/v3/klines",
         symbol="BTCUSDT",
         interval="1h",
@@ -107,11 +91,11 @@ def test_start_and_end_time_are_inclusive(server, http):
     assert body == march[10:15]
 
 
-def test_end_time_only_returns_last_limit_rows_up_to_it(server, http):
+def test_end_time_only_returns_last_limit_rows_up_to_it(replay, http):
     march = binance_rows("SOLUSDT", "2023-03")
     body = get(
         http,
-        server,
+        replay,
         "/api/v3/klines",
         symbol="SOLUSDT",
         interval="1h",
@@ -121,23 +105,23 @@ def test_end_time_only_returns_last_limit_rows_up_to_it(server, http):
     assert body == march[16:21]
 
 
-def test_no_times_returns_the_latest_500_and_limit_is_capped_at_1000(server, http):
+def test_no_times_returns_the_latest_500_and_limit_is_capped_at_1000(replay, http):
     dec = binance_rows("ETHUSDT", "2024-12")
-    latest = get(http, server, "/api/v3/klines", symbol="ETHUSDT", interval="1h").json()
+    latest = get(http, replay, "/api/v3/klines", symbol="ETHUSDT", interval="1h").json()
     assert len(latest) == 500
     assert latest == dec[-500:]
     capped = get(
-        http, server, "/api/v3/klines", symbol="ETHUSDT", interval="1h", startTime=0, limit=5000
+        http, replay, "/api/v3/klines", symbol="ETHUSDT", interval="1h", startTime=0, limit=5000
     ).json()
     assert len(capped) == 1000
     assert capped[:3] == binance_rows("ETHUSDT", "2023-01")[:3]
 
 
-def test_the_microsecond_file_is_served_in_ms_after_the_gap(server, http):
+def test_the_microsecond_file_is_served_in_ms_after_the_gap(replay, http):
     """BTCUSDT's sample ends 2024-12, then holds 2025-06 from a µs file: REST pages over the gap."""
     after_2024 = get(
         http,
-        server,
+        replay,
         "/api/v3/klines",
         symbol="BTCUSDT",
         interval="1h",
@@ -149,10 +133,10 @@ def test_the_microsecond_file_is_served_in_ms_after_the_gap(server, http):
     assert after_2024[-1][6] == JUN_2025 + 720 * HOUR - 1
 
 
-def test_halt_candle_is_served_as_stored_and_the_missing_hour_stays_missing(server, http):
+def test_halt_candle_is_served_as_stored_and_the_missing_hour_stays_missing(replay, http):
     body = get(
         http,
-        server,
+        replay,
         "/api/v3/klines",
         symbol="BTCUSDT",
         interval="1h",
@@ -184,24 +168,24 @@ def test_halt_candle_is_served_as_stored_and_the_missing_hour_stays_missing(serv
         ),
     ],
 )
-def test_bad_requests_get_binance_error_bodies(server, params, code, msg, http):
-    resp = get(http, server, "/api/v3/klines", **params)
+def test_bad_requests_get_binance_error_bodies(replay, params, code, msg, http):
+    resp = get(http, replay, "/api/v3/klines", **params)
     assert resp.status_code == 400
     assert resp.json() == {"code": code, "msg": msg}
 
 
-def test_invalid_symbol_body_is_the_real_one(server, http):
+def test_invalid_symbol_body_is_the_real_one(replay, http):
     real = json.loads((FIXTURES / "error_400_invalid_symbol.json").read_text())
-    assert get(http, server, "/api/v3/klines", symbol="XYZ", interval="1h").json() == real
+    assert get(http, replay, "/api/v3/klines", symbol="XYZ", interval="1h").json() == real
 
 
-def test_time_defaults_to_just_after_the_last_stored_candle(server, http):
-    assert get(http, server, "/api/v3/time").json() == {"serverTime": MAR_2026}
-    assert get(http, server, "/fapi/v1/time").json() == {"serverTime": MAR_2026}
-    assert get(http, server, "/api/v3/ping").json() == {}
-    assert get(http, server, "/fapi/v1/ping").json() == {}
-    assert get(http, server, "/api/v3/fundingRate").status_code == 404  # futures only
-    assert get(http, server, "/api/v3/depth").status_code == 404
+def test_time_defaults_to_just_after_the_last_stored_candle(replay, http):
+    assert get(http, replay, "/api/v3/time").json() == {"serverTime": MAR_2026}
+    assert get(http, replay, "/fapi/v1/time").json() == {"serverTime": MAR_2026}
+    assert get(http, replay, "/api/v3/ping").json() == {}
+    assert get(http, replay, "/fapi/v1/ping").json() == {}
+    assert get(http, replay, "/api/v3/fundingRate").status_code == 404  # futures only
+    assert get(http, replay, "/api/v3/depth").status_code == 404
 
 
 def test_now_ms_hides_candles_that_have_not_opened_yet(http):
@@ -242,16 +226,16 @@ def test_real_429_wording_matches_the_server_template(http):
         assert get(http, srv, "/api/v3/ping").json() == real
 
 
-def test_bulk_files_are_served_with_their_checksums(server, http):
+def test_bulk_files_are_served_with_their_checksums(replay, http):
     rel = "data/spot/monthly/klines/BTCUSDT/1h/BTCUSDT-1h-2023-03.zip"
-    blob = get(http, server, "/" + rel)
+    blob = get(http, replay, "/" + rel)
     assert blob.status_code == 200
     assert blob.content == (SAMPLE / rel).read_bytes()
-    checksum = get(http, server, f"/{rel}.CHECKSUM").text
+    checksum = get(http, replay, f"/{rel}.CHECKSUM").text
     assert checksum.split() == [hashlib.sha256(blob.content).hexdigest(), Path(rel).name]
-    assert get(http, server, "/data/spot/monthly/klines/BTCUSDT/1h/nope.zip").status_code == 404
+    assert get(http, replay, "/data/spot/monthly/klines/BTCUSDT/1h/nope.zip").status_code == 404
     # Encoded dot segments must not escape the root (../../pyproject.toml exists).
-    escape = http.get(server.base_url + "/data/%2e%2e/%2e%2e/pyproject.toml")
+    escape = http.get(replay.base_url + "/data/%2e%2e/%2e%2e/pyproject.toml")
     assert escape.status_code == 404
 
 
@@ -431,18 +415,18 @@ def test_no_file_outside_the_data_folder_is_ever_served(escapable, capfd):
         b"/api/v3/klines?%zz=1&symbol=BTCUSDT&interval=1h&startTime=%00",
     ],
 )
-def test_a_malformed_path_gets_a_clean_json_answer_and_no_traceback(server, capfd, target):
-    status, headers, body = raw_get(server, target)
+def test_a_malformed_path_gets_a_clean_json_answer_and_no_traceback(replay, capfd, target):
+    status, headers, body = raw_get(replay, target)
     assert status in (400, 404)
     assert headers["content-type"].startswith("application/json")
     assert json.loads(body)["msg"]
     assert "Traceback" not in capfd.readouterr().err
     # The server is still up and answering.
-    assert raw_get(server, b"/api/v3/ping")[0] == 200
+    assert raw_get(replay, b"/api/v3/ping")[0] == 200
 
 
-def test_a_malformed_request_line_gets_a_json_error(server, capfd):
-    host, port = server.base_url.removeprefix("http://").rsplit(":", 1)
+def test_a_malformed_request_line_gets_a_json_error(replay, capfd):
+    host, port = replay.base_url.removeprefix("http://").rsplit(":", 1)
     with socket.create_connection((host, int(port)), timeout=5) as conn:
         conn.sendall(b"GET /a b c HTTP/1.1\r\nHost: x\r\n\r\n")
         data = b""

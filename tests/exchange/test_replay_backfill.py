@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 from polars.testing import assert_frame_equal
 
-from helpers import write_config
-from ingest.support import MARKET_DIRS, SAMPLE, source_klines, stored
+from helpers import SAMPLE, write_config
+from ingest.support import MARKET_DIRS, source_klines, stored
 from quantlab.catalog import Catalog
 from quantlab.cli import main
 

@@ -15,12 +15,10 @@ import httpx
 import polars as pl
 import pytest
 
+from helpers import FIXTURES, SAMPLE
 from quantlab.errors import PermanentExchangeError
 from quantlab.exchange import BinanceClient, ReplayServer, parse_exchange_info
 
-ROOT = Path(__file__).resolve().parents[2]
-SAMPLE = ROOT / "data" / "sample"
-FIXTURES = ROOT / "tests" / "fixtures" / "binance"
 SPOT_RECORDED = json.loads(
     (FIXTURES / "exchangeInfo_spot_2023-09-08_MAINNET_subset_DERIVED.json").read_text()
 )

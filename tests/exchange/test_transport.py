@@ -9,11 +9,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from helpers import SAMPLE
 from quantlab.errors import ExchangeBanned
 from quantlab.exchange import BinanceClient, VisionSource
 from quantlab.exchange._bans import ban_file
 
-SAMPLE = Path(__file__).resolve().parents[2] / "data" / "sample"
 ZIP = "data/spot/monthly/klines/ETHUSDT/1h/ETHUSDT-1h-2023-03.zip"
 MAR_2023, APR_2023 = 1677628800000, 1680307200000
 NOW = 1_700_000_000.0

@@ -15,13 +15,11 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
+from helpers import FIXTURES, SAMPLE
 from quantlab.errors import ChecksumMismatch, ConfigError, PermanentExchangeError, SchemaError
 from quantlab.exchange import BinanceClient, ReplayServer, VisionSource
 from quantlab.schema import KLINES_SCHEMA, klines_from_rows
 
-ROOT = Path(__file__).resolve().parents[2]
-SAMPLE = ROOT / "data" / "sample"
-FIXTURES = ROOT / "tests" / "fixtures" / "binance"
 SPOT = "data/spot/monthly/klines"
 HOUR, DAY = 3_600_000, 86_400_000
 NOV_2024, DEC_2024, JAN_2025 = 1730419200000, 1733011200000, 1735689600000
@@ -136,11 +134,11 @@ def test_fetch_reads_the_window_and_says_where_rest_takes_over(tree):
     assert last == start + 3 * HOUR
 
 
-def test_bulk_then_rest_equals_rest_alone(sample_server):
+def test_bulk_then_rest_equals_rest_alone(replay):
     start, end = 1672531200000, JUN_2025 + 29 * DAY  # 2023-01-01 .. 2025-06-30 00:00
     bars, covered = VisionSource(SAMPLE).fetch_klines("spot", "BTCUSDT", "1h", start, end)
     assert covered == JAN_2025 - HOUR  # 2025-01 has no file: bulk stops there, never skips it
-    with BinanceClient(sample_server.base_url) as client:
+    with BinanceClient(replay.base_url) as client:
         rest = client.fetch_klines("BTCUSDT", "1h", covered + HOUR, end)
         everything = client.fetch_klines("BTCUSDT", "1h", start, end)
     assert_frame_equal(pl.concat([bars, rest]), everything)
@@ -156,11 +154,11 @@ def test_a_missing_first_period_leaves_everything_to_rest(tree):
     assert bars.schema == pl.Schema(KLINES_SCHEMA)
 
 
-def test_microsecond_file_reads_as_rest_returns_it(sample_server):
+def test_microsecond_file_reads_as_rest_returns_it(replay):
     source = VisionSource(SAMPLE)
     (file,) = source.plan("spot", "BTCUSDT", "1h", JUN_2025, JUN_2025 + 29 * DAY + 23 * HOUR)
     bars = source.read(file)
-    with BinanceClient(sample_server.base_url) as client:
+    with BinanceClient(replay.base_url) as client:
         rest = client.fetch_klines("BTCUSDT", "1h", JUN_2025, JUN_2025 + 30 * DAY)
     assert_frame_equal(bars, rest)
     assert bars.height == 720

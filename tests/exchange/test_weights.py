@@ -5,15 +5,14 @@ from __future__ import annotations
 import threading
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 from polars.testing import assert_frame_equal
 
+from helpers import SAMPLE
 from quantlab.exchange import BinanceClient, ReplayServer
 from quantlab.exchange._weights import WeightTracker
 from quantlab.schema import klines_from_rows
 
-SAMPLE = Path(__file__).resolve().parents[2] / "data" / "sample"
 HOUR = 3_600_000
 JAN_2023, MAY_2023 = 1672531200000, 1682899200000
 
@@ -29,19 +28,19 @@ def expected(symbol: str) -> object:
     return klines_from_rows(rows, "spot", symbol, "1h")
 
 
-def test_reserve_waits_for_the_next_window_when_the_budget_is_spent(fake_time):
-    tracker = WeightTracker(5, fake_time.sleep, fake_time)
+def test_reserve_waits_for_the_next_window_when_the_budget_is_spent(fake_clock):
+    tracker = WeightTracker(5, fake_clock.sleep, fake_clock)
     assert [tracker.reserve(2), tracker.reserve(2)] == [1_000_000, 1_000_000]
     for _ in range(2):
         tracker.release(2)
     assert tracker.reserve(2) == 1_000_001
-    assert fake_time.sleeps == [50.0]
+    assert fake_clock.sleeps == [50.0]
     assert tracker.used == 2
 
 
-def test_weight_still_in_flight_counts_in_the_next_window(fake_time):
+def test_weight_still_in_flight_counts_in_the_next_window(fake_clock):
     """The server may count a request sent at 59.9 s in the next minute."""
-    tracker = WeightTracker(5, fake_time.sleep, fake_time)
+    tracker = WeightTracker(5, fake_clock.sleep, fake_clock)
     tracker.reserve(3)  # not answered yet
     tracker.reserve(2)
     tracker.release(2)
@@ -51,31 +50,31 @@ def test_weight_still_in_flight_counts_in_the_next_window(fake_time):
     tracker.release(2)
 
 
-def test_the_server_count_raises_ours_but_a_stale_one_is_ignored(fake_time):
-    tracker = WeightTracker(100, fake_time.sleep, fake_time)
+def test_the_server_count_raises_ours_but_a_stale_one_is_ignored(fake_clock):
+    tracker = WeightTracker(100, fake_clock.sleep, fake_clock)
     window = tracker.reserve(1)
     tracker.release(1)  # answered (the requester releases, then reads the header)
     tracker.observe("40", window)  # another process on this IP used 39
     assert tracker.used == 40
     tracker.observe("7", window)  # a lower count is an older response: keep ours
     assert tracker.used == 40
-    fake_time.t += 60
+    fake_clock.t += 60
     tracker.observe("99", window)  # answered after the minute turned: which minute is unknown
     assert tracker.used == 0
     tracker.set_limit(6000)
     assert tracker.limit == 6000
 
 
-def test_a_weight_above_the_whole_limit_goes_alone_in_a_fresh_window(fake_time):
-    tracker = WeightTracker(10, fake_time.sleep, fake_time)
+def test_a_weight_above_the_whole_limit_goes_alone_in_a_fresh_window(fake_clock):
+    tracker = WeightTracker(10, fake_clock.sleep, fake_clock)
     tracker.reserve(1)
     tracker.release(1)
     tracker.reserve(20)
-    assert fake_time.sleeps == [50.0]
+    assert fake_clock.sleeps == [50.0]
 
 
-def test_threads_never_overspend_a_window(fake_time):
-    tracker = WeightTracker(10, fake_time.sleep, fake_time)
+def test_threads_never_overspend_a_window(fake_clock):
+    tracker = WeightTracker(10, fake_clock.sleep, fake_clock)
     spent: dict[int, int] = {}
     lock = threading.Lock()
 
@@ -92,12 +91,12 @@ def test_threads_never_overspend_a_window(fake_time):
     assert len(spent) == 20
 
 
-def test_one_client_fetches_three_symbols_at_once_without_a_single_429(fake_time):
+def test_one_client_fetches_three_symbols_at_once_without_a_single_429(fake_clock):
     """The weight limit (20 a minute) binds hard: 3 x (time 1 + 3 pages x 2) = 21 > 20."""
     with (
-        ReplayServer(SAMPLE, weight_limit_per_min=20, clock=fake_time, latency_s=0.01) as srv,
+        ReplayServer(SAMPLE, weight_limit_per_min=20, clock=fake_clock, latency_s=0.01) as srv,
         BinanceClient(
-            srv.base_url, sleep=fake_time.sleep, clock=fake_time, weight_limit_per_min=6000
+            srv.base_url, sleep=fake_clock.sleep, clock=fake_clock, weight_limit_per_min=6000
         ) as client,
     ):
         client.apply_rate_limits(
@@ -110,54 +109,54 @@ def test_one_client_fetches_three_symbols_at_once_without_a_single_429(fake_time
             )
         responses = dict(srv.responses)
     assert responses == {200: 12}  # 3 x (1 time + 3 pages), and not one 429
-    assert fake_time.sleeps  # the budget did bind: the client waited instead
+    assert fake_clock.sleeps  # the budget did bind: the client waited instead
     for symbol, got in zip(symbols, frames, strict=True):
         assert_frame_equal(got, expected(symbol))
 
 
-def test_separate_clients_on_one_ip_share_the_budget_through_the_server_count(fake_time):
+def test_separate_clients_on_one_ip_share_the_budget_through_the_server_count(fake_clock):
     """Two task processes each have their own client and tracker, as the market_data DAG's
     mapped tasks do. The second learns from X-MBX-USED-WEIGHT-1M what the first spent, so it
     waits for the next minute instead of earning the 429 that its own count would not foresee."""
 
     def client() -> BinanceClient:
         return BinanceClient(
-            srv.base_url, sleep=fake_time.sleep, clock=fake_time, weight_limit_per_min=20
+            srv.base_url, sleep=fake_clock.sleep, clock=fake_clock, weight_limit_per_min=20
         )
 
-    with ReplayServer(SAMPLE, weight_limit_per_min=20, clock=fake_time) as srv:
+    with ReplayServer(SAMPLE, weight_limit_per_min=20, clock=fake_clock) as srv:
         with client() as first:  # 2 x (time 1 + 3 pages x 2) = 14 of the minute's 20
             for symbol in ("BTCUSDT", "ETHUSDT"):
                 first.fetch_klines(symbol, "1h", JAN_2023, MAY_2023 - HOUR)
-        assert (srv.used_weight(), fake_time.sleeps) == (14, [])
+        assert (srv.used_weight(), fake_clock.sleeps) == (14, [])
         with client() as second:  # time 1 + 2 pages fit (19); the third page would be 21
             got = second.fetch_klines("SOLUSDT", "1h", JAN_2023, MAY_2023 - HOUR)
             assert second.weights.used == 2  # the third page, alone in the new minute
         responses = dict(srv.responses)
     assert responses == {200: 12}  # not one 429
-    assert len(fake_time.sleeps) == 1  # the second client waited out the minute instead
+    assert len(fake_clock.sleeps) == 1  # the second client waited out the minute instead
     assert_frame_equal(got, expected("SOLUSDT"))
 
 
-def test_a_clock_stepped_back_does_not_stall_the_budget(fake_time):
+def test_a_clock_stepped_back_does_not_stall_the_budget(fake_clock):
     """NTP steps the wall clock back an hour with the minute spent: the wait is at most a
     minute of the new clock, not the hour back to where the window was."""
-    tracker = WeightTracker(5, fake_time.sleep, fake_time)
+    tracker = WeightTracker(5, fake_clock.sleep, fake_clock)
     tracker.reserve(5)
     tracker.release(5)
-    fake_time.t -= 3600
+    fake_clock.t -= 3600
     tracker.reserve(1)
-    assert len(fake_time.sleeps) == 1 and fake_time.sleeps[0] <= 60
+    assert len(fake_clock.sleeps) == 1 and fake_clock.sleeps[0] <= 60
     assert tracker.used == 1
 
 
-def test_a_429_pause_is_slept_once_for_requests_sent_before_it(fake_time):
+def test_a_429_pause_is_slept_once_for_requests_sent_before_it(fake_clock):
     """Two threads got a 429 for requests sent at once: the second queues behind the first
     pause instead of adding its own."""
-    tracker = WeightTracker(100, fake_time.sleep, fake_time)
+    tracker = WeightTracker(100, fake_clock.sleep, fake_clock)
     before = tracker.pauses
     tracker.pause(7, before)
     tracker.pause(7, before)
-    assert fake_time.sleeps == [7]
+    assert fake_clock.sleeps == [7]
     tracker.pause(3, tracker.pauses)  # a 429 for a request sent after that pause
-    assert fake_time.sleeps == [7, 3]
+    assert fake_clock.sleeps == [7, 3]

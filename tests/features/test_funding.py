@@ -5,18 +5,16 @@ from __future__ import annotations
 import bisect
 import json
 from datetime import UTC, datetime
-from pathlib import Path
 
 import numpy as np
 import polars as pl
 import pytest
 
-from helpers import load_sample_klines
+from helpers import FIXTURES, load_sample_klines
 from quantlab.config import FeaturesConfig
 from quantlab.errors import SchemaError
 from quantlab.features import build_features, feature_names
 
-DATA = Path(__file__).parent / "data"
 CFG = FeaturesConfig(
     columns=("logret_1",),
     timeframes={},
@@ -28,7 +26,7 @@ CFG = FeaturesConfig(
 
 @pytest.fixture(scope="module")
 def events() -> pl.DataFrame:
-    (path,) = DATA.glob("BTCUSDT_fundingRate_*.json")
+    path = FIXTURES / "fundingRate_BTCUSDT_2023-01-20_2023-04-30_RECONSTRUCTED_DERIVED.json"
     rows = json.loads(path.read_text())
     return pl.DataFrame(
         {

@@ -1,4 +1,4 @@
-"""Fixtures of the ingest tests: the shipped real sample, served by a replay exchange."""
+"""Fixtures of the ingest tests: a fresh catalog and a REST source on the root `replay` exchange."""
 
 from __future__ import annotations
 
@@ -7,16 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from ingest.support import SAMPLE, no_sleep
+from ingest.support import no_sleep
 from quantlab.catalog import Catalog
 from quantlab.exchange.replay import ReplayServer
 from quantlab.ingest import RestSource
-
-
-@pytest.fixture(scope="module")
-def replay() -> Iterator[ReplayServer]:
-    with ReplayServer(SAMPLE) as server:
-        yield server
 
 
 @pytest.fixture

@@ -8,11 +8,10 @@ from pathlib import Path
 
 import polars as pl
 
+from helpers import SAMPLE
 from quantlab.catalog import Catalog
 from quantlab.schema import BINANCE_KLINE_FIELDS, KLINES_KEY, conform_klines, normalize_klines
 
-ROOT = Path(__file__).resolve().parents[2]
-SAMPLE = ROOT / "data" / "sample"
 MARKET_DIRS = {"spot": "data/spot", "futures_um": "data/futures/um"}
 HOUR = 3_600_000
 MINUTE = 60_000

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import uuid
-
 import polars as pl
 import pytest
 
@@ -12,41 +9,11 @@ from quantlab.config import PaperConfig
 from quantlab.errors import ConfigError
 from quantlab.paper import Ledger, plan_orders
 
-PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
 CFG = PaperConfig(equity=100_000, fee_rate=0.001, min_notional=10, qty_decimals=5)
 # Real closes of 2024-12-31 23:00 UTC from the shipped sample.
 LATEST = pl.DataFrame(
     {"symbol": ["BTCUSDT", "ETHUSDT"], "target_weight": [0.25, -0.1], "price": [93576.0, 3332.89]}
 )
-
-
-def _postgres_url():
-    psycopg2 = pytest.importorskip("psycopg2")
-    try:
-        admin = psycopg2.connect(PG_ADMIN, connect_timeout=3)
-    except psycopg2.OperationalError as exc:
-        if os.environ.get("QUANTLAB_REQUIRE_POSTGRES"):
-            raise
-        pytest.skip(f"PostgreSQL is not reachable on 127.0.0.1:5432 ({exc})")
-    admin.autocommit = True
-    name = f"quantlab_test_{uuid.uuid4().hex[:8]}"
-    admin.cursor().execute(f"CREATE DATABASE {name}")
-    return admin, name
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def ledger(request, tmp_path):
-    if request.param == "sqlite":
-        with Ledger.connect(f"sqlite:///{tmp_path / 'ledger.sqlite'}") as led:
-            yield led
-        return
-    admin, name = _postgres_url()
-    try:
-        with Ledger.connect(f"postgresql://postgres@127.0.0.1:5432/{name}") as led:
-            yield led
-    finally:
-        admin.cursor().execute(f"DROP DATABASE IF EXISTS {name}")
-        admin.close()
 
 
 def test_plan_orders_sizes_rounds_and_skips_dust():

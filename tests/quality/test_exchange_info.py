@@ -4,28 +4,28 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from pathlib import Path
 
 import polars as pl
 import pytest
 
+from helpers import FIXTURES
 from quantlab.exchange.exchange_info import parse_exchange_info
 from quantlab.quality.exchange_info import validate_exchange_info
-
-FIXTURE = Path(__file__).parents[1] / "fixtures" / "quality"
 
 
 @pytest.fixture(scope="module")
 def spot() -> pl.DataFrame:
     """9 real spot symbols of 2023-09-08, two of them in BREAK."""
-    raw = json.loads((FIXTURE / "exchangeInfo_spot_2023-09-08_subset.json").read_text())
+    raw = json.loads(
+        (FIXTURES / "exchangeInfo_spot_2023-09-08_MAINNET_subset_DERIVED.json").read_text()
+    )
     return parse_exchange_info(raw, "spot")
 
 
 @pytest.fixture(scope="module")
 def futures() -> pl.DataFrame:
     """3 real USD-M symbols of 2022-02-19, one of them the delivery contract BTCUSDT_220325."""
-    raw = json.loads((FIXTURE / "exchangeInfo_futures_um_2022-02-19_3symbols.json").read_text())
+    raw = json.loads((FIXTURES / "exchangeInfo_futures_um_2022-02-19_3symbols.json").read_text())
     return parse_exchange_info(raw, "futures_um")
 
 

@@ -5,24 +5,23 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime
-from pathlib import Path
 
 import polars as pl
 import pytest
 
+from helpers import FIXTURES
 from quantlab.config import ValidateConfig
 from quantlab.errors import SchemaError
 from quantlab.exchange.funding import parse_funding_rates
 from quantlab.quality.funding_rates import validate_funding_rates
 
-FIXTURE = Path(__file__).parents[1] / "fixtures" / "quality"
 AT = 500  # an ordinary settlement, 2023-04-19 00:00 UTC
 
 
 @pytest.fixture(scope="module")
 def funding() -> pl.DataFrame:
     """3,316 real settlements of 2022-11-03 to 2025-11-12; fundingTime carries ms jitter."""
-    raw = json.loads((FIXTURE / "fundingRate_BTCUSDT_2022-11-03_2025-11-12.json").read_text())
+    raw = json.loads((FIXTURES / "fundingRate_BTCUSDT_2022-11-03_2025-11-12.json").read_text())
     return parse_funding_rates(raw, "BTCUSDT")
 
 

@@ -10,7 +10,7 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from helpers import ROOT
+from helpers import FIXTURES
 from quantlab.config import VALIDATE_CHECKS, ValidateConfig, load_config
 from quantlab.errors import ConfigError
 from quantlab.quality import (
@@ -21,7 +21,6 @@ from quantlab.quality import (
     validate_klines,
 )
 
-FIXTURES = ROOT / "tests" / "fixtures" / "quality"
 OUTAGES = load_outages(ValidateConfig().known_outages)
 
 
@@ -44,7 +43,9 @@ def funding() -> pl.DataFrame:
 def info() -> pl.DataFrame:
     from quantlab.exchange.exchange_info import parse_exchange_info
 
-    raw = json.loads((FIXTURES / "exchangeInfo_spot_2023-09-08_subset.json").read_text())
+    raw = json.loads(
+        (FIXTURES / "exchangeInfo_spot_2023-09-08_MAINNET_subset_DERIVED.json").read_text()
+    )
     return parse_exchange_info(raw, "spot")
 
 

@@ -19,7 +19,7 @@ from urllib.parse import unquote
 import polars as pl
 import pytest
 
-from helpers import ROOT, load_sample_klines, write_config
+from helpers import FIXTURES, ROOT, load_sample_klines, write_config
 
 AS_OF = datetime(2023, 4, 1, tzinfo=UTC)
 BAD_AT = datetime(2023, 3, 10, 5, tzinfo=UTC)
@@ -323,8 +323,7 @@ def test_funding_rates_and_exchange_info_versions(project):
     from quantlab.exchange.funding import FUNDING_RATES_KEY, parse_funding_rates
 
     _, ctx = project
-    fixtures = ROOT / "tests" / "fixtures" / "quality"
-    raw = json.loads((fixtures / "fundingRate_BTCUSDT_2022-11-03_2025-11-12.json").read_text())
+    raw = json.loads((FIXTURES / "fundingRate_BTCUSDT_2022-11-03_2025-11-12.json").read_text())
     funding = parse_funding_rates(raw, "BTCUSDT")
     ref = ctx.catalog.upsert("funding_rates", funding, FUNDING_RATES_KEY, stage="ingest")
     checks = validate.run(ctx, ref, as_of=datetime(2025, 11, 13, tzinfo=UTC))
@@ -332,7 +331,10 @@ def test_funding_rates_and_exchange_info_versions(project):
     assert ctx.catalog.lineage(checks).extra["passed"] is True
 
     info = parse_exchange_info(
-        json.loads((fixtures / "exchangeInfo_spot_2023-09-08_subset.json").read_text()), "spot"
+        json.loads(
+            (FIXTURES / "exchangeInfo_spot_2023-09-08_MAINNET_subset_DERIVED.json").read_text()
+        ),
+        "spot",
     )
     ref = ctx.catalog.upsert("exchange_info", info, EXCHANGE_INFO_KEY, stage="ingest")
     extra = ctx.catalog.lineage(validate.run(ctx, ref)).extra

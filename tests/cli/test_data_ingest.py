@@ -9,8 +9,8 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from helpers import write_config
-from ingest.support import ROOT, SAMPLE, source_klines, stored
+from helpers import ROOT, SAMPLE, write_config
+from ingest.support import source_klines, stored
 from quantlab.catalog import Catalog
 from quantlab.cli import main
 from quantlab.cli.data_ingest import ProgressBars

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import re
 import sqlite3
-from pathlib import Path
 
 import polars as pl
 import pytest
 
-from helpers import airflow_dags_test, write_config
+from helpers import ROOT, airflow_dags_test, write_config
 
-ROOT = Path(__file__).resolve().parents[1]
 STAGES = [
     "klines",
     "klines_checks",

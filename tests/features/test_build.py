@@ -6,14 +6,13 @@ import json
 import math
 import random
 from datetime import UTC, datetime
-from pathlib import Path
 
 import numpy as np
 import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from helpers import load_sample_klines
+from helpers import FIXTURES, load_sample_klines
 from quantlab.config import DEFAULT_CONFIG, FeaturesConfig, load_config
 from quantlab.errors import ConfigError, SchemaError
 from quantlab.features import build_features, feature_names, library, resolve
@@ -21,12 +20,7 @@ from quantlab.features import build_features, feature_names, library, resolve
 CFG = FeaturesConfig()
 MONTHS = ("2023-02", "2023-03", "2023-04")
 SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
-FUNDING = (
-    Path(__file__).parent
-    / "features"
-    / "data"
-    / "BTCUSDT_fundingRate_2023-01-20_2023-04-30_RECONSTRUCTED_DERIVED.json"
-)
+FUNDING = FIXTURES / "fundingRate_BTCUSDT_2023-01-20_2023-04-30_RECONSTRUCTED_DERIVED.json"
 # Every registered bar feature, every higher timeframe, cross-section, normalisation and funding.
 EVERYTHING = FeaturesConfig(
     columns=tuple(f.name for f in library() if f.family != "funding"),
