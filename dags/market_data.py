@@ -151,14 +151,14 @@ def market_data():
     def validate(results: list[dict]) -> dict:
         from airflow.sdk.exceptions import AirflowFailException
 
-        from quantlab import validate
+        from quantlab import quality
         from quantlab.errors import QualityError
 
         ctx = _ctx()
         ref = ctx.catalog.latest("klines")
         _, end = _interval()
         try:  # fresh as of this run's interval: a stale symbol fails here
-            checks = validate.run(ctx, ref, as_of=end)
+            checks = quality.run(ctx, ref, as_of=end)
         except QualityError as exc:  # bad data: a retry cannot fix it
             raise AirflowFailException(str(exc)) from exc
         return {"klines": ref.to_dict(), "klines_checks": checks.to_dict()}

@@ -58,10 +58,10 @@ def _fail_fast():
 
 def _validated(ref: dict) -> dict:
     """The checks version of a version that passed the gate; bad data fails the task for good."""
-    from quantlab import validate
+    from quantlab import quality
 
     with _fail_fast():
-        return validate.run(_ctx(), _ref(ref)).to_dict()
+        return quality.run(_ctx(), _ref(ref)).to_dict()
 
 
 @dag(

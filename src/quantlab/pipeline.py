@@ -8,17 +8,16 @@ from quantlab.context import RunContext
 
 def run_research(ctx: RunContext) -> dict[str, DatasetRef]:
     """Run every research stage once and return the version each one produced."""
-    from quantlab import features, ingest, labels, paper, risk, train, validate
-    from quantlab.backtest import stage as backtest
+    from quantlab import backtest, features, ingest, labels, paper, quality, risk, train
 
     out: dict[str, DatasetRef] = {}
     out["klines"] = k = ingest.run(ctx)
-    out["klines_checks"] = c = validate.run(ctx, k)
+    out["klines_checks"] = c = quality.run(ctx, k)
     # Perpetuals only: None for a spot universe, and then no funding features.
     fr, fc = ingest.run_universe_funding(ctx), None
     if fr is not None:
         out["funding_rates"] = fr
-        out["funding_rates_checks"] = fc = validate.run(ctx, fr)
+        out["funding_rates_checks"] = fc = quality.run(ctx, fr)
     out["features"] = f = features.run(ctx, k, c, fr, fc)
     out["labels"] = lab = labels.run(ctx, k, c)
     out["predictions"] = p = train.run(ctx, f, lab)

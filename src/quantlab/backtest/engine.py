@@ -26,8 +26,8 @@ import polars as pl
 
 from quantlab.config import BacktestConfig
 from quantlab.errors import SchemaError
+from quantlab.portfolio.signals import signals_to_positions  # noqa: F401  (re-exported)
 from quantlab.schema import UTC_MS, require_columns
-from quantlab.signals import signals_to_positions  # noqa: F401  (re-exported)
 
 _YEAR = pd.Timedelta(days=365)
 _KEY = ["symbol", "open_time"]

@@ -10,13 +10,13 @@ from __future__ import annotations
 import polars as pl
 
 from quantlab.backtest.engine import run_backtest
-from quantlab.backtest.report import render_report
-from quantlab.bars import load_bars
+from quantlab.backtest.html import render_report
 from quantlab.catalog import DatasetRef
 from quantlab.config import config_hash
 from quantlab.context import RunContext
+from quantlab.portfolio.signals import signals_to_positions, smooth_scores
+from quantlab.quality.read import load_bars
 from quantlab.schema import INTERVAL_MS
-from quantlab.signals import signals_to_positions, smooth_scores
 
 _YEAR_MS = 365 * 86_400_000
 

@@ -82,14 +82,14 @@ def _validate_file(ctx: RunContext, args: argparse.Namespace) -> int:
 
 
 def _validate_dataset(ctx: RunContext, args: argparse.Namespace) -> int:
-    from quantlab import validate
+    from quantlab import quality
 
     ref = (
         DatasetRef(args.dataset, args.version)
         if args.version is not None
         else ctx.catalog.latest(args.dataset)
     )
-    result = validate.check_version(ctx, ref, as_of=args.as_of, data_docs=not args.no_data_docs)
+    result = quality.check_version(ctx, ref, as_of=args.as_of, data_docs=not args.no_data_docs)
     print(f"{ref}: recorded as {result.checks}")
     print(result.report.summary())
     if result.data_docs:

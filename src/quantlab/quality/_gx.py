@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 from quantlab.config import ValidateConfig
-from quantlab.quality.report import CheckResult, Severity, SeverityChange, ValidationReport
+from quantlab.quality.checks import CheckResult, Severity, SeverityChange, ValidationReport
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from quantlab.quality._project import SITE, open_project
-from quantlab.quality.report import ValidationReport
+from quantlab.quality.checks import ValidationReport
 
 
 def build_data_docs(

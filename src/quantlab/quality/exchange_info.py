@@ -24,7 +24,7 @@ from quantlab.quality._gx import (
     true_check,
     unique_key_check,
 )
-from quantlab.quality.report import ValidationReport
+from quantlab.quality.checks import ValidationReport
 
 # Every status the spot and USD-M futures APIs document for a symbol.
 STATUSES = (

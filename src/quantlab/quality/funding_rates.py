@@ -29,7 +29,7 @@ from quantlab.quality._gx import (
     unique_key_check,
     year_bounds_ms,
 )
-from quantlab.quality.report import ValidationReport
+from quantlab.quality.checks import ValidationReport
 
 FUNDING_INTERVAL_MS = 8 * 3_600_000
 FUNDING_JITTER_MS = 60_000  # real fundingTime values sit up to a few tens of ms off the hour

@@ -41,8 +41,8 @@ from quantlab.quality._gx import (
     year_bounds_ms,
 )
 from quantlab.quality._kline_columns import PRICES, prepare_columns
+from quantlab.quality.checks import CheckResult, SeverityChange, ValidationReport
 from quantlab.quality.outages import Outage
-from quantlab.quality.report import CheckResult, SeverityChange, ValidationReport
 from quantlab.schema import INTERVAL_MS, KLINES_KEY, KLINES_SCHEMA
 
 __all__ = ["CheckResult", "ValidationReport", "validate_klines"]

@@ -30,11 +30,11 @@ from quantlab.context import RunContext
 from quantlab.errors import DatasetNotFound, QualityError
 from quantlab.quality._gx import Runner
 from quantlab.quality._project import Project, checkpoint_runner, open_project
+from quantlab.quality.checks import ValidationReport
 from quantlab.quality.exchange_info import validate_exchange_info
 from quantlab.quality.funding_rates import validate_funding_rates
 from quantlab.quality.klines import validate_klines
 from quantlab.quality.outages import load_outages
-from quantlab.quality.report import ValidationReport
 from quantlab.schema import INTERVAL_MS, KLINES_PARTITIONS, conform_klines
 
 log = logging.getLogger(__name__)

@@ -12,12 +12,12 @@ import math
 
 import polars as pl
 
-from quantlab.bars import load_bars
 from quantlab.catalog import DatasetRef
 from quantlab.config import RiskConfig, SignalConfig, config_hash
 from quantlab.context import RunContext
+from quantlab.portfolio.signals import signals_to_positions, smooth_scores
+from quantlab.quality.read import load_bars
 from quantlab.schema import INTERVAL_MS
-from quantlab.signals import signals_to_positions, smooth_scores
 
 KEY = ("symbol", "open_time")
 _YEAR_MS = 365 * 86_400_000
@@ -34,7 +34,7 @@ def size_positions(
     """Target weights: direction from the smoothed score, size from target vol / realised vol, then caps.
 
     `predictions` has symbol, open_time, score in [-1, 1]; `bars` has symbol,
-    open_time, close. The direction rule is the backtest's (`quantlab.signals`);
+    open_time, close. The direction rule is the backtest's (`quantlab.portfolio.signals`);
     realised vol uses closes up to and including t only.
     """
     n_symbols = max(predictions["symbol"].n_unique(), 1)
