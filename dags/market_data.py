@@ -123,7 +123,7 @@ def market_data():
             runs = [
                 ingest.run_symbol(
                     ctx, spec["market"], spec["symbol"], interval, start, end, lookback=lookback
-                )
+                ).to_dict()
                 for interval in spec["intervals"]
             ]
         return {"symbol": spec["symbol"], "market": spec["market"], "runs": runs}
@@ -137,7 +137,9 @@ def market_data():
         start, end = _interval()
         lookback = load_markets().catchup_lookback
         with _fail_on_ban():
-            return ingest.run_funding(_ctx(), symbol, start, end, refresh=True, lookback=lookback)
+            return ingest.run_funding(
+                _ctx(), symbol, start, end, refresh=True, lookback=lookback
+            ).to_dict()
 
     @task(map_index_template="{{ market_label }}")
     def exchange_info(market: str) -> dict:
@@ -145,7 +147,7 @@ def market_data():
 
         get_current_context()["market_label"] = market  # type: ignore[index]
         with _fail_on_ban():
-            return ingest.run_exchange_info(_ctx(), market)
+            return ingest.run_exchange_info(_ctx(), market).to_dict()
 
     @task(retries=0)
     def validate(results: list[dict]) -> dict:
