@@ -162,7 +162,7 @@ def test_gaps_the_exchange_confirmed_empty_pass_the_gate(tmp_path):
 
     ctx = RunContext.load(write_config(tmp_path, validate={"known_outages": None}))
     start, end = datetime(2023, 3, 20, tzinfo=UTC), datetime(2023, 3, 28, tzinfo=UTC)
-    assert ingest.run_symbol(ctx, "spot", "BTCUSDT", "1h", start, end)["gaps_recorded"] == 1
+    assert ingest.run_symbol(ctx, "spot", "BTCUSDT", "1h", start, end).counts["gaps_recorded"] == 1
     ref, gaps = ctx.catalog.latest("klines"), ctx.catalog.latest("klines_gaps")
 
     checks = quality.run(ctx, ref, as_of=end, data_docs=False)
