@@ -8,13 +8,13 @@ from quantlab.context import RunContext
 
 
 def _cmd_summary(ctx: RunContext, args: argparse.Namespace) -> int:
-    from quantlab.cli.summary import print_summary
+    from quantlab.cli._summary import print_summary
 
     return print_summary(ctx)
 
 
 def _cmd_run(ctx: RunContext, args: argparse.Namespace) -> int:
-    from quantlab.cli.summary import print_summary
+    from quantlab.cli._summary import print_summary
     from quantlab.pipeline import run_research
 
     run_research(ctx)
