@@ -278,7 +278,7 @@ def test_the_gate_reads_one_series_at_a_time_and_reports_as_on_the_whole(
     validating the whole frame at once gives, and so is that of a version not partitioned."""
     from quantlab import quality
     from quantlab.catalog import Catalog
-    from quantlab.quality import validate_klines
+    from quantlab.quality import check_klines
 
     _, ctx = project
     bad = _break_high(march)
@@ -297,7 +297,7 @@ def test_the_gate_reads_one_series_at_a_time_and_reports_as_on_the_whole(
     per_symbol = march.group_by("symbol").len()["len"].to_list()
     assert sorted(h for h in heights if h > 2) == sorted(per_symbol)  # never both at once
 
-    whole = validate_klines(bad, "1h", outages=quality.load_outages(
+    whole = check_klines(bad, "1h", outages=quality.load_outages(
         ctx.config.validate_.known_outages), as_of=AS_OF, row_order=False)  # fmt: skip
     counts = {c.check: (c.success, c.unexpected_count) for c in gated.checks}
     assert counts == {c.check: (c.success, c.unexpected_count) for c in whole.checks}
