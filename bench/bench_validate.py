@@ -8,7 +8,7 @@ renamed copies (SYN00USDT ...), so they are synthetic too.
 
 For 1 and for 10 series it times, in the same process:
 - ingest: `quantlab.ingest.ingest_klines` from those bulk files into a fresh catalog;
-- gate: `quantlab.validate.check_version` on the version ingest wrote: read it one series
+- gate: `quantlab.quality.check_version` on the version ingest wrote: read it one series
   at a time, run every check through the klines GX Checkpoint (which stores the result and
   adds it to the Data Docs site), write `klines_checks`. Each run starts from a fresh data
   folder, so this first gate also creates the folder's GX project (context, suite,
@@ -114,8 +114,9 @@ def timing_parts() -> Iterator[dict[str, float]]:
     series, and waiting for each series' read, which runs while the one before is checked),
     the polars helper columns, the GX Checkpoint run (validation, storing the result, Data
     Docs) and the `klines_checks` write. Each is wrapped for the duration, restored after."""
-    from quantlab import catalog, validate
+    from quantlab import catalog
     from quantlab.quality import _project, klines
+    from quantlab.quality import stage as gate
 
     parts = dict.fromkeys(("read", "helpers", "checkpoint", "record"), 0.0)
 
@@ -129,7 +130,7 @@ def timing_parts() -> Iterator[dict[str, float]]:
 
         return wrapper
 
-    read_ahead = validate._read_ahead
+    read_ahead = gate._read_ahead
 
     def waited(*args: object) -> Iterator[object]:
         frames = read_ahead(*args)
@@ -142,8 +143,8 @@ def timing_parts() -> Iterator[dict[str, float]]:
             yield frame
 
     targets = [
-        (validate, "_series", timed(validate._series, "read")),
-        (validate, "_read_ahead", waited),
+        (gate, "_series", timed(gate._series, "read")),
+        (gate, "_read_ahead", waited),
         (klines, "prepare_columns", timed(klines.prepare_columns, "helpers")),
         (_project.Project, "validate", timed(_project.Project.validate, "checkpoint")),
         (catalog.Catalog, "write", timed(catalog.Catalog.write, "record")),
@@ -159,7 +160,7 @@ def timing_parts() -> Iterator[dict[str, float]]:
 
 
 def run_once(mirror: Path, symbols: list[str]) -> dict[str, float]:
-    from quantlab import validate
+    from quantlab import quality
     from quantlab.context import RunContext
     from quantlab.ingest import BulkSource, ingest_klines
 
@@ -185,13 +186,13 @@ def run_once(mirror: Path, symbols: list[str]) -> dict[str, float]:
 
         with timing_parts() as parts:
             t0 = time.perf_counter()
-            result = validate.check_version(ctx, ref)
+            result = quality.check_version(ctx, ref)
             gate_s = time.perf_counter() - t0
         assert result.report.row_count == ROWS * len(symbols), result.report.row_count
         assert result.report.passed, result.report.summary()
         assert result.data_docs is not None and result.data_docs.is_file()
         t0 = time.perf_counter()
-        validate.check_version(ctx, ref)
+        quality.check_version(ctx, ref)
         next_s = time.perf_counter() - t0
         return {
             "ingest": ingest_s,

@@ -55,7 +55,12 @@ def newest_klines(results: list[dict]) -> dict:
     Each task's runs name the version they wrote (or found); the newest holds every symbol's
     rows of this run. Never the catalog's latest: another writer may have added one since.
     """
-    refs = [run["klines"] for result in results for run in result["runs"] if run.get("klines")]
+    refs = [
+        run["ref"]  # an IngestReport as a dict: the version it left of its dataset
+        for result in results
+        for run in result["runs"]
+        if run["dataset"] == "klines" and run["ref"]
+    ]
     if not refs:
         from quantlab.errors import DatasetNotFound
 
@@ -117,7 +122,7 @@ def market_data():
             runs = [
                 ingest.run_symbol(
                     run_ctx, spec["market"], spec["symbol"], interval, start, end, lookback=lookback
-                )
+                ).to_dict()
                 for interval in spec["intervals"]
             ]
         return {"symbol": spec["symbol"], "market": spec["market"], "runs": runs}
@@ -131,7 +136,9 @@ def market_data():
         start, end = _interval()
         lookback = load_markets().catchup_lookback
         with fail_fast():
-            return ingest.run_funding(ctx(), symbol, start, end, refresh=True, lookback=lookback)
+            return ingest.run_funding(
+                ctx(), symbol, start, end, refresh=True, lookback=lookback
+            ).to_dict()
 
     @task(map_index_template="{{ market_label }}")
     def exchange_info(market: str) -> dict:
@@ -139,16 +146,16 @@ def market_data():
 
         get_current_context()["market_label"] = market  # type: ignore[index]
         with fail_fast():
-            return ingest.run_exchange_info(ctx(), market)
+            return ingest.run_exchange_info(ctx(), market).to_dict()
 
     @task(retries=0)
     def validate(results: list[dict]) -> dict:
-        from quantlab import validate
+        from quantlab import quality
 
         _, end = _interval()
         with fail_fast():  # fresh as of this run's interval: a stale symbol fails here
             klines = ref(newest_klines(results))
-            checks = validate.run(ctx(), klines, as_of=end)
+            checks = quality.run(ctx(), klines, as_of=end)
         return {"klines": klines.to_dict(), "klines_checks": checks.to_dict()}
 
     @task(outlets=[KLINES])

@@ -25,7 +25,7 @@ def test_without_git_the_version_is_a_hash_of_the_package_source(tmp_path):
     (package / "__pycache__" / "x.py").write_text("compiled = 1\n")
     assert describe_code(tmp_path, package) == first  # caches are not source
 
-    bars = package / "bars.py"
+    bars = package / "quality" / "read.py"
     bars.write_text(bars.read_text() + "\n# an edit\n")
     edited = describe_code(tmp_path, package)
     (package / "new_stage.py").write_text("x = 1\n")

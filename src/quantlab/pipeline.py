@@ -58,7 +58,7 @@ class Stage:
 
 RESEARCH: tuple[Stage, ...] = (
     Stage("ingest", "klines", "quantlab.ingest:run"),
-    Stage("validate", "klines_checks", "quantlab.validate:run", ("ingest",), gate=True),
+    Stage("validate", "klines_checks", "quantlab.quality:run", ("ingest",), gate=True),
     Stage(
         "funding",
         "funding_rates",
@@ -69,7 +69,7 @@ RESEARCH: tuple[Stage, ...] = (
     Stage(
         "validate_funding",
         "funding_rates_checks",
-        "quantlab.validate:run",
+        "quantlab.quality:run",
         ("funding",),
         gate=True,
     ),
@@ -84,7 +84,7 @@ RESEARCH: tuple[Stage, ...] = (
     Stage(
         "backtest",
         "backtest",
-        "quantlab.backtest.stage:run",
+        "quantlab.backtest:run",
         ("train", "ingest", "validate"),
     ),
     Stage("risk", "targets", "quantlab.risk:run", ("train", "ingest", "validate", "backtest")),

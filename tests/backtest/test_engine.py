@@ -13,9 +13,10 @@ import polars as pl
 import pytest
 
 from helpers import SAMPLE
-from quantlab.backtest import render_report, run_backtest, signals_to_positions
+from quantlab.backtest import render_report, simulate
 from quantlab.config import BacktestConfig, SignalConfig
 from quantlab.errors import SchemaError
+from quantlab.portfolio import directions_from_scores
 from quantlab.schema import BINANCE_KLINE_FIELDS, UTC_MS, normalize_klines
 
 KLINES = SAMPLE / "data/spot/monthly/klines"
@@ -41,15 +42,15 @@ def make_bars(symbol: str, opens: list[float], closes: list[float], rows: list[i
     )
 
 
-def make_positions(symbol: str, values: list[float], rows: list[int] | None = None):
+def make_directions(symbol: str, values: list[float], rows: list[int] | None = None):
     rows = list(range(len(values))) if rows is None else rows
     return pl.DataFrame(
         {
             "symbol": [symbol] * len(rows),
             "open_time": [T0 + i * HOUR for i in rows],
-            "position": [float(values[i]) for i in rows],
+            "direction": [float(values[i]) for i in rows],
         },
-        schema={"symbol": pl.String, "open_time": UTC_MS, "position": pl.Float64},
+        schema={"symbol": pl.String, "open_time": UTC_MS, "direction": pl.Float64},
     )
 
 
@@ -68,10 +69,10 @@ def load_klines(symbol: str, month: str, n_rows: int | None = None) -> pl.DataFr
 
 
 def always_long(bars: pl.DataFrame) -> pl.DataFrame:
-    return bars.select("symbol", "open_time", pl.lit(1.0).alias("position"))
+    return bars.select("symbol", "open_time", pl.lit(1.0).alias("direction"))
 
 
-# --- signals_to_positions ------------------------------------------------------------------
+# --- directions_from_scores ------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -81,7 +82,7 @@ def always_long(bars: pl.DataFrame) -> pl.DataFrame:
         (False, [1, 0, 0, 0, 0, 0, 0, 0]),
     ],
 )
-def test_signals_to_positions_thresholds(allow_short, expected):
+def test_directions_from_scores_thresholds(allow_short, expected):
     cfg = SignalConfig(threshold=0.02, allow_short=allow_short)
     scores = [0.5, 0.02, 0.01, 0.0, -0.02, -0.5, None, float("nan")]
     signals = pl.DataFrame(
@@ -92,9 +93,9 @@ def test_signals_to_positions_thresholds(allow_short, expected):
         },
         schema={"symbol": pl.String, "open_time": UTC_MS, "score": pl.Float64},
     )
-    out = signals_to_positions(signals, cfg)
-    assert out.columns == ["symbol", "open_time", "position"]
-    assert out["position"].to_list() == expected
+    out = directions_from_scores(signals, cfg)
+    assert out.columns == ["symbol", "open_time", "direction"]
+    assert out["direction"].to_list() == expected
 
 
 # --- hand arithmetic -----------------------------------------------------------------------
@@ -102,7 +103,7 @@ def test_signals_to_positions_thresholds(allow_short, expected):
 
 def test_equity_matches_hand_arithmetic_with_entry_at_next_open():
     # Long decided at the close of bar 0, flat decided at the close of bar 2.
-    result = run_backtest(make_bars("A", OPENS, CLOSES), make_positions("A", [1, 1, 0, 0, 0]), FREE)
+    result = simulate(make_bars("A", OPENS, CLOSES), make_directions("A", [1, 1, 0, 0, 0]), FREE)
 
     units = 1000.0 / 11.0  # all cash at bar 1's open, not bar 0's close (10.5)
     expected = [1000.0, units * 11.5, units * 12.5, units * 13.0, units * 13.0]
@@ -113,22 +114,20 @@ def test_equity_matches_hand_arithmetic_with_entry_at_next_open():
         rtol=1e-12,
         atol=1e-15,
     )
-    assert result.trades.select("open_time", "side", "price").rows() == [
-        (T0 + 1 * HOUR, "buy", 11.0),
-        (T0 + 3 * HOUR, "sell", 13.0),
+    assert result.fills.select("open_time", "side", "price").rows() == [
+        (T0 + 1 * HOUR, "BUY", 11.0),
+        (T0 + 3 * HOUR, "SELL", 13.0),
     ]
-    assert result.trades["size"].to_list() == pytest.approx([units, units])
-    assert result.positions["target_weight"].to_list() == [0.0, 1.0, 1.0, 0.0, 0.0]
+    assert result.fills["qty"].to_list() == pytest.approx([units, units])
+    assert result.targets["target_weight"].to_list() == [0.0, 1.0, 1.0, 0.0, 0.0]
     assert result.stats["total_return"] == pytest.approx(13.0 / 11.0 - 1)
     assert result.stats["trades"] == 2.0
     assert result.stats["win_rate"] == 1.0
     assert result.stats["exposure"] == pytest.approx(2 / 5)
 
 
-def test_short_position_matches_hand_arithmetic():
-    result = run_backtest(
-        make_bars("A", OPENS, CLOSES), make_positions("A", [-1, -1, 0, 0, 0]), FREE
-    )
+def test_short_direction_matches_hand_arithmetic():
+    result = simulate(make_bars("A", OPENS, CLOSES), make_directions("A", [-1, -1, 0, 0, 0]), FREE)
 
     units = 1000.0 / 11.0  # sold short at bar 1's open, bought back at bar 3's open
     expected = [
@@ -139,19 +138,19 @@ def test_short_position_matches_hand_arithmetic():
         2000 - units * 13,
     ]
     np.testing.assert_allclose(result.equity["equity"].to_numpy(), expected, rtol=1e-12)
-    assert result.trades["side"].to_list() == ["sell", "buy"]
-    assert result.positions["target_weight"].to_list() == [0.0, -1.0, -1.0, 0.0, 0.0]
+    assert result.fills["side"].to_list() == ["SELL", "BUY"]
+    assert result.targets["target_weight"].to_list() == [0.0, -1.0, -1.0, 0.0, 0.0]
     assert result.stats["win_rate"] == 0.0
     assert result.stats["max_drawdown"] == pytest.approx(expected[-1] / 1000 - 1)
 
 
 def test_signal_on_last_bar_produces_no_trade():
-    result = run_backtest(make_bars("A", OPENS, CLOSES), make_positions("A", [0, 0, 0, 0, 1]), FREE)
+    result = simulate(make_bars("A", OPENS, CLOSES), make_directions("A", [0, 0, 0, 0, 1]), FREE)
 
-    assert result.trades.height == 0
-    assert result.trades.schema["open_time"] == UTC_MS
+    assert result.fills.height == 0
+    assert result.fills.schema["open_time"] == UTC_MS
     assert result.equity["equity"].to_list() == [1000.0] * 5
-    assert result.positions["target_weight"].to_list() == [0.0] * 5
+    assert result.targets["target_weight"].to_list() == [0.0] * 5
     assert result.stats["trades"] == 0.0
     assert result.stats["total_return"] == 0.0
     assert result.stats["win_rate"] is None  # no closed trade: undefined, not 0
@@ -163,19 +162,19 @@ def test_signal_on_last_bar_produces_no_trade():
 )
 def test_fees_and_slippage_reduce_equity_by_the_expected_amount(fees, slippage):
     cfg = BacktestConfig(init_cash=1000.0, fees=fees, slippage=slippage)
-    result = run_backtest(make_bars("A", OPENS, CLOSES), make_positions("A", [1, 1, 0, 0, 0]), cfg)
+    result = simulate(make_bars("A", OPENS, CLOSES), make_directions("A", [1, 1, 0, 0, 0]), cfg)
 
     # All cash goes in, fees included: units * 11 * (1 + slippage) * (1 + fees) == 1000.
     buy_price, sell_price = 11.0 * (1 + slippage), 13.0 * (1 - slippage)
     units = 1000.0 / (buy_price * (1 + fees))
     final = units * sell_price * (1 - fees)
     assert result.equity["equity"][-1] == pytest.approx(final, rel=1e-12)
-    assert result.trades["price"].to_list() == pytest.approx([buy_price, sell_price])
-    assert result.trades["fees"].to_list() == pytest.approx(
+    assert result.fills["price"].to_list() == pytest.approx([buy_price, sell_price])
+    assert result.fills["fee"].to_list() == pytest.approx(
         [units * buy_price * fees, units * sell_price * fees]
     )
     assert result.stats["fees_paid"] == pytest.approx(units * (buy_price + sell_price) * fees)
-    free = run_backtest(make_bars("A", OPENS, CLOSES), make_positions("A", [1, 1, 0, 0, 0]), FREE)
+    free = simulate(make_bars("A", OPENS, CLOSES), make_directions("A", [1, 1, 0, 0, 0]), FREE)
     assert result.equity["equity"][-1] < free.equity["equity"][-1]
 
 
@@ -184,13 +183,13 @@ def test_fees_and_slippage_reduce_equity_by_the_expected_amount(fees, slippage):
 
 def momentum_pipeline(bars: pl.DataFrame, cfg: BacktestConfig, signal: SignalConfig):
     """Decide at each close from closes up to that bar only, then backtest."""
-    signals = bars.sort("symbol", "open_time").select(
+    scores = bars.sort("symbol", "open_time").select(
         "symbol",
         "open_time",
         (pl.col("close") / pl.col("close").shift(1) - 1).over("symbol").alias("score"),
     )
-    positions = signals_to_positions(signals, signal)
-    return positions, run_backtest(bars, positions, cfg)
+    directions = directions_from_scores(scores, signal)
+    return directions, simulate(bars, directions, cfg)
 
 
 def random_bars(symbol: str, n: int, seed: int) -> pl.DataFrame:
@@ -221,34 +220,34 @@ def test_changing_bars_after_t_changes_nothing_up_to_t():
     upto = pl.col("open_time") <= t
     assert pos_a.filter(upto).equals(pos_b.filter(upto))
     assert res_a.equity.filter(upto).equals(res_b.equity.filter(upto))
-    assert res_a.trades.filter(upto).equals(res_b.trades.filter(upto))
-    assert res_a.trades.filter(upto).height > 0  # the strategy does trade before t
+    assert res_a.fills.filter(upto).equals(res_b.fills.filter(upto))
+    assert res_a.fills.filter(upto).height > 0  # the strategy does trade before t
     # ...and the shock is visible after t, so the comparison above could have failed.
     assert not res_a.equity.filter(~upto).equals(res_b.equity.filter(~upto))
 
 
 def test_decision_at_t_first_affects_bar_t_plus_1():
     bars = make_bars("A", OPENS, CLOSES)
-    flat = run_backtest(bars, make_positions("A", [0, 0, 0, 0, 0]), FREE)
-    long_at_2 = run_backtest(bars, make_positions("A", [0, 0, 1, 0, 0]), FREE)
+    flat = simulate(bars, make_directions("A", [0, 0, 0, 0, 0]), FREE)
+    long_at_2 = simulate(bars, make_directions("A", [0, 0, 1, 0, 0]), FREE)
 
     assert long_at_2.equity["equity"][:3].to_list() == flat.equity["equity"][:3].to_list()
     assert long_at_2.equity["equity"][3] == pytest.approx(1000.0 / 13.0 * 13.5)
-    assert long_at_2.trades.select("open_time", "side", "price").rows() == [
-        (T0 + 3 * HOUR, "buy", 13.0),
-        (T0 + 4 * HOUR, "sell", 14.0),
+    assert long_at_2.fills.select("open_time", "side", "price").rows() == [
+        (T0 + 3 * HOUR, "BUY", 13.0),
+        (T0 + 4 * HOUR, "SELL", 14.0),
     ]
 
 
 def test_entry_price_is_the_next_bars_open():
     opens = list(OPENS)
     opens[3] = 12.2  # only bar 3's open moves
-    positions = make_positions("A", [0, 0, 1, 1, 1])
-    base = run_backtest(make_bars("A", OPENS, CLOSES), positions, FREE)
-    moved = run_backtest(make_bars("A", opens, CLOSES), positions, FREE)
+    directions = make_directions("A", [0, 0, 1, 1, 1])
+    base = simulate(make_bars("A", OPENS, CLOSES), directions, FREE)
+    moved = simulate(make_bars("A", opens, CLOSES), directions, FREE)
 
-    assert base.trades["price"].to_list() == [13.0]
-    assert moved.trades["price"].to_list() == [12.2]
+    assert base.fills["price"].to_list() == [13.0]
+    assert moved.fills["price"].to_list() == [12.2]
     assert moved.equity["equity"][:3].equals(base.equity["equity"][:3])
     assert moved.equity["equity"][3] == pytest.approx(1000.0 / 12.2 * 13.5)
 
@@ -266,46 +265,46 @@ def test_missing_bar_in_one_symbol_delays_only_that_symbol():
     bars = pl.concat([make_bars("A", A6_OPENS, A6_CLOSES), make_bars("B", B_OPENS, B_CLOSES, gap)])
     # A: long from bar 0's close, flat from bar 2's close (sells at bar 3, while B is missing).
     # B: long from bar 0's close, flat from bar 2's close; its next bar is bar 4.
-    positions = pl.concat(
+    directions = pl.concat(
         [
-            make_positions("A", [1, 1, 0, 0, 0, 0]),
-            make_positions("B", [1, 1, 0, 0, 0, 0], gap),
+            make_directions("A", [1, 1, 0, 0, 0, 0]),
+            make_directions("B", [1, 1, 0, 0, 0, 0], gap),
         ]
     )
-    result = run_backtest(bars, positions, FREE)
+    result = simulate(bars, directions, FREE)
 
     assert result.equity.height == 6
     assert result.equity["equity"].is_finite().all()
-    trades = result.trades.select("symbol", "open_time", "side", "price").rows()
-    assert trades == [
-        ("A", T0 + 1 * HOUR, "buy", 11.0),
-        ("B", T0 + 1 * HOUR, "buy", 21.0),
-        ("A", T0 + 3 * HOUR, "sell", 13.0),
-        ("B", T0 + 4 * HOUR, "sell", 24.0),  # never at the missing bar 3
+    fills = result.fills.select("symbol", "open_time", "side", "price").rows()
+    assert fills == [
+        ("A", T0 + 1 * HOUR, "BUY", 11.0),
+        ("B", T0 + 1 * HOUR, "BUY", 21.0),
+        ("A", T0 + 3 * HOUR, "SELL", 13.0),
+        ("B", T0 + 4 * HOUR, "SELL", 24.0),  # never at the missing bar 3
     ]
     units_a, units_b = 500.0 / 11.0, 500.0 / 21.0
     cash_after_a = units_a * 13.0
     # Bar 3: B is valued at its last known close (bar 2's 22.5), not at a made-up price.
     assert result.equity["equity"][3] == pytest.approx(cash_after_a + units_b * 22.5)
     assert result.equity["equity"][5] == pytest.approx(cash_after_a + units_b * 24.0)
-    held_b = result.positions.filter(pl.col("symbol") == "B")["target_weight"].to_list()
+    held_b = result.targets.filter(pl.col("symbol") == "B")["target_weight"].to_list()
     assert held_b == [0.0, 0.5, 0.5, 0.5, 0.0, 0.0]
 
 
 def test_missing_bar_does_not_shift_other_symbols():
     a = make_bars("A", A6_OPENS, A6_CLOSES)
-    pos_a = make_positions("A", [0, 1, 1, 0, 1, 1])
-    with_gap = run_backtest(
+    pos_a = make_directions("A", [0, 1, 1, 0, 1, 1])
+    with_gap = simulate(
         pl.concat([a, make_bars("B", B_OPENS, B_CLOSES, [0, 1, 2, 4, 5])]),
-        pl.concat([pos_a, make_positions("B", [0] * 6, [0, 1, 2, 4, 5])]),
+        pl.concat([pos_a, make_directions("B", [0] * 6, [0, 1, 2, 4, 5])]),
         FREE,
     )
-    without_gap = run_backtest(
+    without_gap = simulate(
         pl.concat([a, make_bars("B", B_OPENS, B_CLOSES)]),
-        pl.concat([pos_a, make_positions("B", [0] * 6)]),
+        pl.concat([pos_a, make_directions("B", [0] * 6)]),
         FREE,
     )
-    assert with_gap.trades.equals(without_gap.trades)
+    assert with_gap.fills.equals(without_gap.fills)
     assert with_gap.equity.equals(without_gap.equity)
 
 
@@ -318,17 +317,17 @@ def test_real_halt_2023_03_24_is_skipped_not_filled():
     halt = datetime(2023, 3, 24, 13, tzinfo=UTC)
     assert bars.filter(pl.col("open_time") == halt).height == 0  # the real missing candle
     decided = datetime(2023, 3, 24, 12, tzinfo=UTC)
-    positions = bars.select(
-        "symbol", "open_time", (pl.col("open_time") >= decided).cast(pl.Float64).alias("position")
+    directions = bars.select(
+        "symbol", "open_time", (pl.col("open_time") >= decided).cast(pl.Float64).alias("direction")
     )
-    result = run_backtest(bars, positions, BacktestConfig())
+    result = simulate(bars, directions, BacktestConfig())
 
     assert halt not in result.equity["open_time"].to_list()
     assert result.equity["equity"].is_finite().all()
     entry = datetime(2023, 3, 24, 14, tzinfo=UTC)  # the first bar after the 12:00 decision
     opens = bars.filter(pl.col("open_time") == entry).sort("symbol")["open"].to_list()
-    assert result.trades["open_time"].to_list() == [entry, entry]
-    assert sorted(result.trades["price"].to_list()) == pytest.approx(
+    assert result.fills["open_time"].to_list() == [entry, entry]
+    assert sorted(result.fills["price"].to_list()) == pytest.approx(
         sorted(o * (1 + BacktestConfig().slippage) for o in opens)
     )
 
@@ -339,7 +338,7 @@ def test_real_halt_2023_03_24_is_skipped_not_filled():
 def test_always_long_basket_matches_buy_and_hold_minus_fees():
     cfg = BacktestConfig()  # default fees and slippage
     bars = pl.concat([load_klines(s, "2023-01", n_rows=500) for s in ("BTCUSDT", "ETHUSDT")])
-    result = run_backtest(bars, always_long(bars), cfg)
+    result = simulate(bars, always_long(bars), cfg)
 
     entry = bars.filter(pl.col("open_time") == T0 + HOUR).sort("symbol")["open"].to_numpy()
     last = bars.filter(pl.col("open_time") == bars["open_time"].max()).sort("symbol")
@@ -353,7 +352,7 @@ def test_always_long_basket_matches_buy_and_hold_minus_fees():
     assert result.equity.height == 500
     assert result.equity["drawdown"].max() == 0.0
     assert result.stats["max_drawdown"] == pytest.approx(result.equity["drawdown"].min())
-    held = result.positions.filter(pl.col("open_time") > T0)["target_weight"]
+    held = result.targets.filter(pl.col("open_time") > T0)["target_weight"]
     assert (held == 0.5).all()
 
 
@@ -376,7 +375,7 @@ def test_stats_are_plain_json_floats():
     assert required <= result.stats.keys()
     assert all(v is None or type(v) is float for v in result.stats.values())
     json.dumps(result.stats, allow_nan=False)
-    assert result.stats["trades"] == float(result.trades.height) > 0
+    assert result.stats["trades"] == float(result.fills.height) > 0
     returns = result.equity["returns"].to_numpy()
     sharpe = returns.mean() / returns.std(ddof=1) * math.sqrt(24 * 365)
     assert result.stats["sharpe"] == pytest.approx(sharpe)
@@ -386,25 +385,25 @@ def test_stats_are_plain_json_floats():
 
 
 @pytest.mark.parametrize(
-    ("positions", "message"),
+    ("directions", "message"),
     [
-        (make_positions("A", [0] * 8, [7]), "no matching bar"),
-        (make_positions("A", [2.0]), "outside"),
-        (make_positions("A", [float("nan")]), "outside"),
-        (make_positions("A", [1, 1], [0, 0]), "sharing"),
+        (make_directions("A", [0] * 8, [7]), "no matching bar"),
+        (make_directions("A", [2.0]), "outside"),
+        (make_directions("A", [float("nan")]), "outside"),
+        (make_directions("A", [1, 1], [0, 0]), "sharing"),
         (pl.DataFrame({"symbol": ["A"], "open_time": [T0]}), "lacks column"),
     ],
 )
-def test_bad_positions_raise_schema_error(positions, message):
+def test_bad_directions_raise_schema_error(directions, message):
     with pytest.raises(SchemaError, match=message):
-        run_backtest(make_bars("A", OPENS, CLOSES), positions, FREE)
+        simulate(make_bars("A", OPENS, CLOSES), directions, FREE)
 
 
 # --- report --------------------------------------------------------------------------------
 
 
 def test_render_report_is_self_contained_html():
-    result = run_backtest(make_bars("A", OPENS, CLOSES), make_positions("A", [1, 1, 0, 0, 0]), FREE)
+    result = simulate(make_bars("A", OPENS, CLOSES), make_directions("A", [1, 1, 0, 0, 0]), FREE)
     page = render_report(result, "demo <run>")
 
     assert page.lstrip().startswith("<!DOCTYPE html>")

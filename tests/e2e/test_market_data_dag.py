@@ -39,7 +39,7 @@ def dag_run(tmp_path_factory):
     before = ingest.run_symbol(
         RunContext.load(config), "spot", "ETHUSDT", "1h", OUTAGE - timedelta(days=1), OUTAGE
     )
-    assert before["rows_added"] == 24
+    assert before.rows_added == 24
     result = airflow_dags_test(
         tmp / "airflow",
         "market_data",
@@ -101,7 +101,7 @@ def test_the_run_ingested_its_interval_and_caught_up_the_outage(dag_run):
     assert ctx.catalog.lineage(ctx.catalog.latest("klines_checks")).extra["passed"] is True
     # A cleared task runs the same interval again: the same rows.
     again = ingest.run_symbol(ctx, "spot", "BTCUSDT", "1h", start, end)
-    assert again["rows_added"] == 0
+    assert again.rows_added == 0
     assert_frame_equal(stored(ctx.catalog), table)
 
 

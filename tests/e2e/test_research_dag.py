@@ -109,7 +109,7 @@ def test_a_second_run_writes_nothing_new(dag_run):
 
 def test_a_failed_validation_stops_downstream_stages(dag_run, tmp_path):
     """Corrupt one stored candle: validate fails and features refuses the version."""
-    from quantlab import features, validate
+    from quantlab import features, quality
     from quantlab.catalog import Catalog
     from quantlab.context import RunContext
     from quantlab.errors import QualityError
@@ -125,7 +125,7 @@ def test_a_failed_validation_stops_downstream_stages(dag_run, tmp_path):
     )
     ref = ctx.catalog.upsert("klines", bad, KLINES_KEY, stage="ingest")
     with pytest.raises(QualityError) as err:
-        validate.run(ctx, ref)
+        quality.run(ctx, ref)
     checks = ctx.catalog.latest("klines_checks")
     assert ctx.catalog.lineage(checks).extra["passed"] is False
     with pytest.raises(QualityError, match="failed validation"):

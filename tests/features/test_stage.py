@@ -30,7 +30,7 @@ def ctx(tmp_path_factory):
 @pytest.fixture(scope="module")
 def stored(ctx):
     """klines and funding_rates versions in the catalog, each with a passed validation."""
-    from quantlab import validate
+    from quantlab import quality
     from quantlab.exchange.funding import FUNDING_RATES_KEY, parse_funding_rates
     from quantlab.schema import KLINES_KEY, conform_klines
 
@@ -44,15 +44,15 @@ def stored(ctx):
     return (
         paid,
         klines,
-        validate.run(ctx, klines),
+        quality.run(ctx, klines),
         funding,
-        validate.run(ctx, funding),
+        quality.run(ctx, funding),
     )
 
 
 def test_funding_features_come_from_the_gated_funding_version(ctx, stored):
     from quantlab import features
-    from quantlab.bars import load_bars
+    from quantlab.quality.read import load_bars
 
     paid, klines, checks, funding, funding_checks = stored
     ref = features.run(ctx, klines, checks, funding, funding_checks)

@@ -10,7 +10,8 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from ingest.support import HALT_OPEN, SAMPLE, source_klines, stored
+from helpers import SAMPLE
+from ingest.support import HALT_OPEN, source_klines, stored
 from quantlab import ingest
 from quantlab.errors import ConfigError, PermanentExchangeError, TemporaryExchangeError
 from quantlab.ingest.stage import resume_from
@@ -30,7 +31,7 @@ def test_run_symbol_ingests_the_candles_closing_in_its_interval(ctx):
     first = ingest.run_symbol(
         ctx, "spot", "BTCUSDT", "1h", utc(2023, 3, 24, 12), utc(2023, 3, 24, 14)
     )
-    assert first["rows_added"] == 1 and first["gaps_recorded"] == 1
+    assert first.rows_added == 1 and first.counts["gaps_recorded"] == 1
     table = stored(ctx.catalog)
     assert table["open_time"].dt.hour().to_list() == [12]
     gaps = ctx.catalog.load("klines_gaps")
@@ -39,14 +40,18 @@ def test_run_symbol_ingests_the_candles_closing_in_its_interval(ctx):
     again = ingest.run_symbol(
         ctx, "spot", "BTCUSDT", "1h", utc(2023, 3, 24, 12), utc(2023, 3, 24, 14)
     )
-    assert again["rows_added"] == 0 and again["gaps_recorded"] == 0 and again["known_gaps"] == 1
+    assert (
+        again.rows_added == 0
+        and again.counts["gaps_recorded"] == 0
+        and again.counts["known_gaps"] == 1
+    )
     assert_frame_equal(stored(ctx.catalog), table)
 
 
 def test_run_symbol_futures_minutes_equal_the_source_rows(ctx):
     start, end = utc(2026, 2, 10, 0), utc(2026, 2, 10, 1)
     out = ingest.run_symbol(ctx, "futures_um", "AVAXUSDT", "1m", start, end)
-    assert out["rows_added"] == 60
+    assert out.rows_added == 60
     expected = source_klines("futures_um", "AVAXUSDT", "1m").filter(
         pl.col("open_time").is_between(start, end, closed="left")
     )
@@ -86,13 +91,13 @@ def test_run_symbol_catches_up_a_six_hour_outage(ctx, market, symbol, interval, 
     out = ingest.run_symbol(ctx, market, symbol, interval, start, end, lookback=lookback)
     source = source_klines(market, symbol, interval)
     six_hours = source.filter(pl.col("open_time").is_between(outage, end, closed="left"))
-    assert out["rows_added"] == six_hours.height == 6 * 3_600_000 // INTERVAL_MS[interval]
-    assert out["caught_up_from"] == outage.isoformat() and out["not_fetched"] is None
+    assert out.rows_added == six_hours.height == 6 * 3_600_000 // INTERVAL_MS[interval]
+    assert out.caught_up_from == outage.isoformat() and out.not_fetched is None
     expected = source.filter(pl.col("open_time").is_between(outage - day, end, closed="left"))
     assert_frame_equal(stored(ctx.catalog), expected)
     # The next run resumes from its own interval: nothing to catch up, nothing added.
     again = ingest.run_symbol(ctx, market, symbol, interval, start, end, lookback=lookback)
-    assert again["rows_added"] == 0 and again["caught_up_from"] is None
+    assert again.rows_added == 0 and again.caught_up_from is None
 
 
 def test_run_symbol_without_history_ingests_only_its_interval(ctx):
@@ -101,7 +106,7 @@ def test_run_symbol_without_history_ingests_only_its_interval(ctx):
     out = ingest.run_symbol(
         ctx, "spot", "ETHUSDT", "1h", end - timedelta(hours=1), end, lookback=timedelta(days=1)
     )
-    assert out["rows_added"] == 1 and out["caught_up_from"] is None and out["not_fetched"] is None
+    assert out.rows_added == 1 and out.caught_up_from is None and out.not_fetched is None
 
 
 def test_run_symbol_reports_a_hole_older_than_its_lookback(ctx, caplog):
@@ -119,7 +124,7 @@ def test_run_symbol_reports_a_hole_older_than_its_lookback(ctx, caplog):
     )
     caught = source.filter(pl.col("open_time").is_between(start - timedelta(hours=24), end, "left"))
     assert_frame_equal(stored(ctx.catalog), pl.concat([kept, caught]))
-    hole = out["not_fetched"]
+    hole = out.not_fetched
     assert (hole["start"], hole["end"]) == (
         outage.isoformat(),
         (start - timedelta(hours=24)).isoformat(),
@@ -144,13 +149,13 @@ def test_run_funding_catches_up_from_its_last_record_within_the_lookback(ctx, ca
     lo, hi = (int(t.timestamp() * 1000) for t in (utc(2024, 1, 1), end))
     table = ctx.catalog.load("funding_rates").sort("funding_time")
     assert table["funding_time"].dt.epoch("ms").to_list() == [t for t in times if lo <= t < hi]
-    assert out["rows_added"] == 7 and out["not_fetched"] is None
+    assert out.rows_added == 7 and out.not_fetched is None
     # Down longer than the lookback: the lookback is fetched, the older hole is named.
     start, end = utc(2024, 1, 20), utc(2024, 1, 20, 1)
     with caplog.at_level(logging.WARNING, logger="quantlab.ingest"):
         out = ingest.run_funding(ctx, "BTCUSDT", start, end, lookback=timedelta(days=3))
-    assert out["rows_added"] == 3 * 3 + 1
-    hole = out["not_fetched"]
+    assert out.rows_added == 3 * 3 + 1
+    hole = out.not_fetched
     assert hole["end"] == utc(2024, 1, 17).isoformat()
     assert "run_funding" in hole["backfill"] and "BTCUSDT" in caplog.text
 
@@ -160,15 +165,15 @@ def test_run_funding_fetches_the_window_once(ctx):
     lo, hi = int(utc(2024, 1, 1).timestamp() * 1000), int(utc(2024, 2, 1).timestamp() * 1000)
     want = [r for r in recorded if lo <= r["fundingTime"] < hi]
     out = ingest.run_funding(ctx, "BTCUSDT", utc(2024, 1, 1), utc(2024, 2, 1))
-    assert out["rows_added"] == len(want) == 93
+    assert out.rows_added == len(want) == 93
     table = ctx.catalog.load("funding_rates").sort("funding_time")
     assert table["funding_time"].dt.epoch("ms").to_list() == [r["fundingTime"] for r in want]
     assert table["funding_rate"].to_list() == [float(r["fundingRate"]) for r in want]
     version = ctx.catalog.latest("funding_rates")
     again = ingest.run_funding(ctx, "BTCUSDT", utc(2024, 1, 1), utc(2024, 2, 1))
-    assert again["rows_added"] == 0 and ctx.catalog.latest("funding_rates") == version
+    assert again.rows_added == 0 and ctx.catalog.latest("funding_rates") == version
     refreshed = ingest.run_funding(ctx, "BTCUSDT", utc(2024, 1, 1), utc(2024, 2, 1), refresh=True)
-    assert refreshed["rows_added"] == 0
+    assert refreshed.rows_added == 0
     assert ctx.catalog.load("funding_rates").height == 93
 
 
@@ -185,19 +190,19 @@ def test_run_funding_fetches_the_history_before_and_the_holes_between_stored_rec
     out = ingest.run_funding(ctx, "BTCUSDT", utc(2024, 1, 1), utc(2024, 2, 1))
     table = ctx.catalog.load("funding_rates").sort("funding_time")
     assert table["funding_time"].dt.epoch("ms").to_list() == want
-    assert out["rows_added"] == len(want) - before
+    assert out.rows_added == len(want) - before
     version = ctx.catalog.latest("funding_rates")
     again = ingest.run_funding(ctx, "BTCUSDT", utc(2024, 1, 1), utc(2024, 2, 1))
-    assert again["rows_added"] == 0 and ctx.catalog.latest("funding_rates") == version
+    assert again.rows_added == 0 and ctx.catalog.latest("funding_rates") == version
 
 
 def test_exchange_info_snapshots_are_written_when_they_change(ctx):
     spot = ingest.run_exchange_info(ctx, "spot")
-    assert spot["written"] and spot["symbols"] == 9
+    assert spot.counts["written"] and spot.counts["symbols"] == 9
     futures = ingest.run_exchange_info(ctx, "futures_um")
-    assert futures["written"] and futures["symbols"] == 347
+    assert futures.counts["written"] and futures.counts["symbols"] == 347
     again = ingest.run_exchange_info(ctx, "spot")
-    assert not again["written"] and again["exchange_info"] == futures["exchange_info"]
+    assert not again.counts["written"] and again.ref == futures.ref
     table = ctx.catalog.load("exchange_info")
     assert table.height == 9 + 347
     btc = table.filter(pl.col("market") == "spot", pl.col("symbol") == "BTCUSDT").row(0, named=True)
@@ -266,3 +271,14 @@ def test_universe_funding_covers_the_perpetuals_and_the_features_warm_up(tmp_pat
     unknown = RunContext.load(write_config(tmp_path / "none", universe=other))
     with pytest.raises(PermanentExchangeError, match=r"no funding rates recorded for AVAXUSDT"):
         ingest.run_universe_funding(unknown)
+
+
+def test_a_mapped_run_reports_the_version_it_left_and_crosses_xcom_as_a_dict(ctx):
+    klines = ingest.run_symbol(
+        ctx, "spot", "BTCUSDT", "1h", utc(2023, 3, 24, 12), utc(2023, 3, 24, 14)
+    )
+    funding = ingest.run_funding(ctx, "BTCUSDT", utc(2024, 1, 1), utc(2024, 1, 3))
+    assert klines.ref == ctx.catalog.latest("klines") and klines.dataset == "klines"
+    assert funding.ref == ctx.catalog.latest("funding_rates") and funding.rows_added == 6
+    for report in (klines, funding):
+        assert ingest.IngestReport.from_dict(json.loads(json.dumps(report.to_dict()))) == report

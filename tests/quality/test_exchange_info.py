@@ -1,4 +1,4 @@
-"""validate_exchange_info on real exchangeInfo bodies (spot 2023 subset, USD-M 2022), one defect each."""
+"""check_exchange_info on real exchangeInfo bodies (spot 2023 subset, USD-M 2022), one defect each."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 
 from helpers import FIXTURES
 from quantlab.exchange.exchange_info import parse_exchange_info
-from quantlab.quality.exchange_info import validate_exchange_info
+from quantlab.quality.exchange_info import check_exchange_info
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +36,7 @@ def failed(report) -> dict[str, str]:
 def test_real_bodies_pass(spot: pl.DataFrame, futures: pl.DataFrame) -> None:
     assert set(spot["status"]) == {"TRADING", "BREAK"}
     for frame in (spot, futures, pl.concat([spot, futures])):
-        report = validate_exchange_info(frame)
+        report = check_exchange_info(frame)
         assert report.passed and failed(report) == {}, report.summary()
 
 
@@ -72,8 +72,8 @@ DEFECTS = [
 @pytest.mark.parametrize(("corrupt", "expected"), [pytest.param(*d[1:], id=d[0]) for d in DEFECTS])
 def test_each_defect_fails_its_check_alone(spot, corrupt, expected) -> None:
     bad = corrupt(spot)
-    report = validate_exchange_info(bad)
-    assert report.checks == validate_exchange_info(bad, screen=False).checks
+    report = check_exchange_info(bad)
+    assert report.checks == check_exchange_info(bad, screen=False).checks
     assert list(failed(report)) == [expected], report.summary()
     (hit,) = [c for c in report.checks if c.check == expected]
     assert hit.unexpected_count >= 1
@@ -82,4 +82,4 @@ def test_each_defect_fails_its_check_alone(spot, corrupt, expected) -> None:
 
 def test_a_zero_max_price_means_no_limit(spot: pl.DataFrame) -> None:
     unlimited = _on("ETHUSDT", "max_price", 0.0)(spot)
-    assert validate_exchange_info(unlimited).passed
+    assert check_exchange_info(unlimited).passed

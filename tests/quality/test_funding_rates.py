@@ -1,4 +1,4 @@
-"""validate_funding_rates on Binance's real BTCUSDT funding history, clean and with one defect each."""
+"""check_funding_rates on Binance's real BTCUSDT funding history, clean and with one defect each."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from helpers import FIXTURES
 from quantlab.config import ValidateConfig
 from quantlab.errors import SchemaError
 from quantlab.exchange.funding import parse_funding_rates
-from quantlab.quality.funding_rates import validate_funding_rates
+from quantlab.quality.funding_rates import check_funding_rates
 
 AT = 500  # an ordinary settlement, 2023-04-19 00:00 UTC
 
@@ -31,7 +31,7 @@ def failed(report) -> dict[str, str]:
 
 def test_the_real_history_passes_with_its_jitter(funding: pl.DataFrame) -> None:
     assert (funding["funding_time"].dt.epoch("ms") % 1000).max() > 0  # jitter is there
-    report = validate_funding_rates(funding, as_of=datetime(2025, 11, 13, tzinfo=UTC))
+    report = check_funding_rates(funding, as_of=datetime(2025, 11, 13, tzinfo=UTC))
     assert report.passed and failed(report) == {}, report.summary()
     assert report.dataset == "funding_rates" and report.row_count == 3_316
 
@@ -86,8 +86,8 @@ DEFECTS = [
 )
 def test_each_defect_fails_its_check_alone(funding, corrupt, expected, also) -> None:
     bad = corrupt(funding)
-    report = validate_funding_rates(bad)
-    assert report.checks == validate_funding_rates(bad, screen=False).checks
+    report = check_funding_rates(bad)
+    assert report.checks == check_funding_rates(bad, screen=False).checks
     got = failed(report)
     severity = got.pop(expected)
     assert got == also, report.summary()
@@ -98,15 +98,15 @@ def test_each_defect_fails_its_check_alone(funding, corrupt, expected, also) -> 
 
 def test_a_stale_history_warns(funding: pl.DataFrame) -> None:
     as_of = datetime(2025, 11, 14, tzinfo=UTC)  # the last settlement is 2025-11-12 08:00
-    report = validate_funding_rates(funding, ValidateConfig(max_stale_bars=2), as_of=as_of)
+    report = check_funding_rates(funding, ValidateConfig(max_stale_bars=2), as_of=as_of)
     assert failed(report) == {"stale_series": "warning"} and report.passed
-    fresh = validate_funding_rates(funding, ValidateConfig(max_stale_bars=4), as_of=as_of)
+    fresh = check_funding_rates(funding, ValidateConfig(max_stale_bars=4), as_of=as_of)
     assert failed(fresh) == {}
 
 
 def test_schema_problems(funding: pl.DataFrame) -> None:
-    report = validate_funding_rates(funding.drop("mark_price"))
+    report = check_funding_rates(funding.drop("mark_price"))
     assert [c.check for c in report.checks] == ["columns_match"]
     assert report.checks[0].examples == [{"missing": ["mark_price"]}]
     with pytest.raises(SchemaError, match="funding_rate"):
-        validate_funding_rates(funding.with_columns(pl.col("funding_rate").cast(pl.String)))
+        check_funding_rates(funding.with_columns(pl.col("funding_rate").cast(pl.String)))

@@ -1,4 +1,4 @@
-"""validate_klines on the shipped real klines, clean and with one defect planted at a time."""
+"""check_klines on the shipped real klines, clean and with one defect planted at a time."""
 
 from __future__ import annotations
 
@@ -11,26 +11,26 @@ import pytest
 
 from quantlab.config import ValidateConfig
 from quantlab.errors import ConfigError, QualityError, SchemaError
-from quantlab.quality import CheckResult, Outage, ValidationReport, load_outages, validate_klines
+from quantlab.quality import CheckReport, CheckResult, Outage, check_klines, load_outages
 from quantlab.schema import UTC_MS
 
 HALT = datetime(2023, 3, 24, 12, tzinfo=UTC)
 OUTAGES = load_outages(ValidateConfig().known_outages)
 
 
-def errors_failed(report: ValidationReport) -> set[str]:
+def errors_failed(report: CheckReport) -> set[str]:
     return {c.check for c in report.failed() if c.severity == "error"}
 
 
-def check(report: ValidationReport, name: str) -> CheckResult:
+def check(report: CheckReport, name: str) -> CheckResult:
     (found,) = [c for c in report.checks if c.check == name]
     return found
 
 
 @pytest.fixture(scope="module")
-def clean_report(real_klines: pl.DataFrame) -> ValidationReport:
+def clean_report(real_klines: pl.DataFrame) -> CheckReport:
     """Without the outage list: the halt's missing candle is then unexplained."""
-    return validate_klines(real_klines, "1h")
+    return check_klines(real_klines, "1h")
 
 
 @pytest.fixture(scope="module")
@@ -44,14 +44,14 @@ def march(real_klines: pl.DataFrame) -> pl.DataFrame:
 
 
 def test_clean_real_data_passes_with_the_shipped_outage_list(real_klines: pl.DataFrame) -> None:
-    report = validate_klines(real_klines, "1h", outages=OUTAGES)
+    report = check_klines(real_klines, "1h", outages=OUTAGES)
     assert report.passed, report.summary()
     assert report.row_count == 3 * 17_543
     assert errors_failed(report) == set()
 
 
 def test_without_the_outage_list_the_halt_hour_is_a_missing_candle_error(
-    clean_report: ValidationReport,
+    clean_report: CheckReport,
 ) -> None:
     gaps = check(clean_report, "calendar_gaps")
     assert gaps.severity == "error"
@@ -65,7 +65,7 @@ def test_without_the_outage_list_the_halt_hour_is_a_missing_candle_error(
 
 
 def test_halt_candle_is_zero_volume_and_short_close_warnings(
-    clean_report: ValidationReport,
+    clean_report: CheckReport,
 ) -> None:
     for name in ("zero_volume", "close_time_exact"):
         result = check(clean_report, name)
@@ -81,10 +81,10 @@ def test_halt_candle_is_zero_volume_and_short_close_warnings(
 
 def test_interleaved_series_are_checked_per_series(real_klines: pl.DataFrame) -> None:
     interleaved = real_klines.sort("open_time", "symbol")
-    report = validate_klines(interleaved, "1h", outages=OUTAGES)
+    report = check_klines(interleaved, "1h", outages=OUTAGES)
     assert report.passed, report.summary()
     assert check(report, "known_gaps").unexpected_count == 3
-    assert check(validate_klines(interleaved, "1h"), "calendar_gaps").unexpected_count == 3
+    assert check(check_klines(interleaved, "1h"), "calendar_gaps").unexpected_count == 3
 
 
 def _set(column: str, value: Callable[[], pl.Expr]) -> Callable[[pl.DataFrame, int], pl.DataFrame]:
@@ -184,12 +184,12 @@ def test_each_defect_fails_exactly_its_check(
     assert march["volume"][i] > 0 and march["close"][i] > march["low"][i]
 
     bad = corrupt(march, i)
-    report = validate_klines(bad, "1h", outages=OUTAGES)
+    report = check_klines(bad, "1h", outages=OUTAGES)
     # GX sees only the rows the polars screen picks; validating every row must agree.
-    everything = validate_klines(bad, "1h", outages=OUTAGES, screen=False)
+    everything = check_klines(bad, "1h", outages=OUTAGES, screen=False)
     assert report.checks == everything.checks
 
-    def results(rep: ValidationReport) -> dict[str, str]:  # as text: NaN != NaN
+    def results(rep: CheckReport) -> dict[str, str]:  # as text: NaN != NaN
         return {
             r.expectation_config.meta["check"]: json.dumps(r.result, sort_keys=True, default=str)
             for r in rep.gx_result.results
@@ -228,9 +228,9 @@ def test_each_defect_in_a_shuffled_version_fails_its_check_at_its_rows(
     i = march.height // 3
     bad = corrupt(march, i).with_row_index("_was")
     shuffled = bad.sample(fraction=1.0, shuffle=True, seed=11)
-    report = validate_klines(shuffled.drop("_was"), "1h", outages=OUTAGES, row_order=False)
+    report = check_klines(shuffled.drop("_was"), "1h", outages=OUTAGES, row_order=False)
     assert errors_failed(report) == {expected}, report.summary()
-    everything = validate_klines(
+    everything = check_klines(
         shuffled.drop("_was"), "1h", outages=OUTAGES, row_order=False, screen=False
     )
     assert report.checks == everything.checks
@@ -241,56 +241,56 @@ def test_each_defect_in_a_shuffled_version_fails_its_check_at_its_rows(
 
 def test_microsecond_open_time_example_keeps_the_raw_number(march: pl.DataFrame) -> None:
     bad = _set("open_time", lambda: (OT_MS * 1000).cast(UTC_MS))(march, 5)
-    (example,) = check(validate_klines(bad, "1h"), "open_time_in_range").examples
+    (example,) = check(check_klines(bad, "1h"), "open_time_in_range").examples
     assert example["open_time"] == march["open_time"][5].timestamp() * 1_000_000
 
 
 def test_config_bounds_are_used(march: pl.DataFrame) -> None:
-    report = validate_klines(march, "1h", ValidateConfig(max_year=2022), outages=OUTAGES)
+    report = check_klines(march, "1h", ValidateConfig(max_year=2022), outages=OUTAGES)
     assert errors_failed(report) == {"open_time_in_range", "close_time_in_range"}
     assert check(report, "open_time_in_range").unexpected_count == march.height
 
-    calm = validate_klines(march, "1h", ValidateConfig(max_return_sigmas=1000), outages=OUTAGES)
+    calm = check_klines(march, "1h", ValidateConfig(max_return_sigmas=1000), outages=OUTAGES)
     assert check(calm, "return_outlier").success
-    strict = validate_klines(march, "1h", ValidateConfig(max_return_sigmas=3), outages=OUTAGES)
+    strict = check_klines(march, "1h", ValidateConfig(max_return_sigmas=3), outages=OUTAGES)
     assert check(strict, "return_outlier").unexpected_count > 0
     assert strict.passed  # outliers only warn
 
 
 def test_wrong_interval_argument_fails(march: pl.DataFrame) -> None:
-    report = validate_klines(march, "15m")
+    report = check_klines(march, "15m")
     assert "interval_matches" in errors_failed(report)
     assert "close_time_within_bar" in errors_failed(report)
 
 
 def test_missing_column_reports_the_schema_only(march: pl.DataFrame) -> None:
-    report = validate_klines(march.drop("trades"), "1h")
+    report = check_klines(march.drop("trades"), "1h")
     assert not report.passed
     assert [c.check for c in report.checks] == ["columns_match"]
     assert report.checks[0].examples == [{"missing": ["trades"]}]
 
 
 def test_extra_column_fails_only_the_schema_check(march: pl.DataFrame) -> None:
-    report = validate_klines(march.with_columns(pl.lit(1).alias("ignore")), "1h", outages=OUTAGES)
+    report = check_klines(march.with_columns(pl.lit(1).alias("ignore")), "1h", outages=OUTAGES)
     assert errors_failed(report) == {"columns_match"}
     assert check(report, "columns_match").examples == [{"unexpected": ["ignore"]}]
 
 
 def test_wrong_dtype_and_unknown_interval_raise(march: pl.DataFrame) -> None:
     with pytest.raises(SchemaError, match="close"):
-        validate_klines(march.with_columns(pl.col("close").cast(pl.String)), "1h")
+        check_klines(march.with_columns(pl.col("close").cast(pl.String)), "1h")
     with pytest.raises(ConfigError, match="2w"):
-        validate_klines(march, "2w")
+        check_klines(march, "2w")
 
 
 def test_empty_frame_passes(march: pl.DataFrame) -> None:
-    report = validate_klines(march.head(0), "1h")
+    report = check_klines(march.head(0), "1h")
     assert report.passed
     assert report.row_count == 0
 
 
 def test_report_outputs(march: pl.DataFrame) -> None:
-    report = validate_klines(_set("close", lambda: pl.lit(None))(march, 3), "1h", outages=OUTAGES)
+    report = check_klines(_set("close", lambda: pl.lit(None))(march, 3), "1h", outages=OUTAGES)
 
     frame = report.to_frame()
     assert frame.columns == ["check", "severity", "success", "unexpected_count", "examples"]
@@ -307,11 +307,11 @@ def test_report_outputs(march: pl.DataFrame) -> None:
     with pytest.raises(QualityError) as caught:
         report.raise_for_errors()
     assert caught.value.failed_checks == ["not_null.close"]
-    validate_klines(march, "1h", outages=OUTAGES).raise_for_errors()  # passing: no raise
+    check_klines(march, "1h", outages=OUTAGES).raise_for_errors()  # passing: no raise
 
 
-def test_the_halt_gap_is_known_with_the_outage_list(clean_report: ValidationReport, real_klines):
-    report = validate_klines(real_klines, "1h", outages=OUTAGES)
+def test_the_halt_gap_is_known_with_the_outage_list(clean_report: CheckReport, real_klines):
+    report = check_klines(real_klines, "1h", outages=OUTAGES)
     assert report.passed
     assert check(report, "calendar_gaps").success
     known = check(report, "known_gaps")
@@ -326,7 +326,7 @@ def test_only_the_bars_inside_an_outage_are_known(march: pl.DataFrame) -> None:
     """A gap from 2023-03-24 10:00 to 15:00: 13:00 is in the outage, the others are not."""
     hours = [datetime(2023, 3, 24, h, tzinfo=UTC) for h in (10, 11, 12, 14)]
     cut = march.filter(~pl.col("open_time").is_in(hours) | (pl.col("symbol") != "BTCUSDT"))
-    report = validate_klines(cut, "1h", outages=OUTAGES)
+    report = check_klines(cut, "1h", outages=OUTAGES)
     known, unknown = check(report, "known_gaps"), check(report, "calendar_gaps")
     # BTC: 10-14 missing (5 bars), 12 and 13 overlap the outage; ETH and SOL: 13 only.
     assert known.unexpected_count == 2 + 1 + 1
@@ -345,14 +345,14 @@ def test_an_outage_of_another_market_or_symbol_explains_nothing(march: pl.DataFr
         source="s",
     )
     futures = other.model_copy(update={"market": "futures_um", "symbols": "*"})
-    report = validate_klines(march, "1h", outages=(other, futures))
+    report = check_klines(march, "1h", outages=(other, futures))
     assert check(report, "calendar_gaps").unexpected_count == 3
     assert check(report, "known_gaps").success
 
 
 def test_a_stale_series_warns(march: pl.DataFrame) -> None:
     as_of = datetime(2023, 4, 1, 3, 30, tzinfo=UTC)  # last closed bar: 02:00; data ends 03-31 23:00
-    report = validate_klines(
+    report = check_klines(
         march, "1h", ValidateConfig(max_stale_bars=2), outages=OUTAGES, as_of=as_of
     )
     stale = check(report, "stale_series")
@@ -360,24 +360,24 @@ def test_a_stale_series_warns(march: pl.DataFrame) -> None:
     assert stale.examples[0]["bars_behind"] == 3
     assert stale.examples[0]["expected_last_open_time"] == "2023-04-01T02:00:00+00:00"
     assert report.passed
-    fresh = validate_klines(march, "1h", ValidateConfig(max_stale_bars=3), as_of=as_of)
+    fresh = check_klines(march, "1h", ValidateConfig(max_stale_bars=3), as_of=as_of)
     assert check(fresh, "stale_series").success
-    assert "stale_series" not in {c.check for c in validate_klines(march, "1h").checks}
+    assert "stale_series" not in {c.check for c in check_klines(march, "1h").checks}
     with pytest.raises(ConfigError, match="time zone"):
-        validate_klines(march, "1h", as_of=datetime(2023, 4, 1))
+        check_klines(march, "1h", as_of=datetime(2023, 4, 1))
 
 
 def test_nan_is_missing_not_an_extra_defect(march: pl.DataFrame) -> None:
     bad = _set("close", lambda: pl.lit(float("nan")))(march, 7)
-    report = validate_klines(bad, "1h", outages=OUTAGES)
+    report = check_klines(bad, "1h", outages=OUTAGES)
     assert errors_failed(report) == {"not_null.close"}
     assert check(report, "not_null.close").examples[0]["row"] == 7
 
 
 def test_merged_reports_name_their_slice(march: pl.DataFrame) -> None:
-    good = validate_klines(march, "1h")
-    bad = validate_klines(_set("close", lambda: pl.lit(None))(march, 3), "1h")
-    merged = ValidationReport.merge([("1h", good), ("4h", bad)], key="interval")
+    good = check_klines(march, "1h")
+    bad = check_klines(_set("close", lambda: pl.lit(None))(march, 3), "1h")
+    merged = CheckReport.merge([("1h", good), ("4h", bad)], key="interval")
     assert not merged.passed and merged.row_count == 2 * march.height
     assert check(merged, "not_null.close").examples[0] == {
         "interval": "4h",
@@ -393,9 +393,9 @@ def test_without_row_order_a_shuffled_version_reports_as_the_sorted_one(
     """A catalog version keeps no row order: gaps, returns and staleness are per series in time."""
     march = march.filter(pl.col("symbol").is_in(symbols))
     as_of = datetime(2023, 4, 1, tzinfo=UTC)
-    sorted_report = validate_klines(march, "1h", outages=OUTAGES, as_of=as_of, row_order=False)
+    sorted_report = check_klines(march, "1h", outages=OUTAGES, as_of=as_of, row_order=False)
     shuffled = _shuffle(march, 0)
-    report = validate_klines(shuffled, "1h", outages=OUTAGES, as_of=as_of, row_order=False)
+    report = check_klines(shuffled, "1h", outages=OUTAGES, as_of=as_of, row_order=False)
     assert report.passed, report.summary()
     counts = {c.check: (c.success, c.unexpected_count) for c in report.checks}
     assert counts == {c.check: (c.success, c.unexpected_count) for c in sorted_report.checks}
@@ -409,7 +409,7 @@ def test_without_row_order_a_shuffled_version_reports_as_the_sorted_one(
 def test_a_missing_series_key_fails_not_null_only(march: pl.DataFrame, column: str) -> None:
     i = march.height // 2
     bad = _set(column, lambda: pl.lit(None))(march, i)
-    report = validate_klines(bad, "1h", outages=OUTAGES, row_order=False)
+    report = check_klines(bad, "1h", outages=OUTAGES, row_order=False)
     # The row without a series leaves a one-bar hole in its own series' calendar.
     assert errors_failed(report) == {f"not_null.{column}", "calendar_gaps"}
     assert check(report, f"not_null.{column}").examples[0]["row"] == i
@@ -422,10 +422,10 @@ def test_frames_validated_one_at_a_time_report_as_the_stacked_frame(march: pl.Da
     btc, eth, sol = (march.filter(pl.col("symbol") == s) for s in ("BTCUSDT", "ETHUSDT", "SOLUSDT"))
     eth = _set("high", lambda: pl.col("close") * 0.999)(eth, 100)
     sol = _set("volume", lambda: -pl.col("volume"))(sol, 7)
-    whole = validate_klines(pl.concat([btc, eth, sol]), "1h", outages=OUTAGES, row_order=False)
-    parts = validate_klines([btc, eth, sol], "1h", outages=OUTAGES, row_order=False)
+    whole = check_klines(pl.concat([btc, eth, sol]), "1h", outages=OUTAGES, row_order=False)
+    parts = check_klines([btc, eth, sol], "1h", outages=OUTAGES, row_order=False)
 
-    def outline(report: ValidationReport) -> list:  # return_z may differ in its last bit
+    def outline(report: CheckReport) -> list:  # return_z may differ in its last bit
         return [
             (c.check, c.success, c.unexpected_count, [e.get("row", e) for e in c.examples])
             for c in report.checks
@@ -440,6 +440,6 @@ def test_frames_validated_one_at_a_time_report_as_the_stacked_frame(march: pl.Da
 
 def test_frames_validated_together_need_the_same_columns(march: pl.DataFrame) -> None:
     with pytest.raises(SchemaError, match="differ in columns"):
-        validate_klines([march, march.drop("trades")], "1h")
-    empty = validate_klines(iter([]), "1h")
+        check_klines([march, march.drop("trades")], "1h")
+    empty = check_klines(iter([]), "1h")
     assert empty.passed and empty.row_count == 0

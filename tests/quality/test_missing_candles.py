@@ -8,7 +8,7 @@ import polars as pl
 import pytest
 
 from quantlab.config import ValidateConfig
-from quantlab.quality import ValidationReport, load_outages, validate_klines
+from quantlab.quality import CheckReport, check_klines, load_outages
 from quantlab.schema import UTC_MS
 
 OUTAGES = load_outages(ValidateConfig().known_outages)
@@ -37,7 +37,7 @@ def confirmed(*rows: tuple[str, str, str, datetime, datetime]) -> pl.DataFrame:
 HALT_GAPS = confirmed(*[("spot", s, "1h", at(24, 13), at(24, 13)) for s in SYMBOLS])
 
 
-def result(report: ValidationReport, name: str):
+def result(report: CheckReport, name: str):
     (found,) = [c for c in report.checks if c.check == name]
     return found
 
@@ -51,7 +51,7 @@ def march(real_klines: pl.DataFrame) -> pl.DataFrame:
 
 def test_a_missing_candle_is_an_error_naming_it(march: pl.DataFrame) -> None:
     cut = march.filter(~((pl.col("symbol") == "ETHUSDT") & (pl.col("open_time") == at(10, 5))))
-    report = validate_klines(cut, "1h", outages=OUTAGES)
+    report = check_klines(cut, "1h", outages=OUTAGES)
     assert not report.passed
     gaps = result(report, "calendar_gaps")
     assert (gaps.severity, gaps.unexpected_count) == ("error", 1)
@@ -70,14 +70,14 @@ def test_a_missing_candle_is_an_error_naming_it(march: pl.DataFrame) -> None:
 @pytest.mark.parametrize("row_order", [True, False])
 def test_gaps_the_exchange_confirmed_empty_are_known(march: pl.DataFrame, row_order: bool) -> None:
     """No outage list at all: the halt hour passes because ingest recorded it as confirmed."""
-    report = validate_klines(march, "1h", confirmed_gaps=HALT_GAPS, row_order=row_order)
+    report = check_klines(march, "1h", confirmed_gaps=HALT_GAPS, row_order=row_order)
     assert report.passed, report.summary()
     assert result(report, "calendar_gaps").success
     known = result(report, "known_gaps")
     assert known.unexpected_count == 3
     assert {e["symbol"] for e in known.examples} == set(SYMBOLS)
     assert all("confirmed empty by the exchange" in e["outage"] for e in known.examples)
-    everything = validate_klines(
+    everything = check_klines(
         march, "1h", confirmed_gaps=HALT_GAPS, row_order=row_order, screen=False
     )
     assert report.checks == everything.checks
@@ -93,7 +93,7 @@ def test_gaps_the_exchange_confirmed_empty_are_known(march: pl.DataFrame, row_or
 )
 def test_a_confirmed_gap_of_another_series_explains_nothing(march, other) -> None:
     btc = march.filter(pl.col("symbol") == "BTCUSDT")
-    report = validate_klines(btc, "1h", confirmed_gaps=confirmed((*other, at(24, 12), at(24, 14))))
+    report = check_klines(btc, "1h", confirmed_gaps=confirmed((*other, at(24, 12), at(24, 14))))
     assert not report.passed
     assert result(report, "calendar_gaps").unexpected_count == 1
     assert result(report, "known_gaps").success
@@ -105,7 +105,7 @@ def test_outages_and_confirmed_gaps_explain_a_bar_once(march: pl.DataFrame) -> N
     hours = [at(24, h) for h in (10, 11, 12, 14)]
     cut = march.filter(~pl.col("open_time").is_in(hours) | (pl.col("symbol") != "BTCUSDT"))
     gaps = confirmed(("spot", "BTCUSDT", "1h", at(24, 13), at(24, 14)))
-    report = validate_klines(cut, "1h", outages=OUTAGES, confirmed_gaps=gaps)
+    report = check_klines(cut, "1h", outages=OUTAGES, confirmed_gaps=gaps)
     # BTC: 3 of 5 known; ETH and SOL: 13:00 through the outage.
     assert result(report, "known_gaps").unexpected_count == 3 + 1 + 1
     unknown = result(report, "calendar_gaps")
@@ -116,7 +116,7 @@ def test_outages_and_confirmed_gaps_explain_a_bar_once(march: pl.DataFrame) -> N
         "2023-03-24T14:00:00+00:00",
         2,
     )
-    everything = validate_klines(cut, "1h", outages=OUTAGES, confirmed_gaps=gaps, screen=False)
+    everything = check_klines(cut, "1h", outages=OUTAGES, confirmed_gaps=gaps, screen=False)
     assert report.checks == everything.checks
 
 
@@ -125,6 +125,6 @@ def test_a_confirmed_gap_inside_a_longer_hole_explains_only_its_bars(march: pl.D
     hole = [start.replace(hour=h) for h in range(6)]
     cut = march.filter(~pl.col("open_time").is_in(hole) | (pl.col("symbol") != "SOLUSDT"))
     gaps = confirmed(("spot", "SOLUSDT", "1h", at(10, 2), at(10, 3)))
-    report = validate_klines(cut, "1h", outages=OUTAGES, confirmed_gaps=gaps)
+    report = check_klines(cut, "1h", outages=OUTAGES, confirmed_gaps=gaps)
     assert result(report, "calendar_gaps").unexpected_count == 4
     assert result(report, "known_gaps").unexpected_count == 2 + 3  # + the halt, per symbol

@@ -14,11 +14,11 @@ from helpers import FIXTURES
 from quantlab.config import VALIDATE_CHECKS, ValidateConfig, load_config
 from quantlab.errors import ConfigError
 from quantlab.quality import (
-    ValidationReport,
+    CheckReport,
+    check_exchange_info,
+    check_funding_rates,
+    check_klines,
     load_outages,
-    validate_exchange_info,
-    validate_funding_rates,
-    validate_klines,
 )
 
 OUTAGES = load_outages(ValidateConfig().known_outages)
@@ -49,7 +49,7 @@ def info() -> pl.DataFrame:
     return parse_exchange_info(raw, "spot")
 
 
-def names(report: ValidationReport) -> set[str]:
+def names(report: CheckReport) -> set[str]:
     return {c.check for c in report.checks}
 
 
@@ -57,9 +57,9 @@ def test_the_config_knows_every_check_the_suites_run(march, funding, info) -> No
     """The list the config accepts is exactly the union of the suites' checks."""
     as_of = datetime(2025, 11, 13, tzinfo=UTC)
     built = (
-        names(validate_klines(march, "1h", as_of=as_of))
-        | names(validate_funding_rates(funding, as_of=as_of))
-        | names(validate_exchange_info(info))
+        names(check_klines(march, "1h", as_of=as_of))
+        | names(check_funding_rates(funding, as_of=as_of))
+        | names(check_exchange_info(info))
     )
     assert set(VALIDATE_CHECKS) == built
     assert len(VALIDATE_CHECKS) == len(set(VALIDATE_CHECKS))
@@ -84,9 +84,9 @@ def test_the_default_config_sets_no_severity() -> None:
 
 def test_checks_turned_off_are_not_run_and_the_report_says_so(march) -> None:
     cut = march.filter(pl.col("open_time") != datetime(2023, 3, 10, 5, tzinfo=UTC))
-    assert not validate_klines(cut, "1h", outages=OUTAGES).passed
+    assert not check_klines(cut, "1h", outages=OUTAGES).passed
     cfg = ValidateConfig(severity={"calendar_gaps": "off", "zero_volume": "off"})
-    report = validate_klines(cut, "1h", cfg, outages=OUTAGES)
+    report = check_klines(cut, "1h", cfg, outages=OUTAGES)
     assert report.passed, report.summary()
     assert not names(report) & {"calendar_gaps", "zero_volume"}
     assert [(c.check, c.default, c.configured) for c in report.lowered] == [
@@ -107,7 +107,7 @@ def test_checks_turned_off_are_not_run_and_the_report_says_so(march) -> None:
 def test_a_lowered_check_still_reports_and_a_raised_one_fails(march) -> None:
     cut = march.filter(pl.col("open_time") != datetime(2023, 3, 10, 5, tzinfo=UTC))
     cfg = ValidateConfig(severity={"calendar_gaps": "warning", "known_gaps": "error"})
-    report = validate_klines(cut, "1h", cfg, outages=OUTAGES)
+    report = check_klines(cut, "1h", cfg, outages=OUTAGES)
     by_name = {c.check: c for c in report.checks}
     assert by_name["calendar_gaps"].severity == "warning"
     assert by_name["calendar_gaps"].unexpected_count == 1
@@ -124,19 +124,19 @@ def test_a_lowered_check_still_reports_and_a_raised_one_fails(march) -> None:
 
 def test_each_suite_reports_only_the_changes_to_its_own_checks(march, funding, info) -> None:
     cfg = ValidateConfig(severity={"calendar_gaps": "warning", "funding_interval": "off"})
-    assert [c.check for c in validate_klines(march, "1h", cfg, outages=OUTAGES).lowered] == [
+    assert [c.check for c in check_klines(march, "1h", cfg, outages=OUTAGES).lowered] == [
         "calendar_gaps"
     ]
-    rates = validate_funding_rates(funding, cfg)
+    rates = check_funding_rates(funding, cfg)
     assert [c.check for c in rates.lowered] == ["funding_interval"]
     assert "funding_interval" not in names(rates)
     off = ValidateConfig(severity={"symbol_matches_assets": "off"})
-    assert "symbol_matches_assets" not in names(validate_exchange_info(info, off))
+    assert "symbol_matches_assets" not in names(check_exchange_info(info, off))
 
 
 def test_a_merged_report_keeps_the_changes(march) -> None:
     cfg = ValidateConfig(severity={"return_outlier": "off"})
-    one = validate_klines(march, "1h", cfg, outages=OUTAGES)
-    merged = ValidationReport.merge([("1h", one), ("4h", one)], key="interval")
+    one = check_klines(march, "1h", cfg, outages=OUTAGES)
+    merged = CheckReport.merge([("1h", one), ("4h", one)], key="interval")
     assert [c.check for c in merged.lowered] == ["return_outlier"]
     assert "lowered by config: return_outlier (warning -> off)" in merged.summary()

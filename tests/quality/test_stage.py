@@ -74,12 +74,12 @@ def _snapshot(ctx, df: pl.DataFrame):
 
 
 def test_a_clean_version_passes_with_the_halt_as_a_known_gap(project, march):
-    from quantlab import validate
+    from quantlab import quality
     from quantlab.quality.gate import require_passed
 
     _, ctx = project
     ref = _store(ctx, march)
-    checks = validate.run(ctx, ref, as_of=AS_OF)
+    checks = quality.run(ctx, ref, as_of=AS_OF)
 
     assert checks.name == "klines_checks"
     extra = ctx.catalog.lineage(checks).extra
@@ -132,14 +132,14 @@ def test_a_clean_version_passes_with_the_halt_as_a_known_gap(project, march):
 
 
 def test_a_missing_candle_fails_the_gate_naming_it(project, march):
-    from quantlab import validate
+    from quantlab import quality
     from quantlab.errors import QualityError
 
     _, ctx = project
     hole = (pl.col("symbol") == "ETHUSDT") & (pl.col("open_time") == BAD_AT)
     ref = _store(ctx, march.filter(~hole))
     with pytest.raises(QualityError) as failed:
-        validate.run(ctx, ref, as_of=AS_OF, data_docs=False)
+        quality.run(ctx, ref, as_of=AS_OF, data_docs=False)
     assert failed.value.failed_checks == ["calendar_gaps"]
     assert "calendar_gaps: 1" in str(failed.value)
     extra = ctx.catalog.lineage(ctx.catalog.latest("klines_checks")).extra
@@ -155,17 +155,17 @@ def test_gaps_the_exchange_confirmed_empty_pass_the_gate(tmp_path):
     """Ingested from the replay exchange with no outage list: the halt hour passes because
     ingest recorded it in `klines_gaps`, and the checks version names the version it read.
     The same candles in a catalog without that record fail the gate."""
-    from quantlab import ingest, validate
+    from quantlab import ingest, quality
     from quantlab.catalog import Catalog
     from quantlab.context import RunContext
     from quantlab.errors import QualityError
 
     ctx = RunContext.load(write_config(tmp_path, validate={"known_outages": None}))
     start, end = datetime(2023, 3, 20, tzinfo=UTC), datetime(2023, 3, 28, tzinfo=UTC)
-    assert ingest.run_symbol(ctx, "spot", "BTCUSDT", "1h", start, end)["gaps_recorded"] == 1
+    assert ingest.run_symbol(ctx, "spot", "BTCUSDT", "1h", start, end).counts["gaps_recorded"] == 1
     ref, gaps = ctx.catalog.latest("klines"), ctx.catalog.latest("klines_gaps")
 
-    checks = validate.run(ctx, ref, as_of=end, data_docs=False)
+    checks = quality.run(ctx, ref, as_of=end, data_docs=False)
     lineage = ctx.catalog.lineage(checks)
     assert lineage.inputs == {"klines": ref.version, "klines_gaps": gaps.version}
     assert lineage.extra["passed"] is True and lineage.extra["known"] == ["known_gaps"]
@@ -178,32 +178,32 @@ def test_gaps_the_exchange_confirmed_empty_pass_the_gate(tmp_path):
     bare = replace(ctx, catalog=Catalog(tmp_path / "bare"))
     unrecorded = _store(bare, ctx.catalog.read(ref))
     with pytest.raises(QualityError, match=r"calendar_gaps: 1\b"):
-        validate.run(bare, unrecorded, as_of=end, data_docs=False)
+        quality.run(bare, unrecorded, as_of=end, data_docs=False)
 
 
 def test_a_lowered_missing_candle_check_passes_and_is_recorded(tmp_path, march):
-    from quantlab import validate
+    from quantlab import quality
     from quantlab.context import RunContext
 
     ctx = RunContext.load(
         write_config(tmp_path, validate={"severity": {"calendar_gaps": "warning"}})
     )
     hole = (pl.col("symbol") == "ETHUSDT") & (pl.col("open_time") == BAD_AT)
-    checks = validate.run(ctx, _store(ctx, march.filter(~hole)), as_of=AS_OF, data_docs=False)
+    checks = quality.run(ctx, _store(ctx, march.filter(~hole)), as_of=AS_OF, data_docs=False)
     extra = ctx.catalog.lineage(checks).extra
     assert extra["passed"] is True and "calendar_gaps" in extra["warnings"]
     assert extra["lowered"] == {"calendar_gaps": {"default": "error", "configured": "warning"}}
 
 
 def test_a_failed_version_blocks_features_until_fixed(project, march):
-    from quantlab import features, validate
+    from quantlab import features, quality
     from quantlab.errors import QualityError
     from quantlab.quality.gate import require_passed
 
     _, ctx = project
     bad = _store(ctx, _break_high(march))
     with pytest.raises(QualityError) as failed:
-        validate.run(ctx, bad, as_of=AS_OF)
+        quality.run(ctx, bad, as_of=AS_OF)
     message = str(failed.value)
     assert str(bad) in message and "ohlc_consistent: 1" in message
     assert "Data Docs: " in message and "a retry will not help" in message
@@ -222,7 +222,7 @@ def test_a_failed_version_blocks_features_until_fixed(project, march):
 
     fixed = _store(ctx, march)  # the corrected candle is merged in: a new version
     assert fixed.version == bad.version + 1
-    passed = validate.run(ctx, fixed, as_of=AS_OF, data_docs=False)
+    passed = quality.run(ctx, fixed, as_of=AS_OF, data_docs=False)
     require_passed(ctx.catalog, fixed, passed)
     with pytest.raises(QualityError, match="not a validation of"):
         require_passed(ctx.catalog, bad, passed)
@@ -230,7 +230,7 @@ def test_a_failed_version_blocks_features_until_fixed(project, march):
 
 
 def test_every_interval_of_a_version_is_validated(project, march):
-    from quantlab import validate
+    from quantlab import quality
     from quantlab.errors import QualityError
 
     _, ctx = project
@@ -261,7 +261,7 @@ def test_every_interval_of_a_version_is_validated(project, march):
         ),
     )
     with pytest.raises(QualityError) as failed:
-        validate.run(ctx, ref, as_of=AS_OF)
+        quality.run(ctx, ref, as_of=AS_OF)
     assert failed.value.failed_checks == ["ohlc_consistent"]
     extra = ctx.catalog.lineage(ctx.catalog.latest("klines_checks")).extra
     (row,) = extra["first_failing_rows"]["ohlc_consistent"]
@@ -276,9 +276,9 @@ def test_the_gate_reads_one_series_at_a_time_and_reports_as_on_the_whole(
 ):
     """A version is read series by series (only that series' files); the report is the one
     validating the whole frame at once gives, and so is that of a version not partitioned."""
-    from quantlab import validate
+    from quantlab import quality
     from quantlab.catalog import Catalog
-    from quantlab.quality import validate_klines
+    from quantlab.quality import check_klines
 
     _, ctx = project
     bad = _break_high(march)
@@ -292,12 +292,12 @@ def test_the_gate_reads_one_series_at_a_time_and_reports_as_on_the_whole(
         return out
 
     monkeypatch.setattr(pl.LazyFrame, "collect", counting)
-    gated = validate.check_version(ctx, ref, as_of=AS_OF, data_docs=False).report
+    gated = quality.check_version(ctx, ref, as_of=AS_OF, data_docs=False).report
     monkeypatch.setattr(pl.LazyFrame, "collect", collect)
     per_symbol = march.group_by("symbol").len()["len"].to_list()
     assert sorted(h for h in heights if h > 2) == sorted(per_symbol)  # never both at once
 
-    whole = validate_klines(bad, "1h", outages=validate.load_outages(
+    whole = check_klines(bad, "1h", outages=quality.load_outages(
         ctx.config.validate_.known_outages), as_of=AS_OF, row_order=False)  # fmt: skip
     counts = {c.check: (c.success, c.unexpected_count) for c in gated.checks}
     assert counts == {c.check: (c.success, c.unexpected_count) for c in whole.checks}
@@ -312,12 +312,12 @@ def test_the_gate_reads_one_series_at_a_time_and_reports_as_on_the_whole(
     partitions = ctx.catalog.partitions(ref, KLINES_PARTITIONS)
     assert sorted(partitions, key=lambda k: k["symbol"]) == series
     assert flat.catalog.partitions(flat_ref, KLINES_PARTITIONS) is None
-    flat_report = validate.check_version(flat, flat_ref, as_of=AS_OF, data_docs=False).report
+    flat_report = quality.check_version(flat, flat_ref, as_of=AS_OF, data_docs=False).report
     assert {c.check: (c.success, c.unexpected_count) for c in flat_report.checks} == counts
 
 
 def test_funding_rates_and_exchange_info_versions(project):
-    from quantlab import validate
+    from quantlab import quality
     from quantlab.errors import QualityError
     from quantlab.exchange.exchange_info import EXCHANGE_INFO_KEY, parse_exchange_info
     from quantlab.exchange.funding import FUNDING_RATES_KEY, parse_funding_rates
@@ -326,7 +326,7 @@ def test_funding_rates_and_exchange_info_versions(project):
     raw = json.loads((FIXTURES / "fundingRate_BTCUSDT_2022-11-03_2025-11-12.json").read_text())
     funding = parse_funding_rates(raw, "BTCUSDT")
     ref = ctx.catalog.upsert("funding_rates", funding, FUNDING_RATES_KEY, stage="ingest")
-    checks = validate.run(ctx, ref, as_of=datetime(2025, 11, 13, tzinfo=UTC))
+    checks = quality.run(ctx, ref, as_of=datetime(2025, 11, 13, tzinfo=UTC))
     assert checks.name == "funding_rates_checks"
     assert ctx.catalog.lineage(checks).extra["passed"] is True
 
@@ -337,7 +337,7 @@ def test_funding_rates_and_exchange_info_versions(project):
         "spot",
     )
     ref = ctx.catalog.upsert("exchange_info", info, EXCHANGE_INFO_KEY, stage="ingest")
-    extra = ctx.catalog.lineage(validate.run(ctx, ref)).extra
+    extra = ctx.catalog.lineage(quality.run(ctx, ref)).extra
     assert extra["passed"] is True
     index = Path(extra["data_docs"]).read_text()
     assert "funding_rates" in index and "exchange_info" in index  # both suites are listed
@@ -349,7 +349,7 @@ def test_funding_rates_and_exchange_info_versions(project):
     )
     ref = ctx.catalog.upsert("exchange_info", broken, EXCHANGE_INFO_KEY, stage="ingest")
     with pytest.raises(QualityError, match=rf"{ref} failed validation \(status_known: 1\)"):
-        validate.run(ctx, ref, data_docs=False)
+        quality.run(ctx, ref, data_docs=False)
 
 
 def _free(lock: Path) -> bool:
@@ -370,7 +370,7 @@ def test_the_gx_project_is_held_against_other_processes_while_the_gate_writes(
     """The market_data and research DAGs may validate at once in one data folder: whoever
     writes the GX stores and the site holds `<data>/locks/gx.lock`, which another
     descriptor (as another process would have) cannot take meanwhile."""
-    from quantlab import validate
+    from quantlab import quality
     from quantlab.quality import _project
 
     _, ctx = project
@@ -389,7 +389,7 @@ def test_the_gx_project_is_held_against_other_processes_while_the_gate_writes(
 
     monkeypatch.setattr(_project.Project, "_checkpoint", checkpoint)
     monkeypatch.setattr(_project.Project, "load", load)
-    result = validate.check_version(ctx, _store(ctx, march), as_of=AS_OF)
+    result = quality.check_version(ctx, _store(ctx, march), as_of=AS_OF)
     assert result.report.passed and result.data_docs.is_file()
     assert probes == ["load then released=True", "checkpoint held=True"]
     assert _free(lock)  # released once the gate is done
@@ -435,12 +435,12 @@ _CONFIG_FILES = {
 def test_a_gx_file_cut_short_by_a_killed_process_is_set_aside_and_written_anew(
     project, march, cut_short, set_aside, caplog
 ):
-    from quantlab import validate
+    from quantlab import quality
     from quantlab.quality import _project
 
     _, ctx = project
     ref = _store(ctx, march)
-    assert validate.check_version(ctx, ref, as_of=AS_OF).report.passed
+    assert quality.check_version(ctx, ref, as_of=AS_OF).report.passed
     data = ctx.config.paths.data
     broken = data / "gx" / cut_short
     whole = broken.read_bytes()
@@ -448,7 +448,7 @@ def test_a_gx_file_cut_short_by_a_killed_process_is_set_aside_and_written_anew(
     _project._open.cache_clear()  # the next process opens the project afresh
 
     with caplog.at_level("WARNING", logger="quantlab.quality._project"):
-        again = validate.check_version(ctx, ref, as_of=AS_OF)
+        again = quality.check_version(ctx, ref, as_of=AS_OF)
     assert again.report.passed and again.data_docs.is_file()
     (aside,) = (data / "gx_unreadable").iterdir()
     assert (aside / cut_short).read_bytes() == whole[: len(whole) // 3]  # kept, not deleted
@@ -460,13 +460,13 @@ def test_a_gx_file_cut_short_by_a_killed_process_is_set_aside_and_written_anew(
 
 
 def test_a_dataset_without_a_suite_is_refused(project):
-    from quantlab import validate
+    from quantlab import quality
     from quantlab.catalog import DatasetRef
     from quantlab.errors import DatasetNotFound
 
     _, ctx = project
     with pytest.raises(DatasetNotFound, match="no validation suite for dataset 'features'"):
-        validate.run(ctx, DatasetRef("features", 0), data_docs=False)
+        quality.run(ctx, DatasetRef("features", 0), data_docs=False)
 
 
 def test_cli_validates_a_catalog_version(project, march, capsys):

@@ -1,6 +1,10 @@
-"""Backtest stage: target positions on bars -> equity, held weights, filled orders, stats, report."""
+"""Stage `backtest`: directions on bars -> equity, target weights held, fills, stats, HTML report.
 
-from quantlab.backtest.engine import BacktestResult, run_backtest, signals_to_positions
-from quantlab.backtest.report import render_report
+Input datasets: `predictions`, `klines` (a version that passed the gate). Output: `backtest`.
+"""
 
-__all__ = ["BacktestResult", "render_report", "run_backtest", "signals_to_positions"]
+from quantlab.backtest.engine import BacktestResult, simulate
+from quantlab.backtest.html import render_report
+from quantlab.backtest.stage import run
+
+__all__ = ["BacktestResult", "render_report", "run", "simulate"]

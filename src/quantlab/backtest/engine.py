@@ -1,14 +1,14 @@
-"""Backtest target positions on bars with vectorbt: the pure core of the backtest stage.
+"""Simulate directions on bars with vectorbt: the pure core of the backtest stage.
 
-Input datasets: `bars` (symbol, open_time, open, close) and `targets` (symbol, open_time,
-position in [-1, 1] decided at the close of bar open_time).
-Output: a `BacktestResult` holding the equity curve, the weights held, the filled orders and
+Inputs: `bars` (symbol, open_time, open, close) and `directions` (symbol, open_time,
+direction in [-1, 1] decided at the close of bar open_time).
+Output: a `BacktestResult` holding the equity curve, the target weights held, the fills and
 summary statistics.
 
 Execution model, chosen so the backtest cannot see the future:
-- a position decided at the close of a symbol's bar is traded at the open of that symbol's
+- a direction decided at the close of a symbol's bar is traded at the open of that symbol's
   next bar, with `cfg.fees` and `cfg.slippage`;
-- every symbol gets the same share of one shared cash pool (weight = position / n_symbols);
+- every symbol gets the same share of one shared cash pool (target weight = direction / n_symbols);
 - an order is sent only when a symbol's target changes, so weights drift with prices between
   decisions instead of being rebalanced (and charged fees) every bar;
 - a bar missing for one symbol (e.g. the 2023-03-24 halt) means no trade in that symbol then;
@@ -26,8 +26,8 @@ import polars as pl
 
 from quantlab.config import BacktestConfig
 from quantlab.errors import SchemaError
+from quantlab.portfolio.types import Side
 from quantlab.schema import UTC_MS, require_columns
-from quantlab.signals import signals_to_positions  # noqa: F401  (re-exported)
 
 _YEAR = pd.Timedelta(days=365)
 _KEY = ["symbol", "open_time"]
@@ -38,26 +38,26 @@ class BacktestResult:
     """What a backtest produced; every frame is keyed by `open_time` (Datetime ms UTC).
 
     - equity: open_time, equity, returns, drawdown (portfolio level, valued at each bar's close)
-    - positions: symbol, open_time, target_weight held during that bar
-    - trades: one row per filled order: symbol, open_time, side, size, price, fees
+    - targets: symbol, open_time, target_weight held during that bar
+    - fills: one row per filled order: symbol, open_time, side (BUY | SELL), qty, price, fee
     - stats: plain floats, or None where undefined (no closed trade, no losing bar, ...)
     """
 
     equity: pl.DataFrame
-    positions: pl.DataFrame
-    trades: pl.DataFrame
+    targets: pl.DataFrame
+    fills: pl.DataFrame
     stats: dict[str, float | None]
 
 
-def run_backtest(
+def simulate(
     bars: pl.DataFrame,
-    positions: pl.DataFrame,
+    directions: pl.DataFrame,
     cfg: BacktestConfig,
     periods_per_year: int = 24 * 365,
 ) -> BacktestResult:
-    """Simulate `positions` on `bars` in one cash-sharing vectorbt portfolio.
+    """Simulate `directions` on `bars` in one cash-sharing vectorbt portfolio.
 
-    A bar with no position row counts as flat (0); pass only the bars of the period to judge,
+    A bar with no direction row counts as flat (0); pass only the bars of the period to judge,
     since flat bars dilute the stats. `periods_per_year` is the number of bars in a year
     (24*365 for hourly crypto) and sets the annualisation of the stats.
     """
@@ -65,7 +65,7 @@ def run_backtest(
 
     if periods_per_year <= 0:
         raise ValueError(f"periods_per_year must be positive, got {periods_per_year}")
-    long = _target_frame(_check_bars(bars), _check_positions(positions))
+    long = _target_frame(_check_bars(bars), _check_directions(directions))
     symbols = sorted(long["symbol"].unique().to_list())
     grid = long.select("open_time").unique().sort("open_time")
 
@@ -112,10 +112,10 @@ def run_backtest(
         .select("symbol", "open_time", "target_weight")
         .sort(_KEY)
     )
-    trades = _orders_frame(pf.orders.values, symbols, grid["open_time"])
+    fills = _fills_frame(pf.orders.values, symbols, grid["open_time"])
     in_market = (pf.assets().to_numpy() != 0).any(axis=1)
-    stats = _compute_stats(pf, returns, value, in_market, len(trades), bar_freq, cfg.init_cash)
-    return BacktestResult(equity=equity, positions=held, trades=trades, stats=stats)
+    stats = _compute_stats(pf, returns, value, in_market, len(fills), bar_freq, cfg.init_cash)
+    return BacktestResult(equity=equity, targets=held, fills=fills, stats=stats)
 
 
 def _check_bars(bars: pl.DataFrame) -> pl.DataFrame:
@@ -149,49 +149,49 @@ def _check_bars(bars: pl.DataFrame) -> pl.DataFrame:
     return out
 
 
-def _check_positions(positions: pl.DataFrame) -> pl.DataFrame:
-    require_columns(positions, ("symbol", "open_time", "position"), "positions")
-    out = positions.select(
+def _check_directions(directions: pl.DataFrame) -> pl.DataFrame:
+    require_columns(directions, ("symbol", "open_time", "direction"), "directions")
+    out = directions.select(
         pl.col("symbol").cast(pl.String),
         pl.col("open_time").cast(UTC_MS),
-        pl.col("position").cast(pl.Float64),
+        pl.col("direction").cast(pl.Float64),
     )
     bad = out.filter(
         pl.any_horizontal(pl.all().is_null())
-        | ~pl.col("position").is_between(-1.0, 1.0)  # also catches NaN
+        | ~pl.col("direction").is_between(-1.0, 1.0)  # also catches NaN
     )
     if bad.height:
         raise SchemaError(
-            f"positions has {bad.height} row(s) with a null or a position outside [-1, 1], first: "
+            f"directions has {bad.height} row(s) with a null or a direction outside [-1, 1], first: "
             f"{bad.row(0, named=True)}; clip or drop them before backtesting"
         )
     dupes = out.filter(pl.struct(_KEY).is_duplicated())
     if dupes.height:
         raise SchemaError(
-            f"positions has {dupes.height} rows sharing a (symbol, open_time), first: "
+            f"directions has {dupes.height} rows sharing a (symbol, open_time), first: "
             f"{dupes.row(0, named=True)}; keep one decision per symbol and bar"
         )
     return out
 
 
-def _target_frame(bars: pl.DataFrame, positions: pl.DataFrame) -> pl.DataFrame:
+def _target_frame(bars: pl.DataFrame, directions: pl.DataFrame) -> pl.DataFrame:
     """Per symbol and bar: the target weight in force (`target`) and the order to send (`order`)."""
-    orphans = positions.join(bars, on=_KEY, how="anti")
+    orphans = directions.join(bars, on=_KEY, how="anti")
     if orphans.height:
         raise SchemaError(
-            f"positions has {orphans.height} row(s) with no matching bar, first: "
-            f"{orphans.row(0, named=True)}; a position is decided at a bar's close, so pass bars "
-            "covering every position (and check both use ms UTC open_time)"
+            f"directions has {orphans.height} row(s) with no matching bar, first: "
+            f"{orphans.row(0, named=True)}; a direction is decided at a bar's close, so pass bars "
+            "covering every direction (and check both use ms UTC open_time)"
         )
     n_symbols = bars["symbol"].n_unique()
-    weight = pl.col("position").fill_null(0.0) / n_symbols
+    weight = pl.col("direction").fill_null(0.0) / n_symbols
     # The decision at a bar's close is held from the symbol's next bar: shift by one row of
     # that symbol's own bars, so a missing bar delays it rather than moving it in time.
     # An order goes out only when the target moves (a null target, at a symbol's first bar,
     # compares as null and sends nothing).
     previous = pl.col("target").shift(1).over("symbol").fill_null(0.0)
     return (
-        bars.join(positions, on=_KEY, how="left")
+        bars.join(directions, on=_KEY, how="left")
         .sort(_KEY)
         .with_columns(weight.shift(1).over("symbol").alias("target"))
         .with_columns(pl.when(pl.col("target") != previous).then("target").alias("order"))
@@ -216,24 +216,24 @@ def _to_pandas(wide: pl.DataFrame, index: pd.DatetimeIndex) -> pd.DataFrame:
     return pd.DataFrame(wide.fill_null(np.nan).to_numpy(), index=index, columns=wide.columns)
 
 
-def _orders_frame(records: np.ndarray, symbols: list[str], times: pl.Series) -> pl.DataFrame:
-    sides = np.array(["buy", "sell"])
+def _fills_frame(records: np.ndarray, symbols: list[str], times: pl.Series) -> pl.DataFrame:
+    sides = np.array([Side.BUY.value, Side.SELL.value])
     return pl.DataFrame(
         {
             "symbol": [symbols[c] for c in records["col"]],
             "open_time": times.gather(records["idx"]),
             "side": sides[records["side"]] if len(records) else [],
-            "size": records["size"],
+            "qty": records["size"],
             "price": records["price"],
-            "fees": records["fees"],
+            "fee": records["fees"],
         },
         schema={
             "symbol": pl.String,
             "open_time": UTC_MS,
             "side": pl.String,
-            "size": pl.Float64,
+            "qty": pl.Float64,
             "price": pl.Float64,
-            "fees": pl.Float64,
+            "fee": pl.Float64,
         },
     ).sort(["open_time", "symbol"], maintain_order=True)
 

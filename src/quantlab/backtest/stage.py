@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import polars as pl
 
-from quantlab.backtest.engine import run_backtest
-from quantlab.backtest.report import render_report
-from quantlab.bars import load_bars
+from quantlab.backtest.engine import simulate
+from quantlab.backtest.html import render_report
 from quantlab.catalog import DatasetRef
 from quantlab.config import config_hash
 from quantlab.context import RunContext
+from quantlab.portfolio.signals import directions_from_scores, smooth_scores
+from quantlab.quality.read import load_bars
 from quantlab.schema import INTERVAL_MS
-from quantlab.signals import signals_to_positions, smooth_scores
 
 _YEAR_MS = 365 * 86_400_000
 
@@ -35,9 +35,9 @@ def run(
         .select("symbol", "open_time", "open", "close")
         .collect()
     )
-    result = run_backtest(
+    result = simulate(
         bars,
-        signals_to_positions(oof.select("symbol", "open_time", "score"), signal),
+        directions_from_scores(oof.select("symbol", "open_time", "score"), signal),
         cfg,
         periods_per_year=_YEAR_MS // INTERVAL_MS[ctx.config.universe.interval],
     )

@@ -48,7 +48,7 @@ def _cmd_validate(ctx: RunContext, args: argparse.Namespace) -> int:
 def _validate_file(ctx: RunContext, args: argparse.Namespace) -> int:
     from quantlab.quality.docs import build_data_docs
     from quantlab.quality.files import read_klines_file
-    from quantlab.quality.klines import validate_klines
+    from quantlab.quality.klines import check_klines
     from quantlab.quality.outages import load_outages
 
     if args.interval is None:
@@ -56,7 +56,7 @@ def _validate_file(ctx: RunContext, args: argparse.Namespace) -> int:
     path = Path(args.input)
     read = read_klines_file(path, market=args.market, symbol=args.symbol, interval=args.interval)
     cfg = ctx.config.validate_
-    report = validate_klines(
+    report = check_klines(
         read.frame,
         args.interval,
         cfg,
@@ -82,14 +82,14 @@ def _validate_file(ctx: RunContext, args: argparse.Namespace) -> int:
 
 
 def _validate_dataset(ctx: RunContext, args: argparse.Namespace) -> int:
-    from quantlab import validate
+    from quantlab import quality
 
     ref = (
         DatasetRef(args.dataset, args.version)
         if args.version is not None
         else ctx.catalog.latest(args.dataset)
     )
-    result = validate.check_version(ctx, ref, as_of=args.as_of, data_docs=not args.no_data_docs)
+    result = quality.check_version(ctx, ref, as_of=args.as_of, data_docs=not args.no_data_docs)
     print(f"{ref}: recorded as {result.checks}")
     print(result.report.summary())
     if result.data_docs:

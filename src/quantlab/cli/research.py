@@ -8,14 +8,14 @@ from quantlab.context import RunContext
 
 
 def _cmd_summary(ctx: RunContext, args: argparse.Namespace) -> int:
-    from quantlab.report import print_summary
+    from quantlab.cli._summary import print_summary
 
     return print_summary(ctx)
 
 
 def _cmd_run(ctx: RunContext, args: argparse.Namespace) -> int:
+    from quantlab.cli._summary import print_summary
     from quantlab.pipeline import STAGES, latest_inputs, run_research, run_stage
-    from quantlab.report import print_summary
 
     if args.stage is None:
         run_research(ctx)

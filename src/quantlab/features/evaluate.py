@@ -211,7 +211,7 @@ def run(
     ctx: RunContext, features: DatasetRef | None = None, labels: DatasetRef | None = None
 ) -> DatasetRef:
     """Evaluate `features` against `labels` (latest versions unless given); write `factor_report`."""
-    from quantlab.features.report import render_report
+    from quantlab.features.html import render_report
 
     features = features or ctx.catalog.latest("features")
     labels = labels or ctx.catalog.latest("labels")

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import polars as pl
 
-from quantlab.bars import load_bars
 from quantlab.catalog import DatasetRef
 from quantlab.config import config_hash
 from quantlab.context import RunContext
 from quantlab.errors import QualityError
 from quantlab.features.build import build_features
 from quantlab.quality.gate import require_passed
+from quantlab.quality.read import load_bars
 
 
 def run(

@@ -18,6 +18,7 @@ from quantlab.ingest.exchange_info import run_exchange_info
 from quantlab.ingest.funding import run_funding
 from quantlab.ingest.funding import run_universe as run_universe_funding
 from quantlab.ingest.klines import IngestResult, Progress, SeriesReport, ingest_klines
+from quantlab.ingest.mapped import IngestReport
 from quantlab.ingest.sources import BulkSource, RestSource
 from quantlab.ingest.stage import exchange_url, rest_source, run, run_symbol, to_ms
 
@@ -25,6 +26,7 @@ __all__ = [
     "GAPS_SCHEMA",
     "BulkSource",
     "GapWindow",
+    "IngestReport",
     "IngestResult",
     "Progress",
     "RestSource",

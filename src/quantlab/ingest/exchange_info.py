@@ -16,6 +16,7 @@ from quantlab.config import config_hash
 from quantlab.context import RunContext
 from quantlab.exchange.exchange_info import EXCHANGE_INFO_KEY, parse_exchange_info
 from quantlab.ingest._store import write_lock
+from quantlab.ingest.mapped import IngestReport
 from quantlab.ingest.stage import rest_source
 from quantlab.schema import UTC_MS
 
@@ -46,7 +47,9 @@ def latest_snapshot(catalog: Catalog, market: str) -> pl.DataFrame | None:
     return lf.filter(pl.col("snapshot_time") == pl.col("snapshot_time").max()).collect()
 
 
-def run_exchange_info(ctx: RunContext, market: str, symbols: list[str] | None = None) -> dict:
+def run_exchange_info(
+    ctx: RunContext, market: str, symbols: list[str] | None = None
+) -> IngestReport:
     """Snapshot `market`'s exchangeInfo (every symbol, or `symbols`) into `exchange_info`."""
     with rest_source(ctx.config.exchange, ctx.config.paths.data) as source:
         client = source.client(market)
@@ -71,12 +74,12 @@ def run_exchange_info(ctx: RunContext, market: str, symbols: list[str] | None = 
                 partition_by=["market"],
             )
         ref = ref or ctx.catalog.latest(DATASET)
-    return {
-        "market": market,
-        "symbols": frame.height,
-        "snapshot_time": snapshot_ms,
-        "written": changed,
-        "requests": requests,
-        "weight_used": weight,
-        "exchange_info": ref.to_dict(),
-    }
+    return IngestReport(
+        DATASET,
+        ref,
+        market,
+        rows_added=frame.height if changed else 0,
+        requests=requests,
+        weight_used=weight,
+        counts={"symbols": frame.height, "snapshot_time": snapshot_ms, "written": changed},
+    )

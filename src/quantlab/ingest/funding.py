@@ -21,6 +21,7 @@ from quantlab.context import RunContext
 from quantlab.exchange.funding import FUNDING_RATES_KEY, FUNDING_RATES_SCHEMA
 from quantlab.ingest._calendar import Range, coalesce
 from quantlab.ingest._store import write_lock
+from quantlab.ingest.mapped import IngestReport
 from quantlab.ingest.stage import last_before, report_hole, rest_source, resume_from, to_ms
 
 DATASET = "funding_rates"
@@ -95,7 +96,7 @@ def run_funding(
     *,
     refresh: bool = False,
     lookback: timedelta | None = None,
-) -> dict:
+) -> IngestReport:
     """Fetch `symbol`'s funding records with funding_time in `[start, end)` into `funding_rates`.
 
     With `lookback` (a DAG run), the window first reaches back to the last stored record,
@@ -140,14 +141,16 @@ def run_funding(
             )
     if ref is None and ctx.catalog.exists(DATASET):
         ref = ctx.catalog.latest(DATASET)
-    return {
-        "symbol": symbol,
-        "rows_added": int(new.sum()),
-        "requests": requests,
-        "weight_used": weight,
-        "funding_rates": ref.to_dict() if ref else None,
-        "not_fetched": missed,
-    }
+    return IngestReport(
+        DATASET,
+        ref,
+        MARKET,
+        symbol,
+        rows_added=int(new.sum()),
+        requests=requests,
+        weight_used=weight,
+        not_fetched=missed,
+    )
 
 
 def run_universe(ctx: RunContext) -> DatasetRef | None:

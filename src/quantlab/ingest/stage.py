@@ -18,6 +18,7 @@ from quantlab.exchange import ban_file
 from quantlab.exchange.replay import ReplayServer
 from quantlab.ingest._calendar import align_up
 from quantlab.ingest.klines import IngestResult, ingest_klines
+from quantlab.ingest.mapped import IngestReport
 from quantlab.ingest.sources import RestSource
 from quantlab.schema import INTERVAL_MS
 
@@ -174,7 +175,7 @@ def run_symbol(
     *,
     refresh: bool = True,
     lookback: timedelta | None = None,
-) -> dict:
+) -> IngestReport:
     """Ingest the candles of one symbol that close within `[start, end)`: a DAG run's interval.
 
     Every candle that closes in the interval is final once the interval is over, whatever
@@ -183,7 +184,7 @@ def run_symbol(
     a scheduler outage), at most that far back; an older hole is logged with the command
     that backfills it, and returned as `not_fetched`. A series with nothing stored starts
     at its interval. A window the exchange has not closed yet raises
-    `TemporaryExchangeError` for a retry.
+    `TemporaryExchangeError` for a retry. The report carries the `klines` version.
     """
     step = INTERVAL_MS[interval]
     first_open, stop_open = to_ms(start) - step + 1, to_ms(end) - step + 1
@@ -214,14 +215,23 @@ def run_symbol(
             config_hash=config_hash(ctx.config.exchange),
         )
     result.raise_for_errors()
-    return {
-        "market": market,
-        "symbol": symbol,
-        "interval": interval,
-        **result.to_dict(),
-        "caught_up_from": iso(begin) if begin < first_open else None,
-        "not_fetched": missed,
-    }
+    return IngestReport(
+        "klines",
+        result.klines,
+        market,
+        symbol,
+        interval,
+        rows_added=result.rows_added,
+        requests=result.requests,
+        weight_used=result.weight_used,
+        caught_up_from=iso(begin) if begin < first_open else None,
+        not_fetched=missed,
+        counts={
+            "known_gaps": result.known_gaps,
+            "gaps_recorded": result.gaps_recorded,
+            "seconds": round(result.seconds, 3),
+        },
+    )
 
 
 def result_line(result: IngestResult) -> str:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from quantlab.bars import load_bars
 from quantlab.catalog import DatasetRef
 from quantlab.config import config_hash
 from quantlab.context import RunContext
 from quantlab.labels.build import build_labels
+from quantlab.quality.read import load_bars
 
 
 def run(ctx: RunContext, klines: DatasetRef, checks: DatasetRef) -> DatasetRef:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import polars as pl
 
 from quantlab.config import PaperConfig
+from quantlab.portfolio.types import Side
 
 
 @dataclass(frozen=True)
@@ -16,7 +17,7 @@ class Order:
 
     client_order_id: str  # our idempotency key: one order per targets version and symbol
     symbol: str
-    side: str  # BUY | SELL
+    side: Side
     qty: float
     price: float  # fill price
     fee: float
@@ -50,7 +51,7 @@ def plan_orders(
             Order(
                 client_order_id=f"{key_prefix}-{row['symbol']}",
                 symbol=row["symbol"],
-                side="BUY" if delta > 0 else "SELL",
+                side=Side.BUY if delta > 0 else Side.SELL,
                 qty=qty,
                 price=price,
                 fee=qty * price * cfg.fee_rate,

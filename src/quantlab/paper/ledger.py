@@ -13,6 +13,7 @@ from typing import Any
 
 from quantlab.errors import ConfigError
 from quantlab.paper.broker import Order
+from quantlab.portfolio.types import Side
 
 _SCHEMA = [
     """CREATE TABLE IF NOT EXISTS orders (
@@ -122,7 +123,7 @@ class Ledger:
                     order.client_order_id,
                     account,
                     order.symbol,
-                    order.side,
+                    order.side.value,
                     order.qty,
                     order.target_weight,
                     source,
@@ -149,7 +150,7 @@ class Ledger:
         )
         row = cur.fetchone()
         qty, avg = (float(row[0]), float(row[1])) if row else (0.0, 0.0)
-        signed = order.qty if order.side == "BUY" else -order.qty
+        signed = order.qty if order.side is Side.BUY else -order.qty
         new_qty = qty + signed
         if abs(new_qty) < 1e-12:
             new_qty, new_avg = 0.0, 0.0

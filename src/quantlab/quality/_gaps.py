@@ -15,8 +15,8 @@ import polars as pl
 
 from quantlab.errors import SchemaError
 from quantlab.quality._gx import HELPER, MAX_EXAMPLES, Check, expectation, iso_ms
+from quantlab.quality.checks import Severity
 from quantlab.quality.outages import Outage
-from quantlab.quality.report import Severity
 
 CONFIRMED = "confirmed empty by the exchange (klines_gaps)"
 SPAN_SCHEMA = {"market": pl.String(), "symbol": pl.String(), "lo": pl.Int64(), "hi": pl.Int64()}

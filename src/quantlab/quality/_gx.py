@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 from quantlab.config import ValidateConfig
-from quantlab.quality.report import CheckResult, Severity, SeverityChange, ValidationReport
+from quantlab.quality.checks import CheckReport, CheckResult, Severity, SeverityChange
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -173,7 +173,7 @@ def run_checks(
     screen: bool = True,
     runner: Runner | None = None,
     severity: Mapping[str, str] | None = None,
-) -> ValidationReport:
+) -> CheckReport:
     """Validate `data` (rows in input order) against `checks` and report per check.
 
     `times` are epoch-ms columns that examples show as ISO-8601 UTC. `runner` validates
@@ -196,7 +196,7 @@ def run_screened(
     screen: bool = True,
     runner: Runner | None = None,
     changes: tuple[SeverityChange, ...] = (),
-) -> ValidationReport:
+) -> CheckReport:
     """Validate the screened rows of one or more frames at once (one GX validation, one
     result) and report per check, with counts over all their rows (see `run_checks`).
     `changes` are the config's severity changes behind `checks`, for the report."""
@@ -241,7 +241,7 @@ def run_screened(
             examples = _row_examples(rows, index, position, chk.show, times)
         results.append(CheckResult(chk.name, chk.severity, bool(r.success), count, examples))
     passed = all(r.success for r in results if r.severity == "error")
-    return ValidationReport(
+    return CheckReport(
         passed=passed,
         checks=results,
         row_count=n,

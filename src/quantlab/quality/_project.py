@@ -161,7 +161,7 @@ class Project:
 
     def load(self, name: str) -> None:
         """Read dataset `name`'s Checkpoint, or create its batch definition, ahead of the
-        validation (`quantlab.validate` does it while the data is read and prepared)."""
+        validation (`quantlab.quality.stage` does it while the data is read and prepared)."""
         from great_expectations.exceptions import DataContextError
 
         with self.exclusive():

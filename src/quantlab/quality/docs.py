@@ -13,11 +13,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from quantlab.quality._project import SITE, open_project
-from quantlab.quality.report import ValidationReport
+from quantlab.quality.checks import CheckReport
 
 
 def build_data_docs(
-    report: ValidationReport, *, site_dir: Path, store_dir: Path, batch: str, run_name: str
+    report: CheckReport, *, site_dir: Path, store_dir: Path, batch: str, run_name: str
 ) -> Path:
     """Add `report`'s GX result to the site at `site_dir` and return the site's index.html.
 

@@ -24,7 +24,7 @@ from quantlab.quality._gx import (
     true_check,
     unique_key_check,
 )
-from quantlab.quality.report import ValidationReport
+from quantlab.quality.checks import CheckReport
 
 # Every status the spot and USD-M futures APIs document for a symbol.
 STATUSES = (
@@ -47,13 +47,13 @@ MARKETS = ("spot", "futures_um")
 _REQUIRED = ("market", "symbol", "status", "base_asset", "quote_asset")
 
 
-def validate_exchange_info(
+def check_exchange_info(
     df: pl.DataFrame,
     cfg: ValidateConfig | None = None,
     *,
     screen: bool = True,
     runner: Runner | None = None,
-) -> ValidationReport:
+) -> CheckReport:
     """Run every exchange-info check on `df` (one row per market and symbol) and report.
 
     Of `cfg`, only the checks' severities apply. `runner` validates (default: in memory;

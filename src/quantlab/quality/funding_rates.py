@@ -1,7 +1,7 @@
 """Data-quality checks on a `funding_rates` frame (USD-M perpetual funding), run through GX.
 
 A pure core like `quality.klines`: a frame in the funding-rates schema goes in, a
-`ValidationReport` comes out. Binance settles funding every 8 hours at 00:00, 08:00
+`CheckReport` comes out. Binance settles funding every 8 hours at 00:00, 08:00
 and 16:00 UTC; `fundingTime` carries a few ms of jitter, and some contracts switch to
 a 4h or 1h interval in volatile markets, so a spacing off 8h is a warning, not an error.
 """
@@ -29,7 +29,7 @@ from quantlab.quality._gx import (
     unique_key_check,
     year_bounds_ms,
 )
-from quantlab.quality.report import ValidationReport
+from quantlab.quality.checks import CheckReport
 
 FUNDING_INTERVAL_MS = 8 * 3_600_000
 FUNDING_JITTER_MS = 60_000  # real fundingTime values sit up to a few tens of ms off the hour
@@ -41,7 +41,7 @@ _TIMES = ("funding_time", f"{HELPER}prev_funding_time", f"{HELPER}expected_after
 _REQUIRED = ("market", "symbol", "funding_time", "funding_rate")
 
 
-def validate_funding_rates(
+def check_funding_rates(
     df: pl.DataFrame,
     cfg: ValidateConfig | None = None,
     *,
@@ -49,7 +49,7 @@ def validate_funding_rates(
     row_order: bool = True,
     screen: bool = True,
     runner: Runner | None = None,
-) -> ValidationReport:
+) -> CheckReport:
     """Run every funding-rate check on `df` (one or many symbols) and report the result.
 
     With `as_of` (tz-aware), a symbol whose last funding is more than

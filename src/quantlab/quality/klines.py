@@ -1,6 +1,6 @@
 """Data-quality checks on a klines frame, run through Great Expectations.
 
-A pure core: a polars frame in the klines schema goes in, a `ValidationReport`
+A pure core: a polars frame in the klines schema goes in, a `CheckReport`
 comes out; no file I/O and no clock (staleness is judged against an `as_of`
 the caller passes). Rules GX has no built-in for (OHLC consistency, the
 interval grid, per-series order, calendar gaps, return outliers, staleness)
@@ -41,18 +41,18 @@ from quantlab.quality._gx import (
     year_bounds_ms,
 )
 from quantlab.quality._kline_columns import PRICES, prepare_columns
+from quantlab.quality.checks import CheckReport, CheckResult, SeverityChange
 from quantlab.quality.outages import Outage
-from quantlab.quality.report import CheckResult, SeverityChange, ValidationReport
 from quantlab.schema import INTERVAL_MS, KLINES_KEY, KLINES_SCHEMA
 
-__all__ = ["CheckResult", "ValidationReport", "validate_klines"]
+__all__ = ["CheckReport", "CheckResult", "check_klines"]
 
 AMOUNTS = ("volume", "quote_volume", "trades", "taker_buy_base_volume", "taker_buy_quote_volume")
 _TIMES = ("open_time", "close_time")
 _SHOWN_AS_TIME = (*_TIMES, f"{HELPER}prev_open_time", f"{HELPER}expected_last_open_time")
 
 
-def validate_klines(
+def check_klines(
     frames: pl.DataFrame | Iterable[pl.DataFrame],
     interval: str,
     cfg: ValidateConfig | None = None,
@@ -63,7 +63,7 @@ def validate_klines(
     row_order: bool = True,
     screen: bool = True,
     runner: Runner | None = None,
-) -> ValidationReport:
+) -> CheckReport:
     """Run every klines check on a frame (one or many series of `interval`) and report the result.
 
     `frames` may also be several frames, each holding whole series (a series split across

@@ -1,4 +1,7 @@
-"""The bars research stages read: the configured universe from a `klines` version that passed the gate."""
+"""The gate's read side: the bars research stages read, from a `klines` version that passed the gate.
+
+Only data that passed the gate can be read here.
+"""
 
 from __future__ import annotations
 

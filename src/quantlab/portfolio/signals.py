@@ -20,18 +20,18 @@ def smooth_scores(predictions: pl.DataFrame, cfg: SignalConfig) -> pl.DataFrame:
     )
 
 
-def signals_to_positions(signals: pl.DataFrame, cfg: SignalConfig) -> pl.DataFrame:
-    """Turn model scores into positions in {-1, 0, 1}.
+def directions_from_scores(scores: pl.DataFrame, cfg: SignalConfig) -> pl.DataFrame:
+    """Turn model scores into directions in {-1, 0, 1} (column `direction`).
 
     +1 when score > threshold, -1 when score < -threshold and shorting is allowed, else 0.
     A null or NaN score means no opinion and gives 0 (polars orders NaN above every number,
     so it would otherwise read as a long).
     """
-    require_columns(signals, ("symbol", "open_time", "score"), "signals")
+    require_columns(scores, ("symbol", "open_time", "score"), "scores")
     score = pl.col("score").cast(pl.Float64)
     valid = score.is_not_null() & score.is_not_nan()
     short = -1 if cfg.allow_short else 0
-    position = (
+    direction = (
         pl.when(valid & (score > cfg.threshold))
         .then(pl.lit(1))
         .when(valid & (score < -cfg.threshold))
@@ -39,8 +39,8 @@ def signals_to_positions(signals: pl.DataFrame, cfg: SignalConfig) -> pl.DataFra
         .otherwise(pl.lit(0))
         .cast(pl.Int8)
     )
-    return signals.select(
+    return scores.select(
         pl.col("symbol").cast(pl.String),
         pl.col("open_time").cast(UTC_MS),
-        position.alias("position"),
+        direction.alias("direction"),
     ).sort("symbol", "open_time")

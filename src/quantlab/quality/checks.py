@@ -1,4 +1,4 @@
-"""What a validation found: one `CheckResult` per check, gathered in a `ValidationReport`."""
+"""What a validation found: one `CheckResult` per check, gathered in a `CheckReport`."""
 
 from __future__ import annotations
 
@@ -55,7 +55,7 @@ class SeverityChange:
 
 
 @dataclass(frozen=True)
-class ValidationReport:
+class CheckReport:
     """All checks run on one frame; `passed` is False if any error-severity check failed.
 
     `changes` lists the checks the config lowered or raised (one turned off is not in
@@ -70,10 +70,10 @@ class ValidationReport:
     changes: tuple[SeverityChange, ...] = ()
     gx_result: Any = field(default=None, repr=False, compare=False)
     gx_suite: Any = field(default=None, repr=False, compare=False)
-    parts: tuple[tuple[str, ValidationReport], ...] = field(default=(), repr=False, compare=False)
+    parts: tuple[tuple[str, CheckReport], ...] = field(default=(), repr=False, compare=False)
 
     @classmethod
-    def merge(cls, parts: list[tuple[str, ValidationReport]], key: str) -> ValidationReport:
+    def merge(cls, parts: list[tuple[str, CheckReport]], key: str) -> CheckReport:
         """One report over several validated slices (e.g. one per interval), labelled in `key`.
 
         A check fails if it failed in any slice; counts add up; examples name their slice.

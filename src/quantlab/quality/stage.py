@@ -1,4 +1,4 @@
-"""Stage `validate`: the data-quality gate between ingest and everything downstream.
+"""`run` for the quality stage: the gate between ingest and everything downstream.
 
 Input dataset: one version of `klines` (every market and interval it holds),
 `funding_rates` or `exchange_info`; for klines also the latest `klines_gaps`, the
@@ -30,11 +30,11 @@ from quantlab.context import RunContext
 from quantlab.errors import DatasetNotFound, QualityError
 from quantlab.quality._gx import Runner
 from quantlab.quality._project import Project, checkpoint_runner, open_project
-from quantlab.quality.exchange_info import validate_exchange_info
-from quantlab.quality.funding_rates import validate_funding_rates
-from quantlab.quality.klines import validate_klines
+from quantlab.quality.checks import CheckReport
+from quantlab.quality.exchange_info import check_exchange_info
+from quantlab.quality.funding_rates import check_funding_rates
+from quantlab.quality.klines import check_klines
 from quantlab.quality.outages import load_outages
-from quantlab.quality.report import ValidationReport
 from quantlab.schema import INTERVAL_MS, KLINES_PARTITIONS, conform_klines
 
 log = logging.getLogger(__name__)
@@ -45,7 +45,7 @@ class GateResult:
     """What validating one version produced: the report, its record and the Data Docs page."""
 
     data: DatasetRef
-    report: ValidationReport
+    report: CheckReport
     checks: DatasetRef
     data_docs: Path | None
 
@@ -64,7 +64,7 @@ def _klines(
     as_of: datetime,
     runner_for: RunnerFor,
     context: dict[str, DatasetRef],
-) -> ValidationReport:
+) -> CheckReport:
     """Every interval the version holds, each validated on its own grid, one series at a time
     (the gate's memory stays that of one series, however many the version holds). Missing
     candles in `klines_gaps` (when `context` has it) are known, not errors."""
@@ -88,7 +88,7 @@ def _klines(
         # A Delta version keeps no row order, so the order of rows is not a check here.
         (
             iv,
-            validate_klines(
+            check_klines(
                 _read_ahead(read, keys),
                 iv,
                 cfg,
@@ -105,7 +105,7 @@ def _klines(
         )
         for iv, keys in sorted((grids or {default: []}).items())
     ]
-    return ValidationReport.merge(parts, key="interval")
+    return CheckReport.merge(parts, key="interval")
 
 
 SeriesKey = dict[str, str | None]
@@ -154,8 +154,8 @@ def _funding_rates(
     as_of: datetime,
     runner_for: RunnerFor,
     context: dict[str, DatasetRef],
-) -> ValidationReport:
-    return validate_funding_rates(
+) -> CheckReport:
+    return check_funding_rates(
         ctx.catalog.read(ref),
         ctx.config.validate_,
         as_of=as_of,
@@ -170,14 +170,12 @@ def _exchange_info(
     as_of: datetime,
     runner_for: RunnerFor,
     context: dict[str, DatasetRef],
-) -> ValidationReport:
-    return validate_exchange_info(
-        ctx.catalog.read(ref), ctx.config.validate_, runner=runner_for("")
-    )
+) -> CheckReport:
+    return check_exchange_info(ctx.catalog.read(ref), ctx.config.validate_, runner=runner_for(""))
 
 
 Validator = Callable[
-    [RunContext, DatasetRef, datetime, RunnerFor, dict[str, DatasetRef]], ValidationReport
+    [RunContext, DatasetRef, datetime, RunnerFor, dict[str, DatasetRef]], CheckReport
 ]
 VALIDATORS: dict[str, Validator] = {
     "klines": _klines,
