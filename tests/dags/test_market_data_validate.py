@@ -38,8 +38,11 @@ def _store(ctx, df: pl.DataFrame):
 
 
 def _result(symbol: str, *refs) -> dict:
-    """What one mapped klines task returns: one run per interval, each naming its version."""
-    runs = [{"interval": "1h", "klines": r.to_dict() if r else None} for r in refs]
+    """What one mapped klines task returns: one IngestReport (as a dict) per interval, each
+    naming the klines version it left."""
+    runs = [
+        {"dataset": "klines", "interval": "1h", "ref": r.to_dict() if r else None} for r in refs
+    ]
     return {"market": "spot", "symbol": symbol, "runs": runs}
 
 

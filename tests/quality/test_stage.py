@@ -517,7 +517,7 @@ def test_airflow_validate_task_fails_without_retry_until_fixed(dag_id, project, 
         call = lambda ref: task.python_callable(ref.to_dict())  # noqa: E731
     else:
         # The mapped klines task's result, naming the version it wrote: the one validated.
-        result = lambda ref: {"runs": [{"klines": ref.to_dict()}]}  # noqa: E731
+        result = lambda ref: {"runs": [{"dataset": "klines", "ref": ref.to_dict()}]}  # noqa: E731
         call = lambda ref: task.python_callable([result(ref)])  # noqa: E731
 
     bad = _store(ctx, _break_high(march))
