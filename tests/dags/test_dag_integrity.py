@@ -62,7 +62,10 @@ spec = importlib.util.spec_from_file_location("dagfile", sys.argv[1])
 module = importlib.util.module_from_spec(spec)
 sys.addaudithook(hook)
 spec.loader.exec_module(module)
-heavy = [m for m in ("polars", "lightgbm", "mlflow", "great_expectations", "vectorbt", "quantlab") if m in sys.modules]
+# quantlab's config loader is light (pydantic and YAML, as Airflow's own); nothing else of it.
+light = {"quantlab", "quantlab.config", "quantlab.markets", "quantlab.vocab", "quantlab.errors", "quantlab.secrets"}
+heavy = [m for m in ("polars", "lightgbm", "mlflow", "great_expectations", "vectorbt") if m in sys.modules]
+heavy += sorted(m for m in sys.modules if m.split(".")[0] == "quantlab" and m not in light)
 print(json.dumps({"events": events, "heavy": heavy}))
 """
 
