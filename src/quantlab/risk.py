@@ -14,13 +14,13 @@ import polars as pl
 
 from quantlab.bars import load_bars
 from quantlab.catalog import DatasetRef
-from quantlab.config import RiskConfig, SignalConfig, config_hash
+from quantlab.config import RiskConfig, SignalConfig, slice_hash
 from quantlab.context import RunContext
-from quantlab.schema import INTERVAL_MS
 from quantlab.signals import signals_to_positions, smooth_scores
+from quantlab.vocab import KEY, bars_per_year
 
-KEY = ("symbol", "open_time")
-_YEAR_MS = 365 * 86_400_000
+# The config this stage reads, its fingerprint: the universe's bars, the sizing, the signal rule.
+READS = ("universe", "risk", "signal")
 
 
 def size_positions(
@@ -88,7 +88,7 @@ def run(
     stats = ctx.catalog.lineage(backtest).extra.get("stats", {})
     drawdown = abs(stats.get("max_drawdown") or 0.0)
     killed = drawdown >= cfg.kill_drawdown
-    periods = _YEAR_MS / INTERVAL_MS[ctx.config.universe.interval]
+    periods = bars_per_year(ctx.config.universe.interval)
     targets = size_positions(
         ctx.catalog.read(predictions),
         load_bars(ctx, klines, checks).select(*KEY, "close").collect(),
@@ -102,7 +102,7 @@ def run(
         targets,
         stage="risk",
         inputs=[predictions, klines, checks, backtest],
-        config_hash=config_hash(cfg) + config_hash(ctx.config.signal),
+        config_hash=slice_hash(ctx.config, READS),
         extra={
             "killed": killed,
             "kill_reason": f"backtest max drawdown {drawdown:.1%} >= {cfg.kill_drawdown:.0%}"
