@@ -410,9 +410,10 @@ def _child(kind: str, data: Path, out: Path, runs: int) -> None:
     bars = pl.read_parquet(data)
     cpu0 = time.process_time()
     if kind == "polars":
-        from quantlab.features import build_features, default_config
+        from quantlab.config import load_config
+        from quantlab.features import build_features
 
-        cfg = default_config()
+        cfg = load_config().features
         times, result = [], None
         for _ in range(runs):
             result = None  # the previous run's output would count towards this run's peak
@@ -491,10 +492,11 @@ def main() -> None:
         _child(kind, Path(data), Path(out), int(runs))
         return
 
-    from quantlab.features import default_config, feature_names
+    from quantlab.config import load_config
+    from quantlab.features import feature_names
 
     bars = synth_klines(args.symbols, args.days)
-    names = feature_names(default_config())
+    names = feature_names(load_config().features)
     print(
         f"data: {bars.height:,} rows = {args.symbols} symbols x {args.days} days of 1m bars, "
         f"SYNTHETIC (seeded random walks); {bars.estimated_size() / 2**30:.2f} GiB in memory"

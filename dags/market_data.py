@@ -16,9 +16,7 @@ checks the newest version this run's klines tasks returned, never the catalog's 
 
 from __future__ import annotations
 
-import os
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from datetime import UTC, datetime, time, timedelta
 
 from airflow.sdk import Asset, CronDataIntervalTimetable, dag, get_current_context, task
 
@@ -33,20 +31,15 @@ DEFAULT_ARGS = {
 }
 
 
-def _settings() -> dict:
-    """Schedule keys of the markets config, read as plain YAML: nothing of quantlab at parse time.
+def _settings():
+    """The markets config through quantlab's one loader (light: pydantic and YAML only), so the
+    schedule keys have one set of defaults; a broken file is an import error naming the key."""
+    from quantlab.markets import load_markets
 
-    The first tasks load and validate the whole file; a broken file is an import error here.
-    """
-    import yaml
-
-    default = Path(__file__).resolve().parents[1] / "configs" / "markets.yaml"
-    path = Path(os.environ.get("QUANTLAB_MARKETS") or default)
-    return yaml.safe_load(path.read_text()) or {}
+    return load_markets()
 
 
 _SETTINGS = _settings()
-_START = _SETTINGS.get("start_date", "2024-01-01")
 
 
 def newest_klines(results: list[dict]) -> dict:
@@ -79,8 +72,8 @@ def _interval() -> tuple[datetime, datetime]:
 @dag(
     dag_id="market_data",
     # A data-interval timetable: every run covers [previous tick, this tick).
-    schedule=CronDataIntervalTimetable(str(_SETTINGS.get("schedule", "0 * * * *")), timezone="UTC"),
-    start_date=datetime.fromisoformat(str(_START)).replace(tzinfo=UTC),
+    schedule=CronDataIntervalTimetable(_SETTINGS.schedule, timezone="UTC"),
+    start_date=datetime.combine(_SETTINGS.start_date, time(0), tzinfo=UTC),
     catchup=False,
     max_active_runs=1,
     default_args=DEFAULT_ARGS,
@@ -107,7 +100,7 @@ def market_data():
         return load_markets().exchange_info_markets()
 
     @task(
-        max_active_tis_per_dagrun=int(_SETTINGS.get("max_active_symbols", 4)),
+        max_active_tis_per_dagrun=_SETTINGS.max_active_symbols,
         map_index_template="{{ symbol_label }}",
     )
     def klines(spec: dict) -> dict:

@@ -158,3 +158,56 @@ def test_https_to_binance_and_http_to_a_local_replay_are_accepted(tmp_path, url)
     path = tmp_path / "c.yaml"
     path.write_text(f"exchange:\n  source: binance\n  base_url: {url}\n")
     assert load_config(path).exchange.base_url == url
+
+
+def test_the_models_defaults_are_the_shipped_config_s():
+    """A core called without its config (`build_features(bars)`) gets configs/default.yaml's."""
+    from quantlab.config import FeaturesConfig, LabelsConfig
+
+    cfg = load_config(DEFAULT_CONFIG)
+    assert cfg.features == FeaturesConfig()
+    assert cfg.labels == LabelsConfig()
+
+
+def test_only_the_edges_load_config_files():
+    """Cores take their config as an argument: only the CLI, the run context and the loaders
+    themselves read a file of configs/."""
+    from pathlib import Path
+
+    src = Path(__file__).resolve().parents[1] / "src" / "quantlab"
+    edges = {"config.py", "markets.py", "context.py", "quality/outages.py"}
+    callers = [
+        str(path.relative_to(src))
+        for path in src.rglob("*.py")
+        if re.search(r"\b(load_config|load_markets|yaml\.safe_load)\(", path.read_text())
+        and str(path.relative_to(src)) not in edges
+        and path.parent.name != "cli"
+    ]
+    assert callers == []
+
+
+def test_the_markets_file_goes_through_the_same_loader(tmp_path, monkeypatch):
+    """`extends` and `${VAR}` work in configs/markets.yaml as in the run config."""
+    from quantlab.markets import load_markets
+
+    base = tmp_path / "base.yaml"
+    base.write_text("markets:\n  spot:\n    symbols: [BTCUSDT]\nmax_active_symbols: 2\n")
+    path = tmp_path / "markets.yaml"
+    path.write_text("extends: base.yaml\nschedule: ${MARKETS_CRON:-0 * * * *}\n")
+    monkeypatch.setenv("MARKETS_CRON", "5 * * * *")
+    markets = load_markets(path)
+    assert markets.schedule == "5 * * * *"
+    assert markets.max_active_symbols == 2
+    assert markets.symbol_tasks() == [{"market": "spot", "symbol": "BTCUSDT", "intervals": ["1h"]}]
+
+
+def test_the_outage_list_goes_through_the_same_loader(tmp_path):
+    from quantlab.quality.outages import load_outages
+
+    path = tmp_path / "outages.yaml"
+    path.write_text("outages:\n  - market: spot\n    start: 2023-03-24T12:00:00Z\n")
+    with pytest.raises(ConfigError, match=r"known outages file .* is invalid:\n  outages\.0\.end"):
+        load_outages(path)
+    path.write_text("- not a mapping\n")
+    with pytest.raises(ConfigError, match="must hold a mapping"):
+        load_outages(path)

@@ -13,7 +13,7 @@ import os
 import re
 from datetime import date
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 from urllib.parse import urlsplit
 
 import yaml
@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from quantlab import secrets
 from quantlab.errors import ConfigError
+from quantlab.vocab import Interval, Market
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_CONFIG = PROJECT_ROOT / "configs" / "default.yaml"
@@ -29,6 +30,9 @@ _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _SECRET_VAR = re.compile(r"PASSWORD|SECRET|TOKEN|API_KEY|FERNET", re.IGNORECASE)
 # A URI scheme of two or more characters, so a Windows drive letter stays a path.
 _URI_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:")
+
+
+_M = TypeVar("_M", bound=BaseModel)
 
 
 class _Model(BaseModel):
@@ -66,9 +70,9 @@ def check_symbol(symbol: object) -> str:
 
 
 class UniverseConfig(_Model):
-    market: Literal["spot", "futures_um"] = "spot"
+    market: Market = "spot"
     symbols: tuple[str, ...] = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
-    interval: Literal["1m", "5m", "15m", "30m", "1h", "4h", "1d"] = "1h"
+    interval: Interval = "1h"
     start: date = date(2023, 1, 1)
     end: date = date(2025, 1, 1)
 
@@ -417,6 +421,46 @@ def config_hash(section: BaseModel) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
+def config_slice(cfg: Config, reads: tuple[str, ...], ignore: tuple[str, ...] = ()) -> dict:
+    """The settings a stage reads, by dotted path as in the YAML ("universe", "labels.horizon"),
+    less the `ignore` paths inside them (report knobs, tracking destinations)."""
+    tree = cfg.model_dump(mode="json", by_alias=True)
+    # A JSON round trip copies each value, so removing an ignored key touches one read only.
+    out = {path: json.loads(json.dumps(_at(tree, path))) for path in reads}
+    for path in ignore:
+        owner = next((r for r in reads if path.startswith(r + ".")), None)
+        if owner is None:
+            raise ConfigError(f"ignored config path {path!r} lies inside none of {list(reads)}")
+        rest = path[len(owner) + 1 :]
+        parent, _, leaf = rest.rpartition(".")
+        node = _at(out[owner], parent, path) if parent else out[owner]
+        _at(node, leaf, path)  # a misspelt ignore is an error, not a silent no-op
+        del node[leaf]
+    return out
+
+
+def slice_hash(cfg: Config, reads: tuple[str, ...], ignore: tuple[str, ...] = ()) -> str:
+    """A stage's config fingerprint: a short stable hash of exactly `config_slice(cfg, reads,
+    ignore)`, so an edit it does not read reuses its outputs and one it reads never does."""
+    payload = json.dumps(config_slice(cfg, reads, ignore), sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+_MISSING = object()
+
+
+def _at(tree: object, path: str, full: str = "") -> object:
+    """The value at dotted `path` in a dumped config (`full`: the path to name in errors)."""
+    node = tree
+    for key in path.split("."):
+        if not isinstance(node, dict) or node.get(key, _MISSING) is _MISSING:
+            raise ConfigError(
+                f"config path {full or path!r} names no setting; spell it as in the YAML"
+            )
+        node = node[key]
+    return node
+
+
 def _expand_env(value: object) -> object:
     if isinstance(value, str):
 
@@ -480,23 +524,48 @@ def _deep_merge(base: dict, override: dict) -> dict:
     return merged
 
 
-def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict:
+def _read_yaml(path: Path, what: str, seen: tuple[Path, ...] = ()) -> dict:
     """Read one config file; `extends: other.yaml` layers it over another file, kedro-environment style."""
     if not path.exists():
-        raise ConfigError(f"config file {path} does not exist; pass an existing YAML file")
+        raise ConfigError(f"{what} {path} does not exist; pass an existing YAML file")
     if path.resolve() in seen:
-        raise ConfigError(f"config file {path} extends itself through {[str(p) for p in seen]}")
+        raise ConfigError(f"{what} {path} extends itself through {[str(p) for p in seen]}")
     try:
         raw = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
-        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from exc
+        raise ConfigError(f"{what} {path} is not valid YAML: {exc}") from exc
     if not isinstance(raw, dict):
-        raise ConfigError(f"config file {path} must hold a mapping at the top level")
+        raise ConfigError(f"{what} {path} must hold a mapping at the top level")
     parent = raw.pop("extends", None)
     if parent is None:
         return raw
-    base = _read_yaml((path.parent / str(parent)).resolve(), (*seen, path.resolve()))
+    base = _read_yaml((path.parent / str(parent)).resolve(), what, (*seen, path.resolve()))
     return _deep_merge(base, raw)
+
+
+def load_file(path: Path, model: type[_M], *, what: str, hint: str) -> _M:
+    """Read, expand and validate one YAML file into `model`: the one loader every file in
+    `configs/` goes through (the run config, the markets, the known outages).
+
+    `extends: other.yaml` layers the file over another; `${VAR}` and `${VAR:-default}` read
+    the environment. Errors name the file and each bad key; `hint` says where to look.
+    """
+    raw = _expand_env(_read_yaml(path, what))
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        lines = [f"  {'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()]
+        raise ConfigError(f"{what} {path} is invalid:\n" + "\n".join(lines) + "\n" + hint) from None
+
+
+def home() -> Path:
+    """Where relative paths in configs resolve: `$QUANTLAB_HOME`, else the project root."""
+    return Path(os.environ.get("QUANTLAB_HOME") or PROJECT_ROOT)
+
+
+def resolve_path(path: Path) -> Path:
+    """A relative path against `home()`; an absolute one as it is."""
+    return _resolve(path, home())
 
 
 def load_config(path: str | Path | None = None) -> Config:
@@ -507,16 +576,13 @@ def load_config(path: str | Path | None = None) -> Config:
     project root, so the same config works from any working directory.
     """
     path = Path(path or os.environ.get("QUANTLAB_CONFIG") or DEFAULT_CONFIG)
-    raw = _read_yaml(path)
-    try:
-        cfg = Config.model_validate(_expand_env(raw))
-    except ValidationError as exc:
-        lines = [f"  {'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()]
-        raise ConfigError(
-            f"config file {path} is invalid:\n" + "\n".join(lines) + "\n"
-            "Fix these keys (unknown keys are typos; see configs/default.yaml for every key)."
-        ) from None
-    root = Path(os.environ.get("QUANTLAB_HOME") or PROJECT_ROOT)
+    cfg = load_file(
+        path,
+        Config,
+        what="config file",
+        hint="Fix these keys (unknown keys are typos; see configs/default.yaml for every key).",
+    )
+    root = home()
     return cfg.model_copy(
         update={
             "paths": PathsConfig(

@@ -10,17 +10,13 @@ import os
 import re
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from quantlab.config import PROJECT_ROOT
-from quantlab.errors import ConfigError
-from quantlab.schema import INTERVAL_MS
+from quantlab.config import PROJECT_ROOT, load_file
+from quantlab.vocab import INTERVAL_MS, Market
 
 DEFAULT_MARKETS = PROJECT_ROOT / "configs" / "markets.yaml"
-MarketName = Literal["spot", "futures_um"]
 _SYMBOL = re.compile(r"^[A-Z0-9]{2,20}$")
 _DURATION = re.compile(r"^(\d+)([mhd])$")
 _UNIT = {"m": "minutes", "h": "hours", "d": "days"}
@@ -84,7 +80,7 @@ class MarketsConfig(_Model):
         default=timedelta(hours=24),
         description="how far back a run resumes each series from its last stored record",
     )
-    markets: dict[MarketName, MarketSpec]
+    markets: dict[Market, MarketSpec]
 
     @field_validator("catchup_lookback", mode="before")
     @classmethod
@@ -134,18 +130,9 @@ def markets_path(path: str | Path | None = None) -> Path:
 
 def load_markets(path: str | Path | None = None) -> MarketsConfig:
     """Load and validate the market-data config."""
-    path = markets_path(path)
-    if not path.exists():
-        raise ConfigError(f"markets config {path} does not exist; pass an existing YAML file")
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"markets config {path} is not valid YAML: {exc}") from exc
-    try:
-        return MarketsConfig.model_validate(raw)
-    except ValidationError as exc:
-        lines = [f"  {'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()]
-        raise ConfigError(
-            f"markets config {path} is invalid:\n" + "\n".join(lines) + "\n"
-            "Fix these keys (see configs/markets.yaml for every key)."
-        ) from None
+    return load_file(
+        markets_path(path),
+        MarketsConfig,
+        what="markets config",
+        hint="Fix these keys (see configs/markets.yaml for every key).",
+    )

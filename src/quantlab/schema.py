@@ -44,21 +44,6 @@ KLINES_KEY = ("market", "symbol", "interval", "open_time")
 # How `ingest` lays klines out on disk: one folder per series.
 KLINES_PARTITIONS = ("market", "interval", "symbol")
 
-INTERVAL_MS = {
-    "1m": 60_000,
-    "3m": 180_000,
-    "5m": 300_000,
-    "15m": 900_000,
-    "30m": 1_800_000,
-    "1h": 3_600_000,
-    "2h": 7_200_000,
-    "4h": 14_400_000,
-    "6h": 21_600_000,
-    "8h": 28_800_000,
-    "12h": 43_200_000,
-    "1d": 86_400_000,
-}
-
 
 def klines_from_rows(rows: list[list], market: str, symbol: str, interval: str) -> pl.DataFrame:
     """Turn Binance kline arrays (ints for times, strings for decimals) into the klines schema."""

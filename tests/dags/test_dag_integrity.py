@@ -62,10 +62,11 @@ spec = importlib.util.spec_from_file_location("dagfile", sys.argv[1])
 module = importlib.util.module_from_spec(spec)
 sys.addaudithook(hook)
 spec.loader.exec_module(module)
-# The DAGs read the stage graph and the error tree at parse time; nothing else of quantlab.
-light = {"quantlab", "quantlab.errors", "quantlab.pipeline"}
+# The DAGs read the stage graph, the error tree and quantlab's config loader (pydantic and
+# YAML, as light as Airflow's own) at parse time; nothing else of quantlab.
+light = {"quantlab", "quantlab.config", "quantlab.markets", "quantlab.vocab", "quantlab.errors", "quantlab.secrets", "quantlab.pipeline"}
 heavy = [m for m in ("polars", "lightgbm", "mlflow", "great_expectations", "vectorbt") if m in sys.modules]
-heavy += sorted(m for m in sys.modules if m.startswith("quantlab") and m not in light)
+heavy += sorted(m for m in sys.modules if m.split(".")[0] == "quantlab" and m not in light)
 print(json.dumps({"events": events, "heavy": heavy}))
 """
 

@@ -16,7 +16,7 @@ from quantlab import ingest
 from quantlab.errors import ConfigError, PermanentExchangeError, TemporaryExchangeError
 from quantlab.ingest.stage import resume_from
 from quantlab.markets import load_markets
-from quantlab.schema import INTERVAL_MS
+from quantlab.vocab import INTERVAL_MS
 
 
 def utc(*args: int) -> datetime:

@@ -28,9 +28,9 @@ from quantlab.config import BacktestConfig
 from quantlab.errors import SchemaError
 from quantlab.portfolio.types import Side
 from quantlab.schema import UTC_MS, require_columns
+from quantlab.vocab import KEY, bars_per_year
 
 _YEAR = pd.Timedelta(days=365)
-_KEY = ["symbol", "open_time"]
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,7 @@ def simulate(
     bars: pl.DataFrame,
     directions: pl.DataFrame,
     cfg: BacktestConfig,
-    periods_per_year: int = 24 * 365,
+    periods_per_year: int = bars_per_year("1h"),
 ) -> BacktestResult:
     """Simulate `directions` on `bars` in one cash-sharing vectorbt portfolio.
 
@@ -110,7 +110,7 @@ def simulate(
         pl.concat([grid, held_w.select(pl.all().forward_fill().fill_null(0.0))], how="horizontal")
         .unpivot(index="open_time", on=symbols, variable_name="symbol", value_name="target_weight")
         .select("symbol", "open_time", "target_weight")
-        .sort(_KEY)
+        .sort(list(KEY))
     )
     fills = _fills_frame(pf.orders.values, symbols, grid["open_time"])
     in_market = (pf.assets().to_numpy() != 0).any(axis=1)
@@ -140,7 +140,7 @@ def _check_bars(bars: pl.DataFrame) -> pl.DataFrame:
             f"bars has {bad.height} row(s) with a null key or a non-positive/NaN price, first: "
             f"{bad.row(0, named=True)}; run the data-quality gate on bars before backtesting"
         )
-    dupes = out.filter(pl.struct(_KEY).is_duplicated())
+    dupes = out.filter(pl.struct(list(KEY)).is_duplicated())
     if dupes.height:
         raise SchemaError(
             f"bars has {dupes.height} rows sharing a (symbol, open_time), first: "
@@ -165,7 +165,7 @@ def _check_directions(directions: pl.DataFrame) -> pl.DataFrame:
             f"directions has {bad.height} row(s) with a null or a direction outside [-1, 1], first: "
             f"{bad.row(0, named=True)}; clip or drop them before backtesting"
         )
-    dupes = out.filter(pl.struct(_KEY).is_duplicated())
+    dupes = out.filter(pl.struct(list(KEY)).is_duplicated())
     if dupes.height:
         raise SchemaError(
             f"directions has {dupes.height} rows sharing a (symbol, open_time), first: "
@@ -176,7 +176,7 @@ def _check_directions(directions: pl.DataFrame) -> pl.DataFrame:
 
 def _target_frame(bars: pl.DataFrame, directions: pl.DataFrame) -> pl.DataFrame:
     """Per symbol and bar: the target weight in force (`target`) and the order to send (`order`)."""
-    orphans = directions.join(bars, on=_KEY, how="anti")
+    orphans = directions.join(bars, on=list(KEY), how="anti")
     if orphans.height:
         raise SchemaError(
             f"directions has {orphans.height} row(s) with no matching bar, first: "
@@ -191,8 +191,8 @@ def _target_frame(bars: pl.DataFrame, directions: pl.DataFrame) -> pl.DataFrame:
     # compares as null and sends nothing).
     previous = pl.col("target").shift(1).over("symbol").fill_null(0.0)
     return (
-        bars.join(directions, on=_KEY, how="left")
-        .sort(_KEY)
+        bars.join(directions, on=list(KEY), how="left")
+        .sort(list(KEY))
         .with_columns(weight.shift(1).over("symbol").alias("target"))
         .with_columns(pl.when(pl.col("target") != previous).then("target").alias("order"))
     )

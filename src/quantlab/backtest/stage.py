@@ -12,13 +12,14 @@ import polars as pl
 from quantlab.backtest.engine import simulate
 from quantlab.backtest.html import render_report
 from quantlab.catalog import DatasetRef
-from quantlab.config import config_hash
+from quantlab.config import slice_hash
 from quantlab.context import RunContext
 from quantlab.portfolio.signals import directions_from_scores, smooth_scores
 from quantlab.quality.read import load_bars
-from quantlab.schema import INTERVAL_MS
+from quantlab.vocab import bars_per_year
 
-_YEAR_MS = 365 * 86_400_000
+# The config this stage reads, its fingerprint: the universe's bars, the costs, the signal rule.
+READS = ("universe", "backtest", "signal")
 
 
 def run(
@@ -39,14 +40,14 @@ def run(
         bars,
         directions_from_scores(oof.select("symbol", "open_time", "score"), signal),
         cfg,
-        periods_per_year=_YEAR_MS // INTERVAL_MS[ctx.config.universe.interval],
+        periods_per_year=bars_per_year(ctx.config.universe.interval),
     )
     ref = ctx.catalog.write(
         "backtest",
         result.equity,
         stage="backtest",
         inputs=[predictions, klines, checks],
-        config_hash=config_hash(cfg) + config_hash(signal),
+        config_hash=slice_hash(ctx.config, READS),
         extra={"stats": result.stats},
     )
     report_path(ctx, ref).write_text(render_report(result, title=f"quantlab {ref}"))

@@ -23,10 +23,9 @@ from typing import TextIO
 
 from quantlab.cli._data import data_subparsers
 from quantlab.context import RunContext
-from quantlab.schema import INTERVAL_MS
+from quantlab.vocab import INTERVALS
 
 MARKETS = {"spot": "spot", "um": "futures_um"}
-INTERVALS = tuple(INTERVAL_MS)
 BAR_WIDTH = 24
 
 

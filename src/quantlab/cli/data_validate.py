@@ -22,7 +22,7 @@ from quantlab.catalog import DatasetRef
 from quantlab.cli._data import data_subparsers
 from quantlab.context import RunContext
 from quantlab.errors import ConfigError
-from quantlab.schema import INTERVAL_MS
+from quantlab.vocab import INTERVAL_MS, MARKETS
 
 
 def _as_of(text: str) -> datetime:
@@ -109,7 +109,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--input", metavar="FILE", help="a kline CSV, bulk zip or parquet file")
     p.add_argument("--interval", choices=tuple(INTERVAL_MS), help="the file's kline interval")
     p.add_argument("--symbol", help="the file's symbol (default: from its name)")
-    p.add_argument("--market", choices=("spot", "futures_um"), default="spot")
+    p.add_argument("--market", choices=MARKETS, default="spot")
     p.add_argument(
         "--as-of",
         type=_as_of,

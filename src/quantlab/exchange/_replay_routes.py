@@ -22,7 +22,7 @@ from quantlab.exchange._weights import (
     TIME_WEIGHT,
     klines_weight,
 )
-from quantlab.schema import INTERVAL_MS
+from quantlab.vocab import INTERVAL_MS
 
 if TYPE_CHECKING:
     from quantlab.exchange.replay import ReplayServer

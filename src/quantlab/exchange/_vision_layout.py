@@ -9,9 +9,8 @@ from pathlib import Path
 from typing import Literal
 
 from quantlab.errors import ConfigError
-from quantlab.schema import INTERVAL_MS
+from quantlab.vocab import INTERVAL_MS, Market
 
-Market = Literal["spot", "futures_um"]
 Period = Literal["monthly", "daily"]
 MARKET_DIRS = {"spot": "data/spot", "futures_um": "data/futures/um"}
 _DAY_MS = 86_400_000

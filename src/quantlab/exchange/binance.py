@@ -15,7 +15,7 @@ from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any
 
 import httpx
 import polars as pl
@@ -36,9 +36,7 @@ from quantlab.exchange._weights import (
     klines_weight,
 )
 from quantlab.exchange.funding import parse_funding_rates
-from quantlab.schema import INTERVAL_MS
-
-Market = Literal["spot", "futures_um"]
+from quantlab.vocab import INTERVAL_MS, Market
 
 _PREFIX = {"spot": "/api/v3", "futures_um": "/fapi/v1"}
 _PATHS: dict[str, tuple[str, str]] = {  # market -> (klines path, time path)

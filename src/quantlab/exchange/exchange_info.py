@@ -12,6 +12,7 @@ from typing import Any
 import polars as pl
 
 from quantlab.errors import SchemaError
+from quantlab.vocab import MARKETS
 
 EXCHANGE_INFO_SCHEMA: dict[str, pl.DataType] = {
     "market": pl.String(),
@@ -43,13 +44,12 @@ _FILTER_FIELDS: dict[str, tuple[tuple[str, str], ...]] = {
         ("MIN_NOTIONAL", "notional"),
     ),
 }
-_MARKETS = ("spot", "futures_um")
 
 
 def parse_exchange_info(raw: dict, market: str) -> pl.DataFrame:
     """One row per symbol of `raw` (a spot or USD-M exchangeInfo body) in EXCHANGE_INFO_SCHEMA."""
-    if market not in _MARKETS:
-        raise SchemaError(f"unknown market {market!r}; use one of {list(_MARKETS)}")
+    if market not in MARKETS:
+        raise SchemaError(f"unknown market {market!r}; use one of {list(MARKETS)}")
     symbols = raw.get("symbols") if isinstance(raw, dict) else None
     if not isinstance(symbols, list):
         raise SchemaError(

@@ -9,7 +9,7 @@ are null. Which features a run builds comes from the `features:` section of
 """
 
 from quantlab.features._registry import REGISTRY, Feature, library, resolve
-from quantlab.features.build import build_features, default_config, feature_names, plan_features
+from quantlab.features.build import build_features, feature_names, plan_features
 from quantlab.features.regimes import REGIMES, regime_names
 from quantlab.features.stage import run
 
@@ -18,7 +18,6 @@ __all__ = [
     "REGISTRY",
     "Feature",
     "build_features",
-    "default_config",
     "feature_names",
     "library",
     "plan_features",

@@ -6,21 +6,20 @@ parallel), then the cross-sectional features compare symbols at each timestamp.
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 
 import polars as pl
 
-from quantlab.config import DEFAULT_CONFIG, FeaturesConfig, load_config
+from quantlab.config import FeaturesConfig
 from quantlab.errors import ConfigError, SchemaError
 from quantlab.features._primitives import safe_div, with_deps, with_helpers
 from quantlab.features._registry import Feature, merged_deps, resolve
 from quantlab.features.cross_section import add_cross_section, cross_section_names
 from quantlab.features.funding import conform_funding, join_funding
 from quantlab.features.timeframes import check_timeframe, join_timeframe
-from quantlab.schema import INTERVAL_MS, require_columns
+from quantlab.schema import require_columns
+from quantlab.vocab import INTERVAL_MS, KEY
 
-KEY = ("symbol", "open_time")
 BAR_COLUMNS = (
     "symbol",
     "open_time",
@@ -35,12 +34,6 @@ BAR_COLUMNS = (
     "taker_buy_base_volume",
     "taker_buy_quote_volume",
 )
-
-
-@functools.cache
-def default_config() -> FeaturesConfig:
-    """The `features` section of configs/default.yaml."""
-    return load_config(DEFAULT_CONFIG).features
 
 
 @dataclass(frozen=True)
@@ -95,7 +88,7 @@ def plan_features(cfg: FeaturesConfig) -> FeaturePlan:
 
 def feature_names(cfg: FeaturesConfig | None = None, funding: bool = False) -> list[str]:
     """The feature columns `build_features` returns for `cfg`, in order."""
-    return plan_features(cfg or default_config()).names(funding)
+    return plan_features(cfg or FeaturesConfig()).names(funding)
 
 
 def _symbol_query(
@@ -189,13 +182,14 @@ def build_features(
 
     A value at open_time t uses only bars that closed by t's close, warm-up rows
     are null (never NaN), and `funding` (symbol, funding_time, funding_rate),
-    when given, adds the funding features. `config=None` is configs/default.yaml.
+    when given, adds the funding features. `config=None` is the default
+    `FeaturesConfig()`, which is configs/default.yaml's.
     `interval` is for a caller that selected the bars of one interval (the stage
     loads klines filtered to the configured one); without it the bars' `interval`
     column, if any, must hold one value, which is checked row by row.
     Rows come back sorted by symbol, then open_time.
     """
-    plan = plan_features(config or default_config())
+    plan = plan_features(config or FeaturesConfig())
     lf = bars.lazy()
     schema = lf.collect_schema()
     require_columns(pl.DataFrame(schema=schema), BAR_COLUMNS, "bars")

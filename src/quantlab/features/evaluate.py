@@ -31,12 +31,16 @@ from dataclasses import dataclass
 import polars as pl
 
 from quantlab.catalog import DatasetRef
-from quantlab.config import EvaluateConfig, config_hash
+from quantlab.config import EvaluateConfig, slice_hash
 from quantlab.context import RunContext
 from quantlab.errors import DataError
+from quantlab.vocab import KEY
 
-KEY = ("symbol", "open_time")
 DATASET = "factor_report"
+# The config this stage reads, its fingerprint; `top` only sets how many features the HTML
+# report plots.
+READS = ("features.evaluate", "labels.horizon", "labels.horizons")
+IGNORES = ("features.evaluate.top",)
 # Grade thresholds on |rank IC|, |rank ICIR| and the sign-aligned monotonicity.
 GRADES = (
     ("A", 0.03, 0.5, 0.8),
@@ -223,7 +227,7 @@ def run(
         result.summary,
         stage="evaluate",
         inputs=[features, labels],
-        config_hash=config_hash(cfg) + config_hash(ctx.config.labels),
+        config_hash=slice_hash(ctx.config, READS, IGNORES),
         extra={"horizons": list(horizons), "primary_horizon": ctx.config.labels.horizon},
     )
     html = render_report(

@@ -5,12 +5,17 @@ from __future__ import annotations
 import polars as pl
 
 from quantlab.catalog import DatasetRef
-from quantlab.config import config_hash
+from quantlab.config import slice_hash
 from quantlab.context import RunContext
 from quantlab.errors import QualityError
 from quantlab.features.build import build_features
 from quantlab.quality.gate import require_passed
 from quantlab.quality.read import load_bars
+
+# The config this stage reads, its fingerprint: the bars of the universe and the feature set;
+# features.evaluate configures `quantlab features evaluate`, not these columns.
+READS = ("universe", "features")
+IGNORES = ("features.evaluate",)
 
 
 def run(
@@ -46,5 +51,5 @@ def run(
         build_features(bars, cfg, events, interval=universe.interval),
         stage="features",
         inputs=inputs,
-        config_hash=config_hash(cfg),
+        config_hash=slice_hash(ctx.config, READS, IGNORES),
     )

@@ -14,7 +14,7 @@ import polars as pl
 from quantlab.errors import ConfigError
 from quantlab.features._primitives import with_deps, with_helpers
 from quantlab.features._registry import Feature, merged_deps
-from quantlab.schema import INTERVAL_MS
+from quantlab.vocab import INTERVAL_MS
 
 _SUMMED = (
     "volume",

@@ -18,7 +18,8 @@ import polars as pl
 from quantlab.catalog import Catalog, DatasetRef
 from quantlab.ingest._calendar import Range, align_up
 from quantlab.ingest._store import write_lock
-from quantlab.schema import INTERVAL_MS, UTC_MS
+from quantlab.schema import UTC_MS
+from quantlab.vocab import INTERVAL_MS
 
 GAPS = "klines_gaps"
 GAPS_SCHEMA: dict[str, pl.DataType] = {

@@ -12,7 +12,7 @@ from __future__ import annotations
 import polars as pl
 
 from quantlab.catalog import Catalog
-from quantlab.config import config_hash
+from quantlab.config import slice_hash
 from quantlab.context import RunContext
 from quantlab.exchange.exchange_info import EXCHANGE_INFO_KEY, parse_exchange_info
 from quantlab.ingest._store import write_lock
@@ -69,7 +69,7 @@ def run_exchange_info(
                 frame,
                 KEY,
                 stage="ingest",
-                config_hash=config_hash(ctx.config.exchange),
+                config_hash=slice_hash(ctx.config, ("exchange",)),
                 extra={"market": market, "symbols": frame.height, "snapshot_ms": snapshot_ms},
                 partition_by=["market"],
             )

@@ -16,7 +16,7 @@ from itertools import pairwise
 import polars as pl
 
 from quantlab.catalog import Catalog, DatasetRef
-from quantlab.config import config_hash
+from quantlab.config import slice_hash
 from quantlab.context import RunContext
 from quantlab.exchange.funding import FUNDING_RATES_KEY, FUNDING_RATES_SCHEMA
 from quantlab.ingest._calendar import Range, coalesce
@@ -136,7 +136,7 @@ def run_funding(
                 frame,
                 FUNDING_RATES_KEY,
                 stage="ingest",
-                config_hash=config_hash(ctx.config.exchange),
+                config_hash=slice_hash(ctx.config, ("exchange",)),
                 extra={"symbol": symbol, "window": [lo, stop], "rows": frame.height},
             )
     if ref is None and ctx.catalog.exists(DATASET):

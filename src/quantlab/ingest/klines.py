@@ -32,7 +32,7 @@ from quantlab.ingest import _store as store
 from quantlab.ingest._series import Job, SeriesState
 from quantlab.ingest._writer import BatchWriter
 from quantlab.ingest.sources import Fetched, KlineSource
-from quantlab.schema import INTERVAL_MS
+from quantlab.vocab import INTERVAL_MS
 
 # A missing candle is only recorded as a known gap once it closed this long ago: the
 # exchange may publish the newest candle a moment after it closes.

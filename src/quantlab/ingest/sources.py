@@ -26,7 +26,7 @@ import polars as pl
 
 from quantlab.exchange.binance import BinanceClient
 from quantlab.ingest._calendar import Range
-from quantlab.schema import INTERVAL_MS
+from quantlab.vocab import INTERVAL_MS
 
 
 @dataclass(frozen=True)

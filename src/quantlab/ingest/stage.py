@@ -11,7 +11,7 @@ from pathlib import Path
 import polars as pl
 
 from quantlab.catalog import Catalog, DatasetRef
-from quantlab.config import ExchangeConfig, config_hash
+from quantlab.config import ExchangeConfig, slice_hash
 from quantlab.context import RunContext
 from quantlab.errors import DatasetNotFound
 from quantlab.exchange import ban_file
@@ -20,7 +20,7 @@ from quantlab.ingest._calendar import align_up
 from quantlab.ingest.klines import IngestResult, ingest_klines
 from quantlab.ingest.mapped import IngestReport
 from quantlab.ingest.sources import RestSource
-from quantlab.schema import INTERVAL_MS
+from quantlab.vocab import INTERVAL_MS
 
 log = logging.getLogger(__name__)
 # `quantlab data ingest --market` spells USD-M futures `um`.
@@ -79,7 +79,7 @@ def run(ctx: RunContext) -> DatasetRef:
             symbols=universe.symbols,
             start_ms=to_ms(universe.start),
             end_ms=to_ms(universe.end),
-            config_hash=config_hash(universe),
+            config_hash=slice_hash(ctx.config, ("universe",)),
         )
     result.raise_for_errors()
     if result.klines is None:
@@ -212,7 +212,7 @@ def run_symbol(
             refresh=refresh and begin == first_open,
             strict=True,
             workers=1,
-            config_hash=config_hash(ctx.config.exchange),
+            config_hash=slice_hash(ctx.config, ("exchange",)),
         )
     result.raise_for_errors()
     return IngestReport(

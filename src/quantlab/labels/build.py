@@ -6,23 +6,15 @@ makes a label span one real bar more; its resolution time says exactly when.
 
 from __future__ import annotations
 
-import functools
-
 import polars as pl
 
-from quantlab.config import DEFAULT_CONFIG, LabelsConfig, load_config
+from quantlab.config import LabelsConfig
 from quantlab.features.regimes import with_regime
 from quantlab.labels.barrier import BARRIER_COLUMNS, with_barrier
 from quantlab.schema import require_columns
+from quantlab.vocab import KEY
 
-KEY = ("symbol", "open_time")
 BAR_COLUMNS = ("symbol", "open_time", "close_time", "open", "high", "low", "close")
-
-
-@functools.cache
-def default_config() -> LabelsConfig:
-    """The `labels` section of configs/default.yaml."""
-    return load_config(DEFAULT_CONFIG).labels
 
 
 def target_column(cfg: LabelsConfig) -> str:
@@ -37,7 +29,7 @@ def _time_horizons(cfg: LabelsConfig) -> list[int]:
 
 def label_names(cfg: LabelsConfig | None = None) -> list[str]:
     """The columns `build_labels` returns after the key, in order."""
-    cfg = cfg or default_config()
+    cfg = cfg or LabelsConfig()
     hs = cfg.all_horizons
     return [
         "label_time",
@@ -81,9 +73,10 @@ def build_labels(
     A label is null until it is resolved: `fwd_ret_<h>` and `dir_<h>` at
     `label_time_<h>`, the triple barrier at `tb_time`. `label_up` (1 if the
     primary forward return is positive) and `label_time` are what training uses.
-    `config=None` is configs/default.yaml.
+    `config=None` is the default `LabelsConfig()`, which is
+    configs/default.yaml's.
     """
-    cfg = config or default_config()
+    cfg = config or LabelsConfig()
     lf = bars.lazy()
     require_columns(pl.DataFrame(schema=lf.collect_schema()), BAR_COLUMNS, "bars")
     cols = [*BAR_COLUMNS, "volume"] if cfg.regime is not None else list(BAR_COLUMNS)

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from quantlab.catalog import DatasetRef
-from quantlab.config import config_hash
+from quantlab.config import slice_hash
 from quantlab.context import RunContext
 from quantlab.labels.build import build_labels
 from quantlab.quality.read import load_bars
+
+# The config this stage reads, its fingerprint: the bars of the universe and the label rules.
+READS = ("universe", "labels")
 
 
 def run(ctx: RunContext, klines: DatasetRef, checks: DatasetRef) -> DatasetRef:
@@ -18,5 +21,5 @@ def run(ctx: RunContext, klines: DatasetRef, checks: DatasetRef) -> DatasetRef:
         build_labels(bars, cfg),
         stage="labels",
         inputs=[klines, checks],
-        config_hash=config_hash(cfg),
+        config_hash=slice_hash(ctx.config, READS),
     )

@@ -5,11 +5,15 @@ from __future__ import annotations
 import polars as pl
 
 from quantlab.catalog import DatasetRef
-from quantlab.config import config_hash
+from quantlab.config import slice_hash
 from quantlab.context import RunContext
 from quantlab.paper.broker import plan_orders
 from quantlab.paper.ledger import Ledger
 
+# The config this stage reads, its fingerprint; the ledger's URL may hold a password, and
+# stays out like every destination.
+READS = ("paper",)
+IGNORES = ("paper.ledger_url",)
 _ORDER_SCHEMA = {
     "client_order_id": pl.String,
     "symbol": pl.String,
@@ -52,6 +56,6 @@ def run(ctx: RunContext, targets: DatasetRef, klines: DatasetRef) -> DatasetRef:
         pl.DataFrame(booked, schema=_ORDER_SCHEMA),
         stage="paper",
         inputs=[targets, klines],
-        config_hash=config_hash(cfg.model_copy(update={"ledger_url": "<redacted>"})),
+        config_hash=slice_hash(ctx.config, READS, IGNORES),
         extra={"account": cfg.account, "orders": len(booked)},
     )

@@ -11,8 +11,7 @@ import polars as pl
 
 from quantlab.config import RiskConfig, SignalConfig
 from quantlab.portfolio.signals import directions_from_scores, smooth_scores
-
-KEY = ("symbol", "open_time")
+from quantlab.vocab import KEY
 
 
 def size_targets(

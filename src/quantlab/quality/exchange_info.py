@@ -25,6 +25,7 @@ from quantlab.quality._gx import (
     unique_key_check,
 )
 from quantlab.quality.checks import CheckReport
+from quantlab.vocab import MARKETS
 
 # Every status the spot and USD-M futures APIs document for a symbol.
 STATUSES = (
@@ -43,7 +44,6 @@ STATUSES = (
     "SETTLING",
     "CLOSE",
 )
-MARKETS = ("spot", "futures_um")
 _REQUIRED = ("market", "symbol", "status", "base_asset", "quote_asset")
 
 

@@ -43,7 +43,8 @@ from quantlab.quality._gx import (
 from quantlab.quality._kline_columns import PRICES, prepare_columns
 from quantlab.quality.checks import CheckReport, CheckResult, SeverityChange
 from quantlab.quality.outages import Outage
-from quantlab.schema import INTERVAL_MS, KLINES_KEY, KLINES_SCHEMA
+from quantlab.schema import KLINES_KEY, KLINES_SCHEMA
+from quantlab.vocab import INTERVAL_MS
 
 __all__ = ["CheckReport", "CheckResult", "check_klines"]
 

@@ -7,16 +7,15 @@ calendar gap inside a window is reported as a known gap (info), not as a missing
 
 from __future__ import annotations
 
-import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from quantlab.config import PROJECT_ROOT
+from quantlab.config import load_file, resolve_path
 from quantlab.errors import ConfigError
+from quantlab.vocab import Market
 
 
 class Outage(BaseModel):
@@ -24,7 +23,7 @@ class Outage(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    market: Literal["spot", "futures_um", "*"]
+    market: Market | Literal["*"]
     symbols: tuple[str, ...] | Literal["*"] = "*"
     start: datetime
     end: datetime
@@ -65,12 +64,6 @@ class _File(BaseModel):
     outages: tuple[Outage, ...] = ()
 
 
-def resolve_path(path: Path) -> Path:
-    """A relative path resolves like every path in the config: against $QUANTLAB_HOME or the project."""
-    root = Path(os.environ.get("QUANTLAB_HOME") or PROJECT_ROOT)
-    return path if path.is_absolute() else (root / path).resolve()
-
-
 def load_outages(path: Path | None) -> tuple[Outage, ...]:
     """The outages listed in `path` (None: no list, so every gap is unexplained)."""
     if path is None:
@@ -81,14 +74,9 @@ def load_outages(path: Path | None) -> tuple[Outage, ...]:
             f"known outages file {path} does not exist; create it (see "
             "configs/known_outages.yaml) or set validate.known_outages to null"
         )
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-        return _File.model_validate(raw).outages
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"known outages file {path} is not valid YAML: {exc}") from None
-    except ValidationError as exc:
-        lines = [f"  {'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
-        raise ConfigError(
-            f"known outages file {path} is invalid:\n" + "\n".join(lines) + "\n"
-            "Each entry needs market, symbols, start, end (UTC), reason and source."
-        ) from None
+    return load_file(
+        path,
+        _File,
+        what="known outages file",
+        hint="Each entry needs market, symbols, start, end (UTC), reason and source.",
+    ).outages

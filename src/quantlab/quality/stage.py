@@ -25,7 +25,7 @@ from pathlib import Path
 import polars as pl
 
 from quantlab.catalog import DatasetRef
-from quantlab.config import config_hash
+from quantlab.config import slice_hash
 from quantlab.context import RunContext
 from quantlab.errors import DatasetNotFound, QualityError
 from quantlab.quality._gx import Runner
@@ -35,7 +35,8 @@ from quantlab.quality.exchange_info import check_exchange_info
 from quantlab.quality.funding_rates import check_funding_rates
 from quantlab.quality.klines import check_klines
 from quantlab.quality.outages import load_outages
-from quantlab.schema import INTERVAL_MS, KLINES_PARTITIONS, conform_klines
+from quantlab.schema import KLINES_PARTITIONS, conform_klines
+from quantlab.vocab import INTERVAL_MS
 
 log = logging.getLogger(__name__)
 
@@ -269,12 +270,22 @@ def run(
     )
 
 
+# The config the gate reads: its settings and the interval a series without one is checked
+# on; the outage list counts by its content (below), not by where the file lies.
+READS = ("validate", "universe.interval")
+IGNORES = ("validate.known_outages",)
+
+
 def _config_hash(ctx: RunContext, as_of: datetime) -> str:
     """The gate's settings, the outage list it used and the reference time, as one hash."""
     cfg = ctx.config.validate_
     outages = [o.model_dump(mode="json") for o in load_outages(cfg.known_outages)]
     payload = json.dumps(
-        {"validate": config_hash(cfg), "outages": outages, "as_of": as_of.isoformat()},
+        {
+            "validate": slice_hash(ctx.config, READS, IGNORES),
+            "outages": outages,
+            "as_of": as_of.isoformat(),
+        },
         sort_keys=True,
     )
     return hashlib.sha256(payload.encode()).hexdigest()[:16]

@@ -9,14 +9,15 @@ from the next bar on. If the strategy's backtest drawdown is beyond
 from __future__ import annotations
 
 from quantlab.catalog import DatasetRef
-from quantlab.config import config_hash
+from quantlab.config import slice_hash
 from quantlab.context import RunContext
-from quantlab.portfolio.sizing import KEY, size_targets
+from quantlab.portfolio.sizing import size_targets
 from quantlab.quality.read import load_bars
 from quantlab.risk.limits import check_kill_switch
-from quantlab.schema import INTERVAL_MS
+from quantlab.vocab import KEY, bars_per_year
 
-_YEAR_MS = 365 * 86_400_000
+# The config this stage reads, its fingerprint: the universe's bars, the sizing, the signal rule.
+READS = ("universe", "risk", "signal")
 
 
 def run(
@@ -29,7 +30,7 @@ def run(
     """Size `targets` from `predictions`, applying the kill-switch from the `backtest` result."""
     cfg = ctx.config.risk
     kill = check_kill_switch(ctx.catalog.lineage(backtest).extra.get("stats", {}), cfg)
-    periods = _YEAR_MS / INTERVAL_MS[ctx.config.universe.interval]
+    periods = bars_per_year(ctx.config.universe.interval)
     targets = size_targets(
         ctx.catalog.read(predictions),
         load_bars(ctx, klines, checks).select(*KEY, "close").collect(),
@@ -43,6 +44,6 @@ def run(
         targets,
         stage="risk",
         inputs=[predictions, klines, checks, backtest],
-        config_hash=config_hash(cfg) + config_hash(ctx.config.signal),
+        config_hash=slice_hash(ctx.config, READS),
         extra={"killed": kill.killed, "kill_reason": kill.reason},
     )

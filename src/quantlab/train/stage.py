@@ -8,15 +8,19 @@ from datetime import timedelta
 import polars as pl
 
 from quantlab.catalog import DatasetRef, fingerprint
-from quantlab.config import config_hash
+from quantlab.config import slice_hash
 from quantlab.context import RunContext
 from quantlab.errors import DataError
 from quantlab.labels import target_column
-from quantlab.schema import INTERVAL_MS
 from quantlab.tracking import model_environment, start_experiment
-from quantlab.train.walkforward import KEY, WalkForwardResult, walk_forward
+from quantlab.train.walkforward import WalkForwardResult, walk_forward
+from quantlab.vocab import INTERVAL_MS, KEY
 
 DATASET = "predictions"
+# The config this stage reads, its fingerprint. Where MLflow logs and the registered model's
+# name change no prediction, so renaming them reuses the predictions instead of retraining.
+READS = ("train", "labels.horizon", "universe.interval")
+IGNORES = ("train.experiment", "train.register_as")
 
 
 def _training_frame(ctx: RunContext, features: DatasetRef, labels: DatasetRef) -> pl.DataFrame:
@@ -73,7 +77,7 @@ def run(ctx: RunContext, features: DatasetRef, labels: DatasetRef) -> DatasetRef
     """Walk-forward train on `features` x `labels`; write out-of-fold `predictions`."""
     cfg = ctx.config.train
     inputs = [features, labels]
-    cfg_hash = config_hash(cfg)
+    cfg_hash = slice_hash(ctx.config, READS, IGNORES)
     # Skip before the expensive part: same inputs, config and code were already trained.
     if (done := ctx.catalog.find(DATASET, fingerprint("train", inputs, cfg_hash))) is not None:
         return done

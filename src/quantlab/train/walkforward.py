@@ -13,8 +13,7 @@ import optuna
 import polars as pl
 
 from quantlab.config import TrainConfig
-
-KEY = ("symbol", "open_time")
+from quantlab.vocab import KEY
 
 
 @dataclass(frozen=True)
