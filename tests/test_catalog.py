@@ -137,7 +137,7 @@ def test_timestamps_come_back_in_milliseconds_as_written(catalog):
 def test_write_returns_the_version_it_committed_not_a_later_one(catalog, monkeypatch):
     """Another writer commits between this write's commit and its return: the call still
     answers with its own version, the one holding its lineage."""
-    from quantlab import catalog as catalog_module
+    from quantlab.catalog import _core as catalog_module
 
     catalog.write("checks", pl.DataFrame({"x": [0]}), stage="seed")
     real_write = catalog_module.write_deltalake
@@ -155,7 +155,7 @@ def test_write_returns_the_version_it_committed_not_a_later_one(catalog, monkeyp
 
 
 def test_upsert_returns_the_version_it_committed_not_a_later_one(catalog, monkeypatch):
-    from quantlab import catalog as catalog_module
+    from quantlab.catalog import _core as catalog_module
 
     real = load_sample_klines("BTCUSDT", ("2023-03",))
     catalog.upsert("klines", real.head(10), KLINES_KEY, stage="ingest")
@@ -177,7 +177,7 @@ def test_upsert_returns_the_version_it_committed_not_a_later_one(catalog, monkey
 _RACER = """
 import sys, time
 import polars as pl
-import quantlab.catalog as cat
+import quantlab.catalog._core as cat
 
 step = {step!r}
 if step == "after_commit":

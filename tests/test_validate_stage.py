@@ -319,8 +319,9 @@ def test_the_gate_reads_one_series_at_a_time_and_reports_as_on_the_whole(
 def test_funding_rates_and_exchange_info_versions(project):
     from quantlab import validate
     from quantlab.errors import QualityError
-    from quantlab.exchange.exchange_info import EXCHANGE_INFO_KEY, parse_exchange_info
-    from quantlab.exchange.funding import FUNDING_RATES_KEY, parse_funding_rates
+    from quantlab.exchange.exchange_info import parse_exchange_info
+    from quantlab.exchange.funding import parse_funding_rates
+    from quantlab.schema import EXCHANGE_INFO_KEY, FUNDING_RATES_KEY
 
     _, ctx = project
     fixtures = ROOT / "tests" / "fixtures" / "quality"

@@ -11,7 +11,8 @@ import polars as pl
 import pytest
 
 from quantlab.errors import PermanentExchangeError, SchemaError
-from quantlab.exchange import EXCHANGE_INFO_SCHEMA, BinanceClient, ReplayServer, parse_exchange_info
+from quantlab.exchange import BinanceClient, ReplayServer, parse_exchange_info
+from quantlab.schema import EXCHANGE_INFO_SCHEMA
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures" / "binance"

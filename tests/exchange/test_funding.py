@@ -10,7 +10,8 @@ import polars as pl
 import pytest
 
 from quantlab.errors import ConfigError, PermanentExchangeError, SchemaError
-from quantlab.exchange import FUNDING_RATES_SCHEMA, BinanceClient, ReplayServer
+from quantlab.exchange import BinanceClient, ReplayServer
+from quantlab.schema import FUNDING_RATES_SCHEMA
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "data" / "sample"

@@ -17,7 +17,6 @@ from ingest.support import (
     vision_without,
 )
 from quantlab.ingest import (
-    GAPS_SCHEMA,
     BulkSource,
     GapWindow,
     RestSource,
@@ -26,6 +25,7 @@ from quantlab.ingest import (
     read_gaps,
 )
 from quantlab.ingest._gaps import cut_gaps, gaps_frame
+from quantlab.schema import GAPS_SCHEMA
 
 MAR_2023 = 1677628800000
 HOLE = MAR_2023 + (9 * 24 + 5) * HOUR  # 2023-03-10 05:00 UTC: on the exchange, not in the file

@@ -20,12 +20,11 @@ commit made, never whatever is latest by the time they look.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import re
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -34,6 +33,7 @@ import polars as pl
 from deltalake import CommitProperties, DeltaTable, write_deltalake
 from deltalake.exceptions import TableNotFoundError
 
+from quantlab.catalog.refs import DatasetRef, Lineage, VersionInfo, fingerprint
 from quantlab.codeversion import code_version
 from quantlab.errors import DatasetNotFound
 from quantlab.locks import file_lock
@@ -43,62 +43,6 @@ _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 # A commit or checkpoint file of a Delta log; a writer killed before its first commit
 # leaves `_delta_log/` without one (at most a temporary file), and no table.
 _LOG_ENTRY = re.compile(r"^\d{20}\.(json|checkpoint\b.*\.parquet)$")
-
-
-@dataclass(frozen=True)
-class DatasetRef:
-    """A pointer to one immutable version of a dataset; what tasks pass to each other."""
-
-    name: str
-    version: int
-
-    def __str__(self) -> str:
-        return f"{self.name}@v{self.version}"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "version": self.version}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> DatasetRef:
-        return cls(name=str(data["name"]), version=int(data["version"]))
-
-
-@dataclass(frozen=True)
-class Lineage:
-    """What one version was made from and how."""
-
-    stage: str
-    inputs: dict[str, int]
-    config_hash: str
-    code_version: str
-    row_count: int
-    created_at: str
-    fingerprint: str
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    @classmethod
-    def from_json(cls, text: str) -> Lineage:
-        return cls(**json.loads(text))
-
-
-@dataclass(frozen=True)
-class VersionInfo:
-    ref: DatasetRef
-    operation: str
-    lineage: Lineage | None
-
-
-def fingerprint(stage: str, inputs: Sequence[DatasetRef], config_hash: str) -> str:
-    """Identity of a stage's output: same inputs, config and code give the same fingerprint."""
-    payload = json.dumps(
-        {
-            "stage": stage,
-            "inputs": sorted((r.name, r.version) for r in inputs),
-            "config": config_hash,
-            "code": code_version(),
-        }
-    )
-    return hashlib.sha256(payload.encode()).hexdigest()[:20]
 
 
 def _partitions_of(df: pl.DataFrame, columns: Sequence[str]) -> tuple[pl.Expr, list[str]]:

@@ -18,20 +18,9 @@ import polars as pl
 from quantlab.catalog import Catalog, DatasetRef
 from quantlab.ingest._calendar import Range, align_up
 from quantlab.ingest._store import write_lock
-from quantlab.schema import INTERVAL_MS, UTC_MS
+from quantlab.schema import GAPS_KEY, GAPS_SCHEMA, INTERVAL_MS, UTC_MS
 
 GAPS = "klines_gaps"
-GAPS_SCHEMA: dict[str, pl.DataType] = {
-    "market": pl.String(),
-    "symbol": pl.String(),
-    "interval": pl.String(),
-    "gap_start": UTC_MS,
-    "gap_end": UTC_MS,
-    "bars_missing": pl.Int64(),
-    "source": pl.String(),
-    "confirmed_at": UTC_MS,
-}
-GAPS_KEY = ("market", "symbol", "interval", "gap_start")
 GapRow = tuple[str, str, str, int, int, int, str, int]
 
 
