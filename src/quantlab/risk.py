@@ -13,7 +13,7 @@ import math
 import polars as pl
 
 from quantlab.bars import load_bars
-from quantlab.catalog import DatasetRef
+from quantlab.catalog import BacktestRun, DatasetRef
 from quantlab.config import RiskConfig, SignalConfig, config_hash
 from quantlab.context import RunContext
 from quantlab.schema import INTERVAL_MS
@@ -85,8 +85,8 @@ def run(
 ) -> DatasetRef:
     """Size `targets` from `predictions`, applying the kill-switch from the `backtest` result."""
     cfg = ctx.config.risk
-    stats = ctx.catalog.lineage(backtest).extra.get("stats", {})
-    drawdown = abs(stats.get("max_drawdown") or 0.0)
+    stats = ctx.catalog.extra(backtest, BacktestRun).stats
+    drawdown = abs(stats.max_drawdown or 0.0)
     killed = drawdown >= cfg.kill_drawdown
     periods = _YEAR_MS / INTERVAL_MS[ctx.config.universe.interval]
     targets = size_positions(

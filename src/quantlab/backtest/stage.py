@@ -7,6 +7,8 @@ lineage and an HTML report beside it.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import polars as pl
 
 from quantlab.backtest.engine import run_backtest
@@ -19,6 +21,7 @@ from quantlab.schema import INTERVAL_MS
 from quantlab.signals import signals_to_positions, smooth_scores
 
 _YEAR_MS = 365 * 86_400_000
+REPORT = "report.html"
 
 
 def run(
@@ -41,18 +44,19 @@ def run(
         cfg,
         periods_per_year=_YEAR_MS // INTERVAL_MS[ctx.config.universe.interval],
     )
-    ref = ctx.catalog.write(
+    return ctx.catalog.write(
         "backtest",
         result.equity,
         stage="backtest",
         inputs=[predictions, klines, checks],
         config_hash=config_hash(cfg) + config_hash(signal),
         extra={"stats": result.stats},
+        artifacts=lambda ref, folder: (folder / REPORT).write_text(
+            render_report(result, title=f"quantlab {ref}")
+        ),
     )
-    report_path(ctx, ref).write_text(render_report(result, title=f"quantlab {ref}"))
-    return ref
 
 
-def report_path(ctx: RunContext, ref: DatasetRef):
+def report_path(ctx: RunContext, ref: DatasetRef) -> Path:
     """Where the HTML report of one backtest version lives."""
-    return ctx.catalog.artifact_dir(ref) / "report.html"
+    return ctx.catalog.artifacts(ref) / REPORT
