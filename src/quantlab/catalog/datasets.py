@@ -12,7 +12,7 @@ versions written before the models existed read the same.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Self
 
 import polars as pl
@@ -121,7 +121,6 @@ class Dataset:
     partitions: tuple[str, ...] = ()
     open_dtypes: tuple[pl.DataType, ...] | None = None
     extra: type[Extra] | None = None
-    doc: str = field(default="", compare=False)
 
     def check(self, df: pl.DataFrame) -> None:
         """Raise SchemaError naming the first column of `df` that breaks this contract."""
