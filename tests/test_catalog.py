@@ -14,14 +14,31 @@ import pytest
 from deltalake import DeltaTable
 
 from helpers import load_sample_klines
-from quantlab.catalog import Catalog, DatasetRef
-from quantlab.errors import DatasetNotFound
-from quantlab.schema import KLINES_KEY
+from quantlab.catalog import DATASETS, Catalog, Dataset, DatasetRef
+from quantlab.errors import DatasetNotFound, DuplicateKeyError
+from quantlab.schema import KLINES_KEY, KLINES_SCHEMA
+
+# The datasets these tests make up, declared as a stage would declare its own.
+_X = {"x": pl.Int64()}
+REGISTRY = DATASETS.with_datasets(
+    Dataset("bars", _X, "test"),
+    Dataset("derived", {"y": pl.Int64()}, "test"),
+    Dataset("big", _X, "test"),
+    Dataset("checks", _X, "test"),
+    Dataset("klines_copy", KLINES_SCHEMA, "test"),
+)
+# For the child processes below, which build their own catalog.
+_REGISTRY_SRC = (
+    "import polars as pl\n"
+    "from quantlab.catalog import DATASETS, Dataset\n"
+    "REGISTRY = DATASETS.with_datasets(*(Dataset(n, {'x': pl.Int64()}, 'test') "
+    "for n in ('big', 'klines_checks')))\n"
+)
 
 
 @pytest.fixture
 def catalog(tmp_path):
-    return Catalog(tmp_path / "catalog")
+    return Catalog(tmp_path / "catalog", registry=REGISTRY)
 
 
 def test_write_creates_versions_with_lineage(catalog):
@@ -89,7 +106,7 @@ def test_upsert_into_a_partitioned_table_updates_appends_and_leaves_other_partit
 
 def test_upsert_rejects_a_batch_that_repeats_its_key(catalog):
     real = load_sample_klines("BTCUSDT", ("2023-03",)).head(3)
-    with pytest.raises(ValueError, match="repeat the key"):
+    with pytest.raises(DuplicateKeyError, match="repeat the key"):
         catalog.upsert("klines", pl.concat([real, real]), KLINES_KEY, stage="ingest")
 
 
@@ -104,11 +121,11 @@ def test_missing_dataset_and_version_say_what_to_do(catalog):
 def test_killed_writer_never_leaves_a_half_written_version(catalog, tmp_path):
     """kill -9 a process in the middle of writing a large version; readers see only whole versions."""
     catalog.write("big", pl.DataFrame({"x": [0] * 10}), stage="seed")
-    script = textwrap.dedent(
+    script = _REGISTRY_SRC + textwrap.dedent(
         f"""
-        import polars as pl, sys
+        import sys
         from quantlab.catalog import Catalog
-        c = Catalog({str(catalog.root)!r})
+        c = Catalog({str(catalog.root)!r}, registry=REGISTRY)
         print("ready", flush=True)
         for i in range(1000):
             c.write("big", pl.DataFrame({{"x": list(range(2_000_000))}}), stage="w", config_hash=str(i))
@@ -137,7 +154,7 @@ def test_timestamps_come_back_in_milliseconds_as_written(catalog):
 def test_write_returns_the_version_it_committed_not_a_later_one(catalog, monkeypatch):
     """Another writer commits between this write's commit and its return: the call still
     answers with its own version, the one holding its lineage."""
-    from quantlab import catalog as catalog_module
+    from quantlab.catalog import _core as catalog_module
 
     catalog.write("checks", pl.DataFrame({"x": [0]}), stage="seed")
     real_write = catalog_module.write_deltalake
@@ -155,7 +172,7 @@ def test_write_returns_the_version_it_committed_not_a_later_one(catalog, monkeyp
 
 
 def test_upsert_returns_the_version_it_committed_not_a_later_one(catalog, monkeypatch):
-    from quantlab import catalog as catalog_module
+    from quantlab.catalog import _core as catalog_module
 
     real = load_sample_klines("BTCUSDT", ("2023-03",))
     catalog.upsert("klines", real.head(10), KLINES_KEY, stage="ingest")
@@ -177,7 +194,7 @@ def test_upsert_returns_the_version_it_committed_not_a_later_one(catalog, monkey
 _RACER = """
 import sys, time
 import polars as pl
-import quantlab.catalog as cat
+import quantlab.catalog._core as cat
 
 step = {step!r}
 if step == "after_commit":
@@ -193,7 +210,8 @@ elif step == "after_find":
         time.sleep(0.5)
         return found
     cat.Catalog.find = find
-catalog = cat.Catalog({root!r})
+{registry}
+catalog = cat.Catalog({root!r}, registry=REGISTRY)
 print("ready", flush=True)
 sys.stdin.readline()
 ref = catalog.write("klines_checks", pl.DataFrame({{"x": [1, 2]}}), stage="gate",
@@ -204,7 +222,7 @@ print(ref.version, flush=True)
 
 def _race(catalog, step: str, config_hashes: tuple[str, str]) -> list[DatasetRef]:
     """Run two processes writing `klines_checks` at once; the refs they returned."""
-    script = _RACER.format(step=step, root=str(catalog.root))
+    script = _RACER.format(step=step, root=str(catalog.root), registry=_REGISTRY_SRC)
     procs = [
         subprocess.Popen(
             [sys.executable, "-c", script, h], stdin=subprocess.PIPE, stdout=subprocess.PIPE

@@ -5,6 +5,7 @@
     ├── DataError
     │   ├── DatasetNotFound          no such dataset or version in the catalog
     │   ├── SchemaError              input cannot be read as the expected schema
+    │   │   └── DuplicateKeyError    a batch repeats its key; deduplicate it before writing
     │   ├── QualityError             data failed the validation gate
     │   └── ChecksumMismatch         a bulk file's SHA-256 is not its .CHECKSUM; download it again
     └── ExchangeError
@@ -41,6 +42,10 @@ class DatasetNotFound(DataError):
 
 class SchemaError(DataError):
     """Input data does not match the schema a stage expects."""
+
+
+class DuplicateKeyError(SchemaError):
+    """Rows of one batch share a key, so a merge could not tell which one to keep."""
 
 
 class QualityError(DataError):

@@ -44,6 +44,46 @@ KLINES_KEY = ("market", "symbol", "interval", "open_time")
 # How `ingest` lays klines out on disk: one folder per series.
 KLINES_PARTITIONS = ("market", "interval", "symbol")
 
+# Known missing candles (`klines_gaps`); `source` is null on rows written before it was kept.
+GAPS_SCHEMA: dict[str, pl.DataType] = {
+    "market": pl.String(),
+    "symbol": pl.String(),
+    "interval": pl.String(),
+    "gap_start": UTC_MS,
+    "gap_end": UTC_MS,
+    "bars_missing": pl.Int64(),
+    "source": pl.String(),
+    "confirmed_at": UTC_MS,
+}
+GAPS_KEY = ("market", "symbol", "interval", "gap_start")
+
+# exchangeInfo's symbols and filters, one row per symbol of a snapshot.
+EXCHANGE_INFO_SCHEMA: dict[str, pl.DataType] = {
+    "market": pl.String(),
+    "symbol": pl.String(),
+    "status": pl.String(),
+    "base_asset": pl.String(),
+    "quote_asset": pl.String(),
+    "tick_size": pl.Float64(),
+    "min_price": pl.Float64(),
+    "max_price": pl.Float64(),
+    "step_size": pl.Float64(),
+    "min_qty": pl.Float64(),
+    "max_qty": pl.Float64(),
+    "min_notional": pl.Float64(),
+}
+EXCHANGE_INFO_KEY = ("market", "symbol")
+
+# USD-M funding-rate records.
+FUNDING_RATES_SCHEMA: dict[str, pl.DataType] = {
+    "market": pl.String(),
+    "symbol": pl.String(),
+    "funding_time": UTC_MS,
+    "funding_rate": pl.Float64(),
+    "mark_price": pl.Float64(),
+}
+FUNDING_RATES_KEY = ("market", "symbol", "funding_time")
+
 
 def klines_from_rows(rows: list[list], market: str, symbol: str, interval: str) -> pl.DataFrame:
     """Turn Binance kline arrays (ints for times, strings for decimals) into the klines schema."""

@@ -11,7 +11,8 @@ import pytest
 
 from helpers import FIXTURES, ROOT, SAMPLE
 from quantlab.errors import PermanentExchangeError, SchemaError
-from quantlab.exchange import EXCHANGE_INFO_SCHEMA, BinanceClient, ReplayServer, parse_exchange_info
+from quantlab.exchange import BinanceClient, ReplayServer, parse_exchange_info
+from quantlab.schema import EXCHANGE_INFO_SCHEMA
 
 SHARED_FULL_SPOT = (
     ROOT.parent

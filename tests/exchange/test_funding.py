@@ -10,7 +10,8 @@ import pytest
 
 from helpers import SAMPLE
 from quantlab.errors import ConfigError, PermanentExchangeError, SchemaError
-from quantlab.exchange import FUNDING_RATES_SCHEMA, BinanceClient, ReplayServer
+from quantlab.exchange import BinanceClient, ReplayServer
+from quantlab.schema import FUNDING_RATES_SCHEMA
 
 RECORDS = json.loads((SAMPLE / "api/fundingRate/BTCUSDT.json").read_text())
 TIMES = [r["fundingTime"] for r in RECORDS]

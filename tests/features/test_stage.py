@@ -31,8 +31,8 @@ def ctx(tmp_path_factory):
 def stored(ctx):
     """klines and funding_rates versions in the catalog, each with a passed validation."""
     from quantlab import quality
-    from quantlab.exchange.funding import FUNDING_RATES_KEY, parse_funding_rates
-    from quantlab.schema import KLINES_KEY, conform_klines
+    from quantlab.exchange.funding import parse_funding_rates
+    from quantlab.schema import FUNDING_RATES_KEY, KLINES_KEY, conform_klines
 
     bars = pl.concat([load_sample_klines(s, MONTHS) for s in ("BTCUSDT", "ETHUSDT")])
     klines = ctx.catalog.upsert("klines", conform_klines(bars), KLINES_KEY, stage="ingest")

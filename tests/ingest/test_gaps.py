@@ -3,6 +3,8 @@ asked for again on request, cleared, and cut to a window."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
@@ -16,8 +18,8 @@ from ingest.support import (
     stored,
     vision_without,
 )
+from quantlab.catalog import DATASETS, Catalog
 from quantlab.ingest import (
-    GAPS_SCHEMA,
     BulkSource,
     GapWindow,
     RestSource,
@@ -26,6 +28,7 @@ from quantlab.ingest import (
     read_gaps,
 )
 from quantlab.ingest._gaps import cut_gaps, gaps_frame
+from quantlab.schema import GAPS_SCHEMA
 
 MAR_2023 = 1677628800000
 HOLE = MAR_2023 + (9 * 24 + 5) * HOUR  # 2023-03-10 05:00 UTC: on the exchange, not in the file
@@ -129,7 +132,9 @@ def test_a_recheck_with_nothing_to_change_writes_nothing(catalog, exchange):
 
 def test_gaps_written_before_sources_were_recorded_still_read_and_are_migrated(catalog, exchange):
     old = gaps_frame([("spot", "ETHUSDT", "1h", HALT_OPEN, HALT_OPEN, 1, "x", 0)]).drop("source")
-    catalog.upsert("klines_gaps", old, ("market", "symbol", "interval", "gap_start"), stage="t")
+    # The registry as it was then: klines_gaps without `source`.
+    then = DATASETS.with_datasets(replace(DATASETS["klines_gaps"], schema=old.schema))
+    Catalog(catalog.root, registry=then).upsert("klines_gaps", old, stage="t")
     assert read_gaps(catalog)["source"].to_list() == [None]
     march(catalog, exchange)
     gaps = read_gaps(catalog)

@@ -45,6 +45,6 @@ def test_backtest_reports_fills_in_the_venue_spelling_and_the_target_weights_it_
     ("max_drawdown", "killed"), [(-0.30, True), (-0.25, True), (-0.10, False), (None, False)]
 )
 def test_the_kill_switch_trips_at_the_configured_drawdown(max_drawdown, killed):
-    kill = check_kill_switch({"max_drawdown": max_drawdown}, RiskConfig(kill_drawdown=0.25))
+    kill = check_kill_switch(max_drawdown, RiskConfig(kill_drawdown=0.25))
     assert kill.killed is killed
     assert ("25%" in kill.reason) is killed

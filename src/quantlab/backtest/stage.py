@@ -7,6 +7,8 @@ lineage and an HTML report beside it.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import polars as pl
 
 from quantlab.backtest.engine import simulate
@@ -20,6 +22,7 @@ from quantlab.vocab import bars_per_year
 
 # The config this stage reads, its fingerprint: the universe's bars, the costs, the signal rule.
 READS = ("universe", "backtest", "signal")
+REPORT = "report.html"
 
 
 def run(
@@ -42,18 +45,19 @@ def run(
         cfg,
         periods_per_year=bars_per_year(ctx.config.universe.interval),
     )
-    ref = ctx.catalog.write(
+    return ctx.catalog.write(
         "backtest",
         result.equity,
         stage="backtest",
         inputs=[predictions, klines, checks],
         config_hash=slice_hash(ctx.config, READS),
         extra={"stats": result.stats},
+        artifacts=lambda ref, folder: (folder / REPORT).write_text(
+            render_report(result, title=f"quantlab {ref}")
+        ),
     )
-    report_path(ctx, ref).write_text(render_report(result, title=f"quantlab {ref}"))
-    return ref
 
 
-def report_path(ctx: RunContext, ref: DatasetRef):
+def report_path(ctx: RunContext, ref: DatasetRef) -> Path:
     """Where the HTML report of one backtest version lives."""
-    return ctx.catalog.artifact_dir(ref) / "report.html"
+    return ctx.catalog.artifacts(ref) / REPORT

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import polars as pl
 
+from quantlab.catalog import BacktestRun, KillSwitch, TrainingRun
 from quantlab.context import RunContext
 from quantlab.pipeline import outputs
 
@@ -25,25 +26,23 @@ def print_summary(ctx: RunContext) -> int:
         )
     by_name = {ref.name: (ref, lin) for ref, lin in chain}
     if "predictions" in by_name:
-        extra = by_name["predictions"][1].extra
-        print(
-            f"\nMLflow: experiment '{extra.get('mlflow_experiment')}', run {extra.get('mlflow_run_id')}"
-        )
-        for m in extra.get("fold_metrics", []):
+        trained = TrainingRun.of(by_name["predictions"][1])
+        print(f"\nMLflow: experiment '{trained.mlflow_experiment}', run {trained.mlflow_run_id}")
+        for m in trained.fold_metrics:
             print(
-                f"  fold {m['fold']}: auc={m['auc']:.4f} logloss={m['logloss']:.4f} "
-                f"rank_ic={m['rank_ic']:.4f} train={m['train_rows']} test={m['test_rows']}"
+                f"  fold {m.fold}: auc={m.auc:.4f} logloss={m.logloss:.4f} "
+                f"rank_ic={m.rank_ic:.4f} train={m.train_rows} test={m.test_rows}"
             )
         print(f"  browse: uv run mlflow ui --backend-store-uri {ctx.config.tracking.uri}")
     if "backtest" in by_name:
         from quantlab.backtest.stage import report_path
 
         ref, lin = by_name["backtest"]
-        s = lin.extra.get("stats", {})
+        s = BacktestRun.of(lin).stats
         print(
-            f"\nBacktest {ref}: sharpe={_fmt(s.get('sharpe'))} "
-            f"max_drawdown={_fmt(s.get('max_drawdown'), pct=True)} "
-            f"total_return={_fmt(s.get('total_return'), pct=True)} trades={int(s.get('trades') or 0)}"
+            f"\nBacktest {ref}: sharpe={_fmt(s.sharpe)} "
+            f"max_drawdown={_fmt(s.max_drawdown, pct=True)} "
+            f"total_return={_fmt(s.total_return, pct=True)} trades={s.trades or 0}"
         )
         print(f"  report: {report_path(ctx, ref)}")
     if "targets" in by_name:
@@ -56,8 +55,8 @@ def print_summary(ctx: RunContext) -> int:
                 f"  {row['symbol']:<8} smoothed score {row['score']:+.3f} "
                 f"-> target weight {row['target_weight']:+.3f}"
             )
-        if lin.extra.get("killed"):
-            print(f"  kill-switch ON: {lin.extra['kill_reason']}")
+        if (switch := KillSwitch.of(lin)).killed:
+            print(f"  kill-switch ON: {switch.kill_reason}")
     orders = catalog.read(catalog.latest(FINAL))
     print(
         f"\nPaper orders booked for these targets in account '{ctx.config.paper.account}': "

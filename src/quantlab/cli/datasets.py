@@ -50,9 +50,7 @@ def _cmd_datasets_show(ctx: RunContext, args: argparse.Namespace) -> int:
 
 
 def _cmd_datasets_export(ctx: RunContext, args: argparse.Namespace) -> int:
-    from quantlab.cli.export import export_dataset
-
-    ref, rows = export_dataset(ctx.catalog, args.name, args.out, args.version)
+    ref, rows = ctx.catalog.export(args.name, args.out, args.version)
     print(f"wrote {rows:,} rows of {ref} to {args.out}")
     return 0
 

@@ -4,14 +4,11 @@ exchange that speaks the same API."""
 from quantlab.exchange._bans import ban_file
 from quantlab.exchange._klines_csv import read_zip_member
 from quantlab.exchange.binance import BinanceClient
-from quantlab.exchange.exchange_info import EXCHANGE_INFO_SCHEMA, parse_exchange_info
-from quantlab.exchange.funding import FUNDING_RATES_SCHEMA
+from quantlab.exchange.exchange_info import parse_exchange_info
 from quantlab.exchange.replay import ReplayServer, run_replay_server
 from quantlab.exchange.vision import VisionFile, VisionSource
 
 __all__ = [
-    "EXCHANGE_INFO_SCHEMA",
-    "FUNDING_RATES_SCHEMA",
     "BinanceClient",
     "ReplayServer",
     "VisionFile",

@@ -12,23 +12,8 @@ from typing import Any
 import polars as pl
 
 from quantlab.errors import SchemaError
+from quantlab.schema import EXCHANGE_INFO_SCHEMA
 from quantlab.vocab import MARKETS
-
-EXCHANGE_INFO_SCHEMA: dict[str, pl.DataType] = {
-    "market": pl.String(),
-    "symbol": pl.String(),
-    "status": pl.String(),
-    "base_asset": pl.String(),
-    "quote_asset": pl.String(),
-    "tick_size": pl.Float64(),
-    "min_price": pl.Float64(),
-    "max_price": pl.Float64(),
-    "step_size": pl.Float64(),
-    "min_qty": pl.Float64(),
-    "max_qty": pl.Float64(),
-    "min_notional": pl.Float64(),
-}
-EXCHANGE_INFO_KEY = ("market", "symbol")
 
 # column -> ((filterType, field), ...): the first one a symbol carries wins.
 _FILTER_FIELDS: dict[str, tuple[tuple[str, str], ...]] = {

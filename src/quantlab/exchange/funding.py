@@ -9,15 +9,6 @@ import polars as pl
 from quantlab.errors import SchemaError
 from quantlab.schema import UTC_MS
 
-FUNDING_RATES_SCHEMA: dict[str, pl.DataType] = {
-    "market": pl.String(),
-    "symbol": pl.String(),
-    "funding_time": UTC_MS,
-    "funding_rate": pl.Float64(),
-    "mark_price": pl.Float64(),
-}
-FUNDING_RATES_KEY = ("market", "symbol", "funding_time")
-
 _RAW = {"fundingTime": pl.Int64(), "fundingRate": pl.String(), "markPrice": pl.String()}
 
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import polars as pl
 
@@ -206,9 +207,9 @@ def evaluate_factors(
     return FactorEvaluation(summary, ic, quantiles, mode)
 
 
-def report_path(ctx: RunContext, ref: DatasetRef):
+def report_path(ctx: RunContext, ref: DatasetRef) -> Path:
     """Where the HTML report of one `factor_report` version lives."""
-    return ctx.catalog.artifact_dir(ref) / "report.html"
+    return ctx.catalog.artifacts(ref) / "report.html"
 
 
 def run(
@@ -222,19 +223,19 @@ def run(
     cfg = ctx.config.features.evaluate
     horizons = ctx.config.labels.all_horizons
     result = evaluate_factors(ctx.catalog.read(features), ctx.catalog.read(labels), horizons, cfg)
-    ref = ctx.catalog.write(
+    return ctx.catalog.write(
         DATASET,
         result.summary,
         stage="evaluate",
         inputs=[features, labels],
         config_hash=slice_hash(ctx.config, READS, IGNORES),
         extra={"horizons": list(horizons), "primary_horizon": ctx.config.labels.horizon},
+        artifacts=lambda ref, folder: (folder / "report.html").write_text(
+            render_report(
+                result,
+                title=f"quantlab {ref}: {features} vs {labels}",
+                primary=ctx.config.labels.horizon,
+                top=cfg.top,
+            )
+        ),
     )
-    html = render_report(
-        result,
-        title=f"quantlab {ref}: {features} vs {labels}",
-        primary=ctx.config.labels.horizon,
-        top=cfg.top,
-    )
-    report_path(ctx, ref).write_text(html)
-    return ref

@@ -13,7 +13,7 @@ over the shipped sample). Outputs:
   `(market, symbol, snapshot_time)`.
 """
 
-from quantlab.ingest._gaps import GAPS_SCHEMA, GapWindow, clear_gaps, read_gaps
+from quantlab.ingest._gaps import GapWindow, clear_gaps, read_gaps
 from quantlab.ingest.exchange_info import run_exchange_info
 from quantlab.ingest.funding import run_funding
 from quantlab.ingest.funding import run_universe as run_universe_funding
@@ -23,7 +23,6 @@ from quantlab.ingest.sources import BulkSource, RestSource
 from quantlab.ingest.stage import exchange_url, rest_source, run, run_symbol, to_ms
 
 __all__ = [
-    "GAPS_SCHEMA",
     "BulkSource",
     "GapWindow",
     "IngestReport",

@@ -18,21 +18,10 @@ import polars as pl
 from quantlab.catalog import Catalog, DatasetRef
 from quantlab.ingest._calendar import Range, align_up
 from quantlab.ingest._store import write_lock
-from quantlab.schema import UTC_MS
+from quantlab.schema import GAPS_KEY, GAPS_SCHEMA, UTC_MS
 from quantlab.vocab import INTERVAL_MS
 
 GAPS = "klines_gaps"
-GAPS_SCHEMA: dict[str, pl.DataType] = {
-    "market": pl.String(),
-    "symbol": pl.String(),
-    "interval": pl.String(),
-    "gap_start": UTC_MS,
-    "gap_end": UTC_MS,
-    "bars_missing": pl.Int64(),
-    "source": pl.String(),
-    "confirmed_at": UTC_MS,
-}
-GAPS_KEY = ("market", "symbol", "interval", "gap_start")
 GapRow = tuple[str, str, str, int, int, int, str, int]
 
 

@@ -14,11 +14,11 @@ import polars as pl
 from quantlab.catalog import Catalog
 from quantlab.config import slice_hash
 from quantlab.context import RunContext
-from quantlab.exchange.exchange_info import EXCHANGE_INFO_KEY, parse_exchange_info
+from quantlab.exchange.exchange_info import parse_exchange_info
 from quantlab.ingest._store import write_lock
 from quantlab.ingest.mapped import IngestReport
 from quantlab.ingest.stage import rest_source
-from quantlab.schema import UTC_MS
+from quantlab.schema import EXCHANGE_INFO_KEY, UTC_MS
 
 DATASET = "exchange_info"
 KEY = (*EXCHANGE_INFO_KEY, "snapshot_time")

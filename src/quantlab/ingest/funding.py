@@ -18,11 +18,11 @@ import polars as pl
 from quantlab.catalog import Catalog, DatasetRef
 from quantlab.config import slice_hash
 from quantlab.context import RunContext
-from quantlab.exchange.funding import FUNDING_RATES_KEY, FUNDING_RATES_SCHEMA
 from quantlab.ingest._calendar import Range, coalesce
 from quantlab.ingest._store import write_lock
 from quantlab.ingest.mapped import IngestReport
 from quantlab.ingest.stage import last_before, report_hole, rest_source, resume_from, to_ms
+from quantlab.schema import FUNDING_RATES_KEY, FUNDING_RATES_SCHEMA
 
 DATASET = "funding_rates"
 MARKET = "futures_um"

@@ -11,7 +11,6 @@ import polars as pl
 
 from quantlab.config import ValidateConfig
 from quantlab.errors import SchemaError
-from quantlab.exchange.exchange_info import EXCHANGE_INFO_KEY, EXCHANGE_INFO_SCHEMA
 from quantlab.quality._gx import (
     HELPER,
     Check,
@@ -25,6 +24,7 @@ from quantlab.quality._gx import (
     unique_key_check,
 )
 from quantlab.quality.checks import CheckReport
+from quantlab.schema import EXCHANGE_INFO_KEY, EXCHANGE_INFO_SCHEMA
 from quantlab.vocab import MARKETS
 
 # Every status the spot and USD-M futures APIs document for a symbol.

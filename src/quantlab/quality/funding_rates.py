@@ -14,7 +14,6 @@ import polars as pl
 
 from quantlab.config import ValidateConfig
 from quantlab.errors import ConfigError
-from quantlab.exchange.funding import FUNDING_RATES_KEY, FUNDING_RATES_SCHEMA
 from quantlab.quality._gx import (
     HELPER,
     Check,
@@ -30,6 +29,7 @@ from quantlab.quality._gx import (
     year_bounds_ms,
 )
 from quantlab.quality.checks import CheckReport
+from quantlab.schema import FUNDING_RATES_KEY, FUNDING_RATES_SCHEMA
 
 FUNDING_INTERVAL_MS = 8 * 3_600_000
 FUNDING_JITTER_MS = 60_000  # real fundingTime values sit up to a few tens of ms off the hour

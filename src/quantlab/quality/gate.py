@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from quantlab.catalog import Catalog, DatasetRef
+from quantlab.catalog import Catalog, DatasetRef, GateVerdict
 from quantlab.errors import QualityError
 
 
@@ -16,11 +16,10 @@ def require_passed(catalog: Catalog, data: DatasetRef, checks: DatasetRef) -> No
             f"{checks} is not a validation of {data} (it validated {what}); "
             f"run the validate stage on {data} before using it"
         )
-    if not lineage.extra.get("passed", False):
-        failed = list(lineage.extra.get("failed_checks", []))
-        counts = lineage.extra.get("counts", {})
+    verdict = GateVerdict.of(lineage)
+    if not verdict.passed:
+        failed, counts, docs = list(verdict.failed_checks), verdict.counts, verdict.data_docs
         named = ", ".join(f"{c} ({counts[c]:,} rows)" if c in counts else c for c in failed)
-        docs = lineage.extra.get("data_docs")
         raise QualityError(
             f"{data} failed validation ({checks}): {named or 'see the report'}; "
             "fix the data at its source and ingest again, then validate the new version. "

@@ -5,7 +5,7 @@ Output: `targets`, keyed by `symbol, open_time`: the portfolio weight to hold fr
 next bar on. Sizing is `portfolio.sizing.size_targets`; the limits are `risk.limits`.
 """
 
-from quantlab.risk.limits import KillSwitch, check_kill_switch
+from quantlab.risk.limits import KillDecision, check_kill_switch
 from quantlab.risk.stage import run
 
-__all__ = ["KillSwitch", "check_kill_switch", "run"]
+__all__ = ["KillDecision", "check_kill_switch", "run"]

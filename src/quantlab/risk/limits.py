@@ -8,19 +8,22 @@ from quantlab.config import RiskConfig
 
 
 @dataclass(frozen=True)
-class KillSwitch:
-    """Whether every target is forced flat, and why (empty when not)."""
+class KillDecision:
+    """Whether every target is forced flat, and why (empty when not); stored in the
+    `targets` lineage as the catalog's `KillSwitch` facts."""
 
     killed: bool
     reason: str
 
 
-def check_kill_switch(stats: dict[str, float | None], cfg: RiskConfig) -> KillSwitch:
+def check_kill_switch(max_drawdown: float | None, cfg: RiskConfig) -> KillDecision:
     """Trip the kill-switch when the strategy's backtest drawdown reaches `cfg.kill_drawdown`.
 
-    `stats` are a backtest's summary statistics (`max_drawdown` negative or None).
+    `max_drawdown` is the backtest's (negative, or None when undefined).
     """
-    drawdown = abs(stats.get("max_drawdown") or 0.0)
+    drawdown = abs(max_drawdown or 0.0)
     if drawdown >= cfg.kill_drawdown:
-        return KillSwitch(True, f"backtest max drawdown {drawdown:.1%} >= {cfg.kill_drawdown:.0%}")
-    return KillSwitch(False, "")
+        return KillDecision(
+            True, f"backtest max drawdown {drawdown:.1%} >= {cfg.kill_drawdown:.0%}"
+        )
+    return KillDecision(False, "")

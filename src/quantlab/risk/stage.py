@@ -8,7 +8,7 @@ from the next bar on. If the strategy's backtest drawdown is beyond
 
 from __future__ import annotations
 
-from quantlab.catalog import DatasetRef
+from quantlab.catalog import BacktestRun, DatasetRef
 from quantlab.config import slice_hash
 from quantlab.context import RunContext
 from quantlab.portfolio.sizing import size_targets
@@ -29,7 +29,7 @@ def run(
 ) -> DatasetRef:
     """Size `targets` from `predictions`, applying the kill-switch from the `backtest` result."""
     cfg = ctx.config.risk
-    kill = check_kill_switch(ctx.catalog.lineage(backtest).extra.get("stats", {}), cfg)
+    kill = check_kill_switch(ctx.catalog.extra(backtest, BacktestRun).stats.max_drawdown, cfg)
     periods = bars_per_year(ctx.config.universe.interval)
     targets = size_targets(
         ctx.catalog.read(predictions),

@@ -1,17 +1,16 @@
-"""Copy one dataset version out of the catalog into a plain Parquet file.
-
-The command itself, `quantlab datasets export NAME --out FILE.parquet [--version N]`, is a
-subcommand of `datasets` (see `quantlab.cli.datasets`); this module holds what it does.
-"""
+"""Copy one dataset version out of the catalog into a plain Parquet file."""
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import polars as pl
 
-from quantlab.catalog import Catalog, DatasetRef
+from quantlab.catalog.refs import DatasetRef
+
+if TYPE_CHECKING:
+    from quantlab.catalog._core import Catalog
 
 
 def export_dataset(
@@ -29,7 +28,3 @@ def export_dataset(
     lf.sink_parquet(partial)
     partial.replace(out)
     return ref, pl.scan_parquet(out).select(pl.len()).collect().item()
-
-
-def register(sub: argparse._SubParsersAction) -> None:
-    """Nothing of its own: `datasets export` is registered with the `datasets` command."""

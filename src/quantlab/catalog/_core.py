@@ -15,90 +15,44 @@ Writers of one dataset take turns: `write` and `upsert` hold the dataset's lock
 (`<data>/locks/<name>.lock`, shared by every process on the data folder) from
 the fingerprint lookup through the commit, and return the version their own
 commit made, never whatever is latest by the time they look.
+
+Every dataset is declared in the registry (`quantlab.catalog.datasets`): a write is
+checked against its schema and key before anything is committed, and files that belong
+to a version (reports) are staged and published with it (`quantlab.catalog.artifacts`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import re
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import polars as pl
 from deltalake import CommitProperties, DeltaTable, write_deltalake
 from deltalake.exceptions import TableNotFoundError
 
+from quantlab.catalog import artifacts as _artifacts
+from quantlab.catalog.artifacts import ArtifactWriter
+from quantlab.catalog.datasets import DATASETS, Extra, Registry
+from quantlab.catalog.export import export_dataset
+from quantlab.catalog.refs import DatasetRef, Lineage, VersionInfo, fingerprint
 from quantlab.codeversion import code_version
-from quantlab.errors import DatasetNotFound
+from quantlab.errors import DatasetNotFound, DuplicateKeyError, SchemaError
 from quantlab.locks import file_lock
+
+E = TypeVar("E", bound=Extra)
 
 _LINEAGE_KEY = "quantlab.lineage"
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 # A commit or checkpoint file of a Delta log; a writer killed before its first commit
 # leaves `_delta_log/` without one (at most a temporary file), and no table.
 _LOG_ENTRY = re.compile(r"^\d{20}\.(json|checkpoint\b.*\.parquet)$")
-
-
-@dataclass(frozen=True)
-class DatasetRef:
-    """A pointer to one immutable version of a dataset; what tasks pass to each other."""
-
-    name: str
-    version: int
-
-    def __str__(self) -> str:
-        return f"{self.name}@v{self.version}"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "version": self.version}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> DatasetRef:
-        return cls(name=str(data["name"]), version=int(data["version"]))
-
-
-@dataclass(frozen=True)
-class Lineage:
-    """What one version was made from and how."""
-
-    stage: str
-    inputs: dict[str, int]
-    config_hash: str
-    code_version: str
-    row_count: int
-    created_at: str
-    fingerprint: str
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    @classmethod
-    def from_json(cls, text: str) -> Lineage:
-        return cls(**json.loads(text))
-
-
-@dataclass(frozen=True)
-class VersionInfo:
-    ref: DatasetRef
-    operation: str
-    lineage: Lineage | None
-
-
-def fingerprint(stage: str, inputs: Sequence[DatasetRef], config_hash: str) -> str:
-    """Identity of a stage's output: same inputs, config and code give the same fingerprint."""
-    payload = json.dumps(
-        {
-            "stage": stage,
-            "inputs": sorted((r.name, r.version) for r in inputs),
-            "config": config_hash,
-            "code": code_version(),
-        }
-    )
-    return hashlib.sha256(payload.encode()).hexdigest()[:20]
 
 
 def _partitions_of(df: pl.DataFrame, columns: Sequence[str]) -> tuple[pl.Expr, list[str]]:
@@ -142,10 +96,15 @@ def _to_storage(df: pl.DataFrame) -> pl.DataFrame:
 
 
 class Catalog:
-    """Named, versioned datasets stored as Delta tables under one root folder."""
+    """Named, versioned datasets stored as Delta tables under one root folder.
 
-    def __init__(self, root: Path | str):
+    `registry` lists the datasets it accepts (default: every dataset quantlab writes);
+    a test writing a dataset of its own passes `DATASETS.with_datasets(...)`.
+    """
+
+    def __init__(self, root: Path | str, registry: Registry = DATASETS):
         self.root = Path(root)
+        self.registry = registry
 
     # -- addressing -------------------------------------------------------
     def _table_path(self, name: str) -> Path:
@@ -194,11 +153,34 @@ class Catalog:
     def latest(self, name: str) -> DatasetRef:
         return DatasetRef(name, self._table(name).version())
 
-    def artifact_dir(self, ref: DatasetRef) -> Path:
-        """A folder for files that belong to one version (reports, plots)."""
-        path = self.root.parent / "artifacts" / ref.name / f"v{ref.version}"
-        path.mkdir(parents=True, exist_ok=True)
+    def artifacts(self, ref: DatasetRef) -> Path:
+        """The folder of files published with version `ref` (its `write(artifacts=...)`)."""
+        path = _artifacts.version_dir(self._artifacts_root, ref)
+        if not path.is_dir():
+            raise DatasetNotFound(
+                f"{ref} has no artifacts at {path}; run the stage that writes {ref.name} "
+                "(a version written without artifacts has none)"
+            )
         return path
+
+    @property
+    def _artifacts_root(self) -> Path:
+        return self.root.parent / "artifacts"
+
+    def extra(self, ref: DatasetRef, model: type[E]) -> E:
+        """Version `ref`'s lineage facts, read as `model`, the type its dataset declares."""
+        declared = self.registry[ref.name].extra
+        if declared is not model:
+            raise SchemaError(
+                f"{ref.name}'s lineage extra is declared as "
+                f"{declared.__name__ if declared else 'untyped'}, not {model.__name__}; "
+                "see quantlab/catalog/datasets.py"
+            )
+        return model.of(self.lineage(ref))
+
+    def export(self, name: str, out: Path, version: int | None = None) -> tuple[DatasetRef, int]:
+        """Copy `name` at `version` (default: latest) to the Parquet file `out`; its rows."""
+        return export_dataset(self, name, out, version)
 
     # -- reading ----------------------------------------------------------
     def read(self, ref: DatasetRef) -> pl.DataFrame:
@@ -289,12 +271,16 @@ class Catalog:
         config_hash: str = "",
         extra: dict[str, Any] | None = None,
         partition_by: Sequence[str] | None = None,
+        artifacts: ArtifactWriter | None = None,
     ) -> DatasetRef:
         """Write `df` as the next version of `name` (a full snapshot), atomically.
 
         If the latest version already has this fingerprint, nothing is written
-        and that version is returned.
+        and that version is returned (with the artifacts it has). Otherwise `artifacts`,
+        if given, writes the version's files into a staging folder before the commit;
+        they are published as `artifacts(ref)` once the commit is made.
         """
+        parts = self._check(name, df, extra, partition_by)
         df = _to_storage(df)
         fp = fingerprint(stage, inputs, config_hash)
         with self.lock(name):
@@ -302,30 +288,66 @@ class Catalog:
                 return existing
             lineage = self._lineage(stage, inputs, config_hash, fp, df.height, extra)
             table = self._open(name)
-            if table is None:  # the first commit: "error" guarantees it is version 0
-                write_deltalake(
-                    str(self._table_path(name)),
-                    df.to_arrow(),
-                    mode="error",
-                    partition_by=list(partition_by) if partition_by else None,
-                    commit_properties=self._commit(lineage),
-                )
-                return DatasetRef(name, 0)
+            planned = DatasetRef(name, 0 if table is None else table.version() + 1)
+            staged = (
+                _artifacts.stage(self._artifacts_root, planned, artifacts) if artifacts else None
+            )
+            try:
+                ref = self._snapshot(name, table, df, parts, lineage)
+            except BaseException:
+                _artifacts.discard(staged)
+                raise
+            if staged is not None:
+                _artifacts.publish(staged, _artifacts.version_dir(self._artifacts_root, ref))
+            return ref
+
+    def _snapshot(
+        self,
+        name: str,
+        table: DeltaTable | None,
+        df: pl.DataFrame,
+        parts: list[str] | None,
+        lineage: Lineage,
+    ) -> DatasetRef:
+        if table is None:  # the first commit: "error" guarantees it is version 0
             write_deltalake(
-                table,
+                str(self._table_path(name)),
                 df.to_arrow(),
-                mode="overwrite",
-                schema_mode="overwrite",
-                partition_by=list(partition_by) if partition_by else None,
+                mode="error",
+                partition_by=parts,
                 commit_properties=self._commit(lineage),
             )
-            return DatasetRef(name, table.version())  # deltalake moved `table` to our commit
+            return DatasetRef(name, 0)
+        write_deltalake(
+            table,
+            df.to_arrow(),
+            mode="overwrite",
+            schema_mode="overwrite",
+            partition_by=parts,
+            commit_properties=self._commit(lineage),
+        )
+        return DatasetRef(name, table.version())  # deltalake moved `table` to our commit
+
+    def _check(
+        self,
+        name: str,
+        df: pl.DataFrame,
+        extra: dict[str, Any] | None,
+        partition_by: Sequence[str] | None,
+    ) -> list[str] | None:
+        """Check `df` and `extra` against `name`'s registry entry; the partition columns."""
+        self._table_path(name)  # a malformed name is reported as such
+        dataset = self.registry[name]
+        dataset.check(df)
+        dataset.check_extra(extra or {})
+        parts = list(partition_by) if partition_by is not None else list(dataset.partitions)
+        return parts or None
 
     def upsert(
         self,
         name: str,
         df: pl.DataFrame,
-        key: Sequence[str],
+        key: Sequence[str] | None = None,
         *,
         stage: str,
         inputs: Sequence[DatasetRef] = (),
@@ -335,16 +357,30 @@ class Catalog:
     ) -> DatasetRef | None:
         """Merge `df` into `name` on `key`: matching rows are updated, new rows inserted.
 
-        Returns the version this merge committed, or None when `df` is empty (nothing to
-        commit). The key lookup and the commit happen under the dataset's lock, so the
-        row count in the lineage is that of the version committed.
+        `key` defaults to the registered one, and must equal it when given. Returns the
+        version this merge committed, or None when `df` is empty (nothing to commit). The
+        key lookup and the commit happen under the dataset's lock, so the row count in the
+        lineage is that of the version committed.
         """
         if df.is_empty():
             return None
-        df = _to_storage(df)
+        partition_by = self._check(name, df, extra, partition_by)
+        registered = self.registry[name].key
+        if key is not None and tuple(key) != registered:
+            raise SchemaError(
+                f"upsert into {name!r} on {list(key)}, but its registered key is "
+                f"{list(registered)}; merge on the registered key"
+            )
+        if not registered:
+            raise SchemaError(f"{name!r} declares no key to merge on; `write` it whole instead")
+        key = registered
         dupes = df.height - df.select(list(key)).unique().height
         if dupes:
-            raise ValueError(f"upsert into {name!r}: {dupes} rows repeat the key {list(key)}")
+            raise DuplicateKeyError(
+                f"upsert into {name!r}: {dupes} rows repeat the key {list(key)}; "
+                f"keep one row per key (e.g. `df.unique(subset={list(key)}, keep='last')`)"
+            )
+        df = _to_storage(df)
         fp = fingerprint(stage, inputs, config_hash)
         with self.lock(name):
             path = str(self._table_path(name))

@@ -1,0 +1,39 @@
+"""The dataset catalog: named, versioned Delta tables with lineage, and the registry of them.
+
+`refs`: what tasks pass (DatasetRef) and what a version records (Lineage). `datasets`: every
+dataset's schema, key, partitions, producer and typed lineage facts. `_core`: the Catalog and
+its Delta mechanics. `artifacts`: files published with a version. `export`: a copy out.
+"""
+
+from quantlab.catalog._core import Catalog
+from quantlab.catalog.artifacts import ArtifactWriter
+from quantlab.catalog.datasets import (
+    DATASETS,
+    BacktestRun,
+    BacktestStats,
+    Dataset,
+    Extra,
+    GateVerdict,
+    KillSwitch,
+    Registry,
+    TrainingRun,
+)
+from quantlab.catalog.refs import DatasetRef, Lineage, VersionInfo, fingerprint
+
+__all__ = [
+    "DATASETS",
+    "ArtifactWriter",
+    "BacktestRun",
+    "BacktestStats",
+    "Catalog",
+    "Dataset",
+    "DatasetRef",
+    "Extra",
+    "GateVerdict",
+    "KillSwitch",
+    "Lineage",
+    "Registry",
+    "TrainingRun",
+    "VersionInfo",
+    "fingerprint",
+]

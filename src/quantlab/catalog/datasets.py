@@ -1,0 +1,303 @@
+"""The registry: every dataset quantlab writes, with its schema, key, partitions and producer.
+
+`Catalog.write` and `Catalog.upsert` check a frame against its dataset's entry before
+committing, so a stage that drops or retypes a column fails at its own write, not in the
+stage that reads it next. A dataset whose lineage carries facts other stages read (the
+gate's verdict, the backtest's statistics, the training run, the kill-switch) names a typed
+model for them; readers go through `Catalog.extra(ref, Model)` or `Model.of(lineage)`
+instead of picking keys out of another stage's dict. The stored JSON keeps its shape, so
+versions written before the models existed read the same.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, Self
+
+import polars as pl
+from pydantic import BaseModel, ConfigDict
+
+from quantlab.catalog.refs import Lineage
+from quantlab.errors import DatasetNotFound, SchemaError
+from quantlab.schema import (
+    EXCHANGE_INFO_KEY,
+    EXCHANGE_INFO_SCHEMA,
+    FUNDING_RATES_KEY,
+    FUNDING_RATES_SCHEMA,
+    GAPS_KEY,
+    GAPS_SCHEMA,
+    KLINES_KEY,
+    KLINES_PARTITIONS,
+    KLINES_SCHEMA,
+    UTC_MS,
+)
+
+# -- typed lineage facts --------------------------------------------------------------
+
+
+class Extra(BaseModel):
+    """Base of the typed `extra` models: frozen; keys a model does not name are kept as
+    they are in the stored JSON and ignored when reading."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    @classmethod
+    def of(cls, lineage: Lineage) -> Self:
+        """The model read from a version's lineage."""
+        return cls.model_validate(lineage.extra)
+
+
+class GateVerdict(Extra):
+    """A `<name>_checks` version's verdict, what `require_passed` reads."""
+
+    passed: bool = False
+    failed_checks: list[str] = []
+    counts: dict[str, int] = {}
+    data_docs: str | None = None
+
+
+class BacktestStats(Extra):
+    """The figures of one backtest run; None where undefined (no closed trade, ...)."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+    total_return: float | None = None
+    sharpe: float | None = None
+    max_drawdown: float | None = None
+    trades: int | None = None
+
+
+class BacktestRun(Extra):
+    """A `backtest` version's lineage facts: its statistics, read by risk and the summary."""
+
+    stats: BacktestStats = BacktestStats()
+
+
+class FoldMetrics(Extra):
+    fold: int
+    auc: float
+    logloss: float
+    rank_ic: float
+    train_rows: int
+    test_rows: int
+
+
+class TrainingRun(Extra):
+    """A `predictions` version's training run: the MLflow run and its folds' metrics."""
+
+    mlflow_run_id: str | None = None
+    mlflow_experiment: str | None = None
+    fold_metrics: list[FoldMetrics] = []
+
+
+class KillSwitch(Extra):
+    """A `targets` version's kill-switch state, decided from the backtest's drawdown."""
+
+    killed: bool = False
+    kill_reason: str = ""
+
+
+# -- the registry ---------------------------------------------------------------------
+
+
+def _same_dtype(got: pl.DataType, want: pl.DataType) -> bool:
+    # Storage keeps microseconds and `scan` hands back milliseconds: a timestamp's unit is
+    # the catalog's business, its time zone is the data's.
+    if isinstance(want, pl.Datetime):
+        return isinstance(got, pl.Datetime) and got.time_zone == want.time_zone
+    return got == want
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """One dataset's contract. `open_dtypes`: the dtypes columns beyond `schema` may have
+    (features and labels name theirs from config); None means no other column is allowed."""
+
+    name: str
+    schema: Mapping[str, pl.DataType]
+    producer: str
+    key: tuple[str, ...] = ()
+    partitions: tuple[str, ...] = ()
+    open_dtypes: tuple[pl.DataType, ...] | None = None
+    extra: type[Extra] | None = None
+
+    def check(self, df: pl.DataFrame) -> None:
+        """Raise SchemaError naming the first column of `df` that breaks this contract."""
+        where = "quantlab/catalog/datasets.py"
+        for column, want in self.schema.items():
+            if column not in df.columns:
+                raise SchemaError(
+                    f"{self.name}: the frame lacks column {column!r} ({want}); the {self.producer} "
+                    f"stage must produce every column {where} declares: {list(self.schema)}"
+                )
+            if not _same_dtype(got := df.schema[column], want):
+                raise SchemaError(
+                    f"{self.name}: column {column!r} is {got}, {where} declares {want}; "
+                    f"cast it in the {self.producer} stage (or change the declaration)"
+                )
+        for column in df.columns:
+            if column in self.schema:
+                continue
+            got = df.schema[column]
+            if self.open_dtypes is None:
+                raise SchemaError(
+                    f"{self.name}: column {column!r} is not declared in {where}; drop it "
+                    f"or declare it there (declared: {list(self.schema)})"
+                )
+            if not any(_same_dtype(got, t) for t in self.open_dtypes):
+                raise SchemaError(
+                    f"{self.name}: column {column!r} is {got}; its extra columns may be "
+                    f"{[str(t) for t in self.open_dtypes]}; cast it in the {self.producer} stage"
+                )
+
+    def check_extra(self, extra: dict[str, Any]) -> None:
+        """Raise SchemaError unless `extra` reads as this dataset's typed model."""
+        if self.extra is None:
+            return
+        try:
+            self.extra.model_validate(extra)
+        except ValueError as exc:
+            raise SchemaError(
+                f"{self.name}: its lineage extra does not read as {self.extra.__name__}: {exc}"
+            ) from None
+
+    def extra_of(self, lineage: Lineage) -> Extra:
+        if self.extra is None:
+            raise SchemaError(f"{self.name} declares no typed extra; read `lineage.extra`")
+        return self.extra.of(lineage)
+
+
+class Registry(Mapping[str, Dataset]):
+    """The datasets a catalog accepts, by name."""
+
+    def __init__(self, datasets: Iterable[Dataset]):
+        self._by_name = {d.name: d for d in datasets}
+
+    def __getitem__(self, name: str) -> Dataset:
+        try:
+            return self._by_name[name]
+        except KeyError:
+            raise DatasetNotFound(
+                f"{name!r} is not a registered dataset (registered: {', '.join(self)}); "
+                "declare it in quantlab/catalog/datasets.py before writing it"
+            ) from None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(sorted(self._by_name))
+
+    def __len__(self) -> int:
+        return len(self._by_name)
+
+    def with_datasets(self, *datasets: Dataset) -> Registry:
+        """A copy with `datasets` added, replacing entries of the same name (for tests)."""
+        return Registry([*self._by_name.values(), *datasets])
+
+
+_CHECKS_SCHEMA: dict[str, pl.DataType] = {
+    "check": pl.String(),
+    "severity": pl.String(),
+    "success": pl.Boolean(),
+    "unexpected_count": pl.Int64(),
+    "examples": pl.String(),
+    "dataset": pl.String(),
+    "version": pl.Int32(),
+}
+_BAR = {"symbol": pl.String(), "open_time": UTC_MS}
+
+
+def _checks(of: str) -> Dataset:
+    return Dataset(f"{of}_checks", _CHECKS_SCHEMA, "validate", extra=GateVerdict)
+
+
+DATASETS = Registry(
+    [
+        Dataset("klines", KLINES_SCHEMA, "ingest", KLINES_KEY, KLINES_PARTITIONS),
+        Dataset("klines_gaps", GAPS_SCHEMA, "ingest", GAPS_KEY),
+        Dataset(
+            "exchange_info",
+            {**EXCHANGE_INFO_SCHEMA, "snapshot_time": UTC_MS},
+            "ingest",
+            (*EXCHANGE_INFO_KEY, "snapshot_time"),
+            ("market",),
+        ),
+        Dataset("funding_rates", FUNDING_RATES_SCHEMA, "ingest", FUNDING_RATES_KEY),
+        _checks("klines"),
+        _checks("exchange_info"),
+        _checks("funding_rates"),
+        # Feature columns come from the feature registry and config; a regime is an Int8.
+        Dataset(
+            "features",
+            _BAR,
+            "features",
+            ("symbol", "open_time"),
+            open_dtypes=(pl.Float64(), pl.Int8()),
+        ),
+        Dataset(
+            "labels",
+            {**_BAR, "label_time": UTC_MS, "label_up": pl.Int8()},
+            "labels",
+            ("symbol", "open_time"),
+            # per-horizon returns, directions and times, triple-barrier columns
+            open_dtypes=(pl.Float64(), pl.Int8(), pl.Int32(), UTC_MS),
+        ),
+        Dataset(
+            "factor_report",
+            {
+                "feature": pl.String(),
+                "horizon": pl.Int32(),
+                "n_obs": pl.UInt32(),
+                "n_periods": pl.UInt32(),
+                **dict.fromkeys(
+                    ("ic", "rank_ic", "rank_ic_sd", "icir", "rank_icir", "hit_rate"), pl.Float64()
+                ),
+                **dict.fromkeys(
+                    ("q_spread", "monotonicity", "turnover", "t_stat", "ic_decay"), pl.Float64()
+                ),
+                "grade": pl.String(),
+            },
+            "evaluate",
+            ("feature", "horizon"),
+        ),
+        Dataset(
+            "predictions",
+            {**_BAR, "fold": pl.Int32(), "prob_up": pl.Float64(), "score": pl.Float64()},
+            "train",
+            ("symbol", "open_time"),
+            extra=TrainingRun,
+        ),
+        Dataset(
+            "backtest",
+            {
+                "open_time": UTC_MS,
+                "equity": pl.Float64(),
+                "returns": pl.Float64(),
+                "drawdown": pl.Float64(),
+            },
+            "backtest",
+            ("open_time",),
+            extra=BacktestRun,
+        ),
+        Dataset(
+            "targets",
+            {
+                **_BAR,
+                **dict.fromkeys(("score", "vol", "direction", "target_weight"), pl.Float64()),
+            },
+            "risk",
+            ("symbol", "open_time"),
+            extra=KillSwitch,
+        ),
+        Dataset(
+            "paper_orders",
+            {
+                "client_order_id": pl.String(),
+                "symbol": pl.String(),
+                "side": pl.String(),
+                **dict.fromkeys(("qty", "price", "fee", "target_weight"), pl.Float64()),
+            },
+            "paper",
+            ("client_order_id",),
+        ),
+    ]
+)
