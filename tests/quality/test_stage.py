@@ -538,3 +538,16 @@ def test_airflow_validate_task_fails_without_retry_until_fixed(dag_id, project, 
     checks = out if dag_id == "research" else out["klines_checks"]
     assert checks["name"] == "klines_checks"
     assert ctx.catalog.lineage(ctx.catalog.latest("klines_checks")).extra["passed"] is True
+
+
+def test_the_gate_checks_the_filters_in_force_of_an_ingested_exchange_info(ctx):
+    """A version as ingest writes it (snapshots over time, `snapshot_time` in the key) is
+    checked on the newest snapshot of each symbol, and the recorded real answers pass."""
+    from quantlab import ingest, quality
+
+    ingest.run_exchange_info(ctx, "spot")
+    ref = ingest.run_exchange_info(ctx, "futures_um").ref
+    assert "snapshot_time" in ctx.catalog.read(ref).columns
+    checks = ctx.catalog.lineage(quality.run(ctx, ref))
+    assert checks.inputs == {"exchange_info": ref.version}
+    assert checks.extra["passed"] is True, checks.extra

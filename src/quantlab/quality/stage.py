@@ -35,7 +35,7 @@ from quantlab.quality.exchange_info import check_exchange_info
 from quantlab.quality.funding_rates import check_funding_rates
 from quantlab.quality.klines import check_klines
 from quantlab.quality.outages import load_outages
-from quantlab.schema import KLINES_PARTITIONS, conform_klines
+from quantlab.schema import EXCHANGE_INFO_KEY, KLINES_PARTITIONS, conform_klines
 from quantlab.vocab import INTERVAL_MS
 
 log = logging.getLogger(__name__)
@@ -172,7 +172,17 @@ def _exchange_info(
     runner_for: RunnerFor,
     context: dict[str, DatasetRef],
 ) -> CheckReport:
-    return check_exchange_info(ctx.catalog.read(ref), ctx.config.validate_, runner=runner_for(""))
+    """The filters in force: the newest snapshot of each market and symbol in the version
+    (ingest adds a snapshot only when a symbol's entry changes)."""
+    snapshots = ctx.catalog.read(ref)
+    current = (
+        snapshots.sort("snapshot_time")
+        .unique(EXCHANGE_INFO_KEY, keep="last", maintain_order=True)
+        .drop("snapshot_time")
+        if "snapshot_time" in snapshots.columns
+        else snapshots
+    )
+    return check_exchange_info(current, ctx.config.validate_, runner=runner_for(""))
 
 
 Validator = Callable[
