@@ -69,10 +69,10 @@ STAGES = {
     "labels": "quantlab.labels.stage",
     "train": "quantlab.train.stage",
     "backtest": "quantlab.backtest.stage",
-    "risk": "quantlab.risk",
+    "risk": "quantlab.risk.stage",
     "paper": "quantlab.paper.stage",
     "evaluate": "quantlab.features.evaluate",
-    "validate": "quantlab.validate",
+    "validate": "quantlab.quality.stage",
 }
 
 

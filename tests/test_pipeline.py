@@ -58,6 +58,13 @@ def test_one_stage_runs_on_the_latest_versions_or_names_the_stage_to_run_first(c
         latest_inputs(ctx, STAGES["features"])
     import polars as pl
 
+    from quantlab.catalog import DATASETS, Catalog, Dataset
+
+    # Stand-ins for the inputs: only their versions matter here, not their rows.
+    stand_ins = [Dataset(n, {"a": pl.Int64()}, "test") for n in ("klines", "klines_checks")]
+    stand_ins.append(Dataset("funding_rates", {"a": pl.Int64()}, "test"))
+    registry = DATASETS.with_datasets(*stand_ins)
+    ctx = replace(ctx, catalog=Catalog(ctx.catalog.root, registry=registry))
     ctx.catalog.write("klines", pl.DataFrame({"a": [1]}), stage="ingest", config_hash="a")
     k = ctx.catalog.write("klines", pl.DataFrame({"a": [2]}), stage="ingest", config_hash="b")
     c = ctx.catalog.write("klines_checks", pl.DataFrame({"a": [1]}), stage="validate")
