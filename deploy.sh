@@ -142,7 +142,9 @@ wait_healthy() {
         $ids 2>/dev/null || true)"
     fi
     for svc in $services; do
-      line="$(printf '%s\n' "$states" | awk -v s="$svc" '$1 == s { print; exit }')"
+      # awk reads to the end: an early exit could close the pipe while bash's printf, line
+      # buffered, still writes, and pipefail would turn that SIGPIPE (141) into a failed start.
+      line="$(printf '%s\n' "$states" | awk -v s="$svc" '$1 == s && !seen++ { print }')"
       if [[ -z "$line" ]]; then
         pending="$pending $svc(not created)"
         continue
