@@ -26,6 +26,7 @@ import polars as pl
 
 from quantlab.config import BacktestConfig
 from quantlab.errors import SchemaError
+from quantlab.metrics import drawdown
 from quantlab.portfolio.types import Side
 from quantlab.schema import UTC_MS, require_columns
 from quantlab.vocab import KEY, bars_per_year
@@ -104,7 +105,8 @@ def simulate(
     equity = grid.with_columns(
         pl.Series("equity", value),
         pl.Series("returns", returns),
-    ).with_columns((pl.col("equity") / pl.col("equity").cum_max() - 1.0).alias("drawdown"))
+        pl.Series("drawdown", drawdown(value)),
+    )
 
     held = (
         pl.concat([grid, held_w.select(pl.all().forward_fill().fill_null(0.0))], how="horizontal")

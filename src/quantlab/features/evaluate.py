@@ -35,6 +35,7 @@ from quantlab.catalog import DatasetRef
 from quantlab.config import EvaluateConfig, slice_hash
 from quantlab.context import RunContext
 from quantlab.errors import DataError
+from quantlab.metrics import pearson, spearman
 from quantlab.vocab import KEY
 
 DATASET = "factor_report"
@@ -144,8 +145,8 @@ def evaluate_factors(
                 obs.group_by("feature", "horizon", "open_time", "period")
                 .agg(
                     pl.len().alias("n"),
-                    pl.corr("value", ret).alias("ic"),
-                    pl.corr("value", ret, method="spearman").alias("_rank_ic"),
+                    pearson("value", ret).alias("ic"),
+                    spearman("value", ret).alias("_rank_ic"),
                 )
                 .filter(pl.col("n") >= 3)
                 .fill_nan(None)
@@ -165,7 +166,7 @@ def evaluate_factors(
             pl.col("mean_ret").filter(pl.col("quantile") == q).first()
             - pl.col("mean_ret").filter(pl.col("quantile") == 1).first()
         ).alias("q_spread"),
-        pl.corr("quantile", "mean_ret", method="spearman").alias("monotonicity"),
+        spearman("quantile", "mean_ret").alias("monotonicity"),
     )
     summary = (
         ic.group_by("feature", "horizon")
