@@ -348,16 +348,55 @@ class LabelsConfig(_Model):
         return tuple(sorted({*self.horizons, self.horizon}))
 
 
+# A calendar period polars' datetime_range steps by: 12h, 30d, 2w, 1mo, 1y.
+_PERIOD = re.compile(r"[1-9][0-9]*(h|d|w|mo|q|y)")
+
+
 class TrainConfig(_Model):
+    """Walk-forward training; the windows (`quantlab.train.make_splits`) are by time.
+
+    The test blocks are `folds` equal blocks after the initial span, or blocks of `test_bars`
+    bars, or of a calendar `test_period`: exactly one of the three is set. The training window
+    grows (expanding) or keeps `train_bars` bars (sliding); its last `valid_fraction` (or
+    `valid_bars`) is the inner validation slice that tunes the model.
+    """
+
     model: Literal["lightgbm"] = "lightgbm"
-    folds: int = Field(default=4, ge=3)
+    window: Literal["expanding", "sliding"] = "expanding"
+    train_bars: int | None = Field(
+        default=None, ge=1, description="the initial span and the sliding window; None: by fraction"
+    )
     min_train_fraction: float = Field(default=0.4, gt=0, lt=1)
-    embargo_bars: int = Field(default=24, ge=0)
+    folds: int | None = Field(default=4, ge=3)
+    test_bars: int | None = Field(default=None, ge=1)
+    test_period: str | None = Field(default=None, description="e.g. 30d, 2w, 1mo")
+    valid_fraction: float | None = Field(default=0.2, gt=0, lt=1)
+    valid_bars: int | None = Field(default=None, ge=1)
+    embargo_bars: int | None = Field(default=None, ge=0, description="None: labels.horizon")
+    early_stopping_rounds: int | None = Field(default=None, ge=1)
     trials: int = Field(default=4, ge=1)
     num_boost_round: int = Field(default=200, ge=10)
     seed: int = 42
     experiment: str = "research"
     register_as: str | None = "quantlab-research"
+
+    @model_validator(mode="after")
+    def _check_windows(self) -> TrainConfig:
+        tests = {"folds": self.folds, "test_bars": self.test_bars, "test_period": self.test_period}
+        if sum(v is not None for v in tests.values()) != 1:
+            raise ValueError(
+                f"train: set exactly one of folds, test_bars, test_period (got {tests}); "
+                "set the others to null"
+            )
+        if self.test_period is not None and not _PERIOD.fullmatch(self.test_period):
+            raise ValueError(
+                f"train.test_period {self.test_period!r} is not a period such as 30d, 2w or 1mo"
+            )
+        if (self.valid_fraction is None) == (self.valid_bars is None):
+            raise ValueError(
+                "train: set exactly one of valid_fraction and valid_bars; set the other to null"
+            )
+        return self
 
 
 class SignalConfig(_Model):

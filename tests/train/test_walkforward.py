@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 from datetime import timedelta
 
+import numpy as np
 import polars as pl
 import pytest
 
@@ -12,7 +13,7 @@ from helpers import load_sample_klines
 from quantlab.config import FeaturesConfig, LabelsConfig, TrainConfig
 from quantlab.features import build_features, feature_names
 from quantlab.labels import build_labels
-from quantlab.train.walkforward import make_folds, purged_train_mask, walk_forward
+from quantlab.train import make_splits, walk_forward
 
 CFG = TrainConfig(folds=3, trials=2, num_boost_round=30, embargo_bars=12)
 EMBARGO = timedelta(hours=12)
@@ -27,30 +28,87 @@ def data():
     return feats.join(build_labels(bars, LabelsConfig(horizon=4)), on=["symbol", "open_time"])
 
 
+def splits_of(data: pl.DataFrame, cfg: TrainConfig = CFG) -> list:
+    return make_splits(data, cfg, interval="1h", horizon=4)
+
+
+def train(data: pl.DataFrame, cfg: TrainConfig = CFG):
+    names = feature_names(FeaturesConfig())
+    return walk_forward(data, names, "label_up", "fwd_ret_4", cfg, splits_of(data, cfg))
+
+
 def test_folds_are_consecutive_and_cover_the_tail(data):
-    folds = make_folds(data["open_time"], CFG)
+    folds = splits_of(data)
     assert len(folds) == 3
     for a, b in itertools.pairwise(folds):
         assert a.test_end == b.test_start
-    assert folds[-1].test_end is None  # the last block runs to the newest labelled bar
+    assert folds[-1].test_end is None  # the last block runs to the newest bar
     assert folds[0].test_start > data["open_time"].min()
 
 
 def test_purged_training_rows_resolve_before_the_test_block(data):
-    fold = make_folds(data["open_time"], CFG)[1]
-    train = data.filter(purged_train_mask(data, fold.test_start, EMBARGO))
-    assert train["label_time"].max() < fold.test_start - EMBARGO
+    fold = splits_of(data)[1]
+    used = data[np.concatenate([fold.train, fold.valid])]
+    assert used["label_time"].max() < fold.test_start - EMBARGO
     # Purging removes the rows whose 4-bar label overlaps the test block, and the embargo more.
     unpurged = data.filter(pl.col("open_time") < fold.test_start)
-    assert unpurged.height - train.height >= 2 * (4 + 12)
+    assert unpurged.height - used.height >= 2 * (4 + 12)
+
+
+def test_each_fold_learns_from_its_train_and_valid_rows_only(data):
+    """Scrambling every label a fold may not use changes none of that fold's scores.
+
+    The labels outside the last fold's train and valid rows (the purged slivers before its
+    valid and test windows, and the test block itself) are flipped; its scores stay the same.
+    """
+    last = splits_of(data)[-1]
+    usable = np.zeros(data.height, dtype=bool)
+    usable[np.concatenate([last.train, last.valid])] = True
+    scrambled = data.with_columns(
+        pl.when(~pl.Series(usable) & pl.col("label_up").is_not_null())
+        .then(1 - pl.col("label_up"))
+        .otherwise(pl.col("label_up"))
+        .alias("label_up")
+    )
+    before, after = train(data), train(scrambled)
+    block = lambda r: r.predictions.filter(pl.col("fold") == last.fold)  # noqa: E731
+    assert block(before).height == before.fold_metrics[-1]["test_rows"] > 0
+    assert block(before)["prob_up"].to_list() == block(after)["prob_up"].to_list()
+    # The labels the fold does use move its scores: the check above can fail.
+    flipped = data.with_columns(
+        pl.when(pl.Series(usable))
+        .then(1 - pl.col("label_up"))
+        .otherwise(pl.col("label_up"))
+        .alias("label_up")
+    )
+    assert block(train(flipped))["prob_up"].to_list() != block(before)["prob_up"].to_list()
+
+
+def test_the_fold_metrics_count_the_split_rows(data):
+    result = train(data)
+    for split, m in zip(splits_of(data), result.fold_metrics, strict=True):
+        assert (m["train_rows"], m["valid_rows"]) == (len(split.train), len(split.valid))
+        assert m["rounds"] == CFG.num_boost_round
+
+
+def test_early_stopping_on_the_valid_rows_sets_the_rounds(data):
+    cfg = CFG.model_copy(update={"early_stopping_rounds": 3, "num_boost_round": 100})
+    result = train(data, cfg)
+    rounds = [m["rounds"] for m in result.fold_metrics]
+    assert all(1 <= r <= 100 for r in rounds) and min(rounds) < 100
+    assert result.model.num_trees() == rounds[-1]  # the final model boosts as the last fold did
+
+
+def test_rows_in_any_order_train_the_same_models(data):
+    shuffled = data.sample(fraction=1.0, shuffle=True, seed=3)
+    a, b = train(data), train(shuffled)
+    assert a.predictions.equals(b.predictions)
 
 
 def test_out_of_fold_scores_ignore_the_labels_of_their_own_block(data):
     """Scrambling the labels inside the last test block must not change that block's scores."""
-    result = walk_forward(
-        data, feature_names(FeaturesConfig()), "label_up", "fwd_ret_4", CFG, EMBARGO
-    )
-    last = make_folds(data.filter(pl.col("label_up").is_not_null())["open_time"], CFG)[-1]
+    result = train(data)
+    last = splits_of(data)[-1]
     in_block = (pl.col("open_time") >= last.test_start) & pl.col("label_up").is_not_null()
     scrambled = data.with_columns(
         pl.when(in_block)
@@ -58,10 +116,8 @@ def test_out_of_fold_scores_ignore_the_labels_of_their_own_block(data):
         .otherwise(pl.col("label_up"))
         .alias("label_up")
     )
-    again = walk_forward(
-        scrambled, feature_names(FeaturesConfig()), "label_up", "fwd_ret_4", CFG, EMBARGO
-    )
-    block = lambda r: r.predictions.filter(pl.col("fold") == last.index)  # noqa: E731
+    again = train(scrambled)
+    block = lambda r: r.predictions.filter(pl.col("fold") == last.fold)  # noqa: E731
     assert block(result).height > 0
     newest = data.filter(pl.col("label_up").is_not_null())["open_time"].max()
     assert block(result)["open_time"].max() == newest
@@ -71,9 +127,7 @@ def test_out_of_fold_scores_ignore_the_labels_of_their_own_block(data):
 
 
 def test_unlabelled_newest_bars_are_scored_by_the_final_model(data):
-    result = walk_forward(
-        data, feature_names(FeaturesConfig()), "label_up", "fwd_ret_4", CFG, EMBARGO
-    )
+    result = train(data)
     live = result.predictions.filter(pl.col("fold") == -1)
     assert live.height == 2 * 4  # the last 4 bars of each symbol have no label yet
     assert live["open_time"].min() > data.filter(pl.col("label_up").is_not_null())[

@@ -5,7 +5,8 @@ every tested bar, plus the final model's scores for the newest bars whose label
 is not known yet), with the MLflow run id in its lineage.
 """
 
+from quantlab.train.splits import Split, fold_table, make_splits
 from quantlab.train.stage import run
-from quantlab.train.walkforward import WalkForwardResult, make_folds, walk_forward
+from quantlab.train.walkforward import WalkForwardResult, walk_forward
 
-__all__ = ["WalkForwardResult", "make_folds", "run", "walk_forward"]
+__all__ = ["Split", "WalkForwardResult", "fold_table", "make_splits", "run", "walk_forward"]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from datetime import timedelta
 
 import polars as pl
 
@@ -13,17 +12,19 @@ from quantlab.context import RunContext
 from quantlab.errors import DataError
 from quantlab.labels import target_column
 from quantlab.tracking import model_environment, start_experiment
+from quantlab.train.splits import Split, fold_table, make_splits
 from quantlab.train.walkforward import WalkForwardResult, walk_forward
-from quantlab.vocab import INTERVAL_MS, KEY
+from quantlab.vocab import KEY
 
 DATASET = "predictions"
+FOLDS_ARTIFACT = "folds.csv"
 # The config this stage reads, its fingerprint. Where MLflow logs and the registered model's
 # name change no prediction, so renaming them reuses the predictions instead of retraining.
 READS = ("train", "labels.horizon", "universe.interval")
 IGNORES = ("train.experiment", "train.register_as")
 
 
-def _training_frame(ctx: RunContext, features: DatasetRef, labels: DatasetRef) -> pl.DataFrame:
+def training_frame(ctx: RunContext, features: DatasetRef, labels: DatasetRef) -> pl.DataFrame:
     feats = ctx.catalog.read(features)
     labs = ctx.catalog.read(labels)
     data = feats.join(labs, on=list(KEY), how="inner")
@@ -35,8 +36,22 @@ def _training_frame(ctx: RunContext, features: DatasetRef, labels: DatasetRef) -
     return data
 
 
+def splits_of(ctx: RunContext, data: pl.DataFrame) -> list[Split]:
+    """The walk-forward folds of the training frame under this config."""
+    return make_splits(
+        data,
+        ctx.config.train,
+        interval=ctx.config.universe.interval,
+        horizon=ctx.config.labels.horizon,
+    )
+
+
 def _log_run(
-    ctx: RunContext, result: WalkForwardResult, features: list[str], inputs: list[DatasetRef]
+    ctx: RunContext,
+    result: WalkForwardResult,
+    features: list[str],
+    inputs: list[DatasetRef],
+    folds: pl.DataFrame,
 ) -> str:
     import mlflow
     import mlflow.lightgbm
@@ -64,6 +79,8 @@ def _log_run(
             values = [m[key] for m in result.fold_metrics]
             mlflow.log_metric(f"mean_{key}", sum(values) / len(values))
         mlflow.log_dict({"fold_params": result.fold_params}, "fold_params.json")
+        # The windows each fold trained, validated and tested on, as `quantlab train folds` prints.
+        mlflow.log_text(folds.write_csv(), FOLDS_ARTIFACT)
         mlflow.lightgbm.log_model(
             result.model,
             name="model",
@@ -81,18 +98,18 @@ def run(ctx: RunContext, features: DatasetRef, labels: DatasetRef) -> DatasetRef
     # Skip before the expensive part: same inputs, config and code were already trained.
     if (done := ctx.catalog.find(DATASET, fingerprint("train", inputs, cfg_hash))) is not None:
         return done
-    data = _training_frame(ctx, features, labels)
+    data = training_frame(ctx, features, labels)
     feature_cols = [c for c in ctx.catalog.scan(features).collect_schema().names() if c not in KEY]
-    embargo = timedelta(milliseconds=INTERVAL_MS[ctx.config.universe.interval] * cfg.embargo_bars)
+    splits = splits_of(ctx, data)
     result = walk_forward(
         data,
         feature_cols,
         target="label_up",
         return_col=target_column(ctx.config.labels),
         cfg=cfg,
-        embargo=embargo,
+        splits=splits,
     )
-    run_id = _log_run(ctx, result, feature_cols, inputs)
+    run_id = _log_run(ctx, result, feature_cols, inputs, fold_table(data, splits))
     return ctx.catalog.write(
         DATASET,
         result.predictions,

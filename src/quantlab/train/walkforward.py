@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
 import lightgbm as lgb
@@ -13,14 +12,9 @@ import optuna
 import polars as pl
 
 from quantlab.config import TrainConfig
+from quantlab.errors import DataError
+from quantlab.train.splits import Split
 from quantlab.vocab import KEY
-
-
-@dataclass(frozen=True)
-class Fold:
-    index: int
-    test_start: Any  # datetime
-    test_end: Any  # datetime, exclusive; None for the last block, which runs to the end
 
 
 @dataclass
@@ -29,28 +23,6 @@ class WalkForwardResult:
     fold_metrics: list[dict[str, float]]
     fold_params: list[dict[str, Any]]
     model: lgb.Booster  # fitted on every labelled row, scores the newest bars
-
-
-def make_folds(times: pl.Series, cfg: TrainConfig) -> list[Fold]:
-    """Split sorted distinct timestamps into `cfg.folds` consecutive test blocks after an initial train span."""
-    uniq = times.unique().sort()
-    n = uniq.len()
-    first_test = int(n * cfg.min_train_fraction)
-    bounds = np.linspace(first_test, n, cfg.folds + 1).astype(int)
-    folds = []
-    for k in range(cfg.folds):
-        lo, hi = int(bounds[k]), int(bounds[k + 1])
-        folds.append(Fold(k, uniq[lo], uniq[hi] if hi < n else None))
-    return folds
-
-
-def purged_train_mask(data: pl.DataFrame, test_start: Any, embargo: timedelta) -> pl.Series:
-    """Rows usable for training before a test block starting at `test_start`.
-
-    A row is kept only if its label was resolved (`label_time`) before the test
-    block starts minus the embargo, so no training label overlaps test data.
-    """
-    return (data["open_time"] < test_start) & (data["label_time"] < test_start - embargo)
 
 
 def _params(trial: optuna.Trial | None, cfg: TrainConfig, fixed: dict[str, Any]) -> dict[str, Any]:
@@ -75,8 +47,25 @@ def _params(trial: optuna.Trial | None, cfg: TrainConfig, fixed: dict[str, Any])
     }
 
 
-def _fit(x: np.ndarray, y: np.ndarray, params: dict[str, Any], rounds: int) -> lgb.Booster:
-    return lgb.train(params, lgb.Dataset(x, label=y), num_boost_round=rounds)
+def _fit(
+    x: np.ndarray,
+    y: np.ndarray,
+    params: dict[str, Any],
+    rounds: int,
+    valid: tuple[np.ndarray, np.ndarray] | None = None,
+    patience: int | None = None,
+) -> lgb.Booster:
+    """Boost `rounds` rounds, or stop once `valid`'s logloss has not improved for `patience`."""
+    if valid is None or patience is None:
+        return lgb.train(params, lgb.Dataset(x, label=y), num_boost_round=rounds)
+    train = lgb.Dataset(x, label=y)
+    return lgb.train(
+        params,
+        train,
+        num_boost_round=rounds,
+        valid_sets=[lgb.Dataset(valid[0], label=valid[1], reference=train)],
+        callbacks=[lgb.early_stopping(patience, verbose=False)],
+    )
 
 
 def _logloss(y: np.ndarray, p: np.ndarray) -> float:
@@ -102,29 +91,37 @@ def _rank_ic(score: np.ndarray, fwd: np.ndarray) -> float:
 
 
 def _tune(
-    x: np.ndarray,
-    y: np.ndarray,
-    times: np.ndarray,
-    label_times: np.ndarray,
-    cfg: TrainConfig,
-    embargo: timedelta,
-) -> dict[str, Any]:
-    """Optuna search on the last 20% of the fold's training span, itself purged."""
-    cut = times[int(len(times) * 0.8)]
-    inner_train = (times < cut) & (label_times < cut - np.timedelta64(embargo))
-    inner_valid = times >= cut
+    x: np.ndarray, y: np.ndarray, train: np.ndarray, valid: np.ndarray, cfg: TrainConfig
+) -> tuple[dict[str, Any], int]:
+    """Optuna search fitted on the split's `train` rows, scored on its `valid` rows.
+
+    Returns the best parameters and the boosting rounds they ran (fewer than
+    `cfg.num_boost_round` when early stopping on `valid` cut them short).
+    """
 
     def objective(trial: optuna.Trial) -> float:
         params = _params(trial, cfg, {})
-        model = _fit(x[inner_train], y[inner_train], params, cfg.num_boost_round)
-        return _logloss(y[inner_valid], model.predict(x[inner_valid]))
+        valid_xy = (x[valid], y[valid])
+        model = _fit(
+            x[train], y[train], params, cfg.num_boost_round, valid_xy, cfg.early_stopping_rounds
+        )
+        rounds = model.best_iteration if model.best_iteration > 0 else cfg.num_boost_round
+        trial.set_user_attr("rounds", rounds)
+        return _logloss(y[valid], model.predict(x[valid], num_iteration=rounds))
 
     optuna.logging.set_verbosity(logging.WARNING)
     study = optuna.create_study(
         direction="minimize", sampler=optuna.samplers.TPESampler(seed=cfg.seed)
     )
     study.optimize(objective, n_trials=cfg.trials)
-    return dict(study.best_params)
+    return dict(study.best_params), int(study.best_trial.user_attrs["rounds"])
+
+
+def _in_time_order(rows: np.ndarray, rank: np.ndarray, keep: np.ndarray) -> np.ndarray:
+    """`rows` that have a target, ordered by time then symbol, so a fit is the same whatever
+    order the frame came in."""
+    rows = rows[keep[rows]]
+    return rows[np.argsort(rank[rows], kind="stable")]
 
 
 def walk_forward(
@@ -133,56 +130,78 @@ def walk_forward(
     target: str,
     return_col: str,
     cfg: TrainConfig,
-    embargo: timedelta,
+    splits: list[Split],
 ) -> WalkForwardResult:
     """Train and score fold by fold; every score is made by a model that never saw that bar's label.
 
     `data` holds KEY, `features`, the binary `target`, the forward return
-    `return_col` and `label_time`; rows without a label are scored by the
-    final model only.
+    `return_col` and `label_time`; `splits` are `make_splits(data, ...)`. Each fold is
+    tuned on its `train` rows against its `valid` rows, then refitted on both and scores
+    its labelled `test` rows; rows without a label are scored by the final model only.
     """
-    data = data.sort("open_time", "symbol")
-    labelled = data.filter(pl.col(target).is_not_null())
-    x_all = labelled.select(features).to_numpy()
-    y_all = labelled[target].to_numpy().astype(float)
-    times = labelled["open_time"].to_numpy()
-    label_times = labelled["label_time"].to_numpy()
+    has_target = data[target].is_not_null().to_numpy()
+    if not has_target.any():
+        raise DataError(f"no row has a {target} label; build labels past the horizon")
+    x_all = data.select(features).to_numpy()
+    y_all = data[target].fill_null(0).to_numpy().astype(float)
+    returns = data[return_col].to_numpy()
+    rank = np.empty(data.height, dtype=np.int64)
+    rank[data.select(pl.arg_sort_by("open_time", "symbol")).to_series().to_numpy()] = np.arange(
+        data.height
+    )
 
     preds, metrics, fold_params = [], [], []
-    for fold in make_folds(labelled["open_time"], cfg):
-        train = purged_train_mask(labelled, fold.test_start, embargo).to_numpy()
-        test = (labelled["open_time"] >= fold.test_start).to_numpy()
-        if fold.test_end is not None:
-            test &= (labelled["open_time"] < fold.test_end).to_numpy()
-        best = _tune(x_all[train], y_all[train], times[train], label_times[train], cfg, embargo)
-        model = _fit(x_all[train], y_all[train], _params(None, cfg, best), cfg.num_boost_round)
+    rounds = cfg.num_boost_round
+    for split in splits:
+        train, valid, test = (
+            _in_time_order(rows, rank, has_target)
+            for rows in (split.train, split.valid, split.test)
+        )
+        for name, rows in (("train", train), ("valid", valid), ("test", test)):
+            if len(rows) == 0:
+                raise DataError(
+                    f"fold {split.fold} has no labelled {name} rows (`quantlab train folds` "
+                    "shows the windows); lengthen the data or change the train windows"
+                )
+        best, rounds = _tune(x_all, y_all, train, valid, cfg)
+        # The fold's model is refitted on train + valid: the valid rows are purged against the
+        # test block exactly as the train rows are, so using them leaks nothing, and they are
+        # the freshest bars before the test; without them every fold would forecast from data
+        # a validation slice staler than the walk-forward claims. The rows purged only against
+        # valid (a horizon + embargo sliver before it) stay out, so `valid` stays one slice.
+        fit = np.concatenate([train, valid])  # in time order: every train bar precedes valid
+        model = _fit(x_all[fit], y_all[fit], _params(None, cfg, best), rounds)
         prob = model.predict(x_all[test])
         y_test = y_all[test]
         metrics.append(
             {
-                "fold": fold.index,
-                "train_rows": int(train.sum()),
-                "test_rows": int(test.sum()),
+                "fold": split.fold,
+                "train_rows": len(train),
+                "valid_rows": len(valid),
+                "test_rows": len(test),
+                "rounds": rounds,
                 "auc": _auc(y_test, prob),
                 "logloss": _logloss(y_test, prob),
                 "accuracy": float(np.mean((prob > 0.5) == (y_test == 1))),
-                "rank_ic": _rank_ic(prob, labelled[return_col].to_numpy()[test]),
+                "rank_ic": _rank_ic(prob, returns[test]),
             }
         )
         fold_params.append(best)
         preds.append(
-            labelled.filter(pl.Series(test))
+            data[test]
             .select(*KEY)
-            .with_columns(pl.lit(fold.index).alias("fold"), pl.Series("prob_up", prob))
+            .with_columns(pl.lit(split.fold).alias("fold"), pl.Series("prob_up", prob))
         )
 
-    final = _fit(x_all, y_all, _params(None, cfg, fold_params[-1]), cfg.num_boost_round)
-    newest = data.filter(pl.col(target).is_null())
-    if newest.height:
+    labelled = _in_time_order(np.arange(data.height), rank, has_target)
+    final = _fit(x_all[labelled], y_all[labelled], _params(None, cfg, fold_params[-1]), rounds)
+    newest = np.flatnonzero(~has_target)
+    if len(newest):
         preds.append(
-            newest.select(*KEY).with_columns(
-                pl.lit(-1).alias("fold"),
-                pl.Series("prob_up", final.predict(newest.select(features).to_numpy())),
+            data[newest]
+            .select(*KEY)
+            .with_columns(
+                pl.lit(-1).alias("fold"), pl.Series("prob_up", final.predict(x_all[newest]))
             )
         )
     predictions = (

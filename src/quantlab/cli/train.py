@@ -1,0 +1,58 @@
+"""`quantlab train folds`: the walk-forward windows the train stage would use on the catalog's data."""
+
+from __future__ import annotations
+
+import argparse
+from datetime import datetime
+
+from quantlab.catalog import DatasetRef
+from quantlab.context import RunContext
+
+
+def _t(value: datetime | None) -> str:
+    return "end" if value is None else value.strftime("%Y-%m-%d %H:%M")
+
+
+def _cmd_folds(ctx: RunContext, args: argparse.Namespace) -> int:
+    from quantlab.train.splits import fold_table
+    from quantlab.train.stage import splits_of, training_frame
+
+    features, labels = (
+        ctx.catalog.latest(name) if version is None else DatasetRef(name, version)
+        for name, version in (("features", args.features), ("labels", args.labels))
+    )
+    data = training_frame(ctx, features, labels)
+    splits = splits_of(ctx, data)
+    table = fold_table(data, splits)
+    cfg = ctx.config.train
+    print(
+        f"{features} x {labels}: {data.height:,} rows, {cfg.window} window, "
+        f"embargo {splits[0].embargo}, label horizon {ctx.config.labels.horizon} bars"
+    )
+    print(
+        f"{'fold':>4}  {'train window':<35} {'labels before':<16}  {'valid window':<35} "
+        f"{'labels before':<16}  {'test window':<35} {'train':>8} {'valid':>8} {'test':>8}"
+    )
+    for r in table.iter_rows(named=True):
+        print(
+            f"{r['fold']:>4}  {_t(r['train_start'])} - {_t(r['train_end'])} "
+            f"{_t(r['train_labels_before'])}  {_t(r['valid_start'])} - {_t(r['valid_end'])} "
+            f"{_t(r['valid_labels_before'])}  {_t(r['test_start'])} - {_t(r['test_end']):<16} "
+            f"{r['train_rows']:>8,} {r['valid_rows']:>8,} {r['test_rows']:>8,}"
+        )
+    print(
+        "\nWindows are [start, end). A row trains only if its label resolves (label_time) "
+        "strictly before its 'labels before' time: the next window's start less the embargo."
+    )
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    train = sub.add_parser("train", help="walk-forward training")
+    train_sub = train.add_subparsers(dest="train_command", required=True)
+    folds = train_sub.add_parser(
+        "folds", help="each fold's train, validation and test windows and rows, as training uses"
+    )
+    folds.add_argument("--features", type=int, metavar="VERSION", help="default: the latest")
+    folds.add_argument("--labels", type=int, metavar="VERSION", help="default: the latest")
+    folds.set_defaults(func=_cmd_folds)
