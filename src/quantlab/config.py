@@ -361,7 +361,11 @@ class TrainConfig(_Model):
     `valid_bars`) is the inner validation slice that tunes the model.
     """
 
-    model: Literal["lightgbm"] = "lightgbm"
+    models: tuple[Literal["lightgbm", "xgboost"], ...] = Field(
+        default=("lightgbm",),
+        min_length=1,
+        description="the booster kinds to walk forward; backtest and risk trade the first",
+    )
     window: Literal["expanding", "sliding"] = "expanding"
     train_bars: int | None = Field(
         default=None, ge=1, description="the initial span and the sliding window; None: by fraction"
@@ -380,8 +384,17 @@ class TrainConfig(_Model):
     experiment: str = "research"
     register_as: str | None = "quantlab-research"
 
+    @property
+    def primary_model(self) -> str:
+        """The kind whose predictions backtest and risk trade: the first listed."""
+        return self.models[0]
+
     @model_validator(mode="after")
     def _check_windows(self) -> TrainConfig:
+        if len(set(self.models)) != len(self.models):
+            raise ValueError(
+                f"train.models lists a kind twice ({list(self.models)}); list each once"
+            )
         tests = {"folds": self.folds, "test_bars": self.test_bars, "test_period": self.test_period}
         if sum(v is not None for v in tests.values()) != 1:
             raise ValueError(

@@ -47,13 +47,21 @@ def test_training_run_and_kill_switch_read_from_a_lineage(catalog):
         {"fold": 0, "auc": 0.51, "logloss": 0.69, "rank_ic": 0.02, "train_rows": 9, "test_rows": 3}
     ]
     preds = pl.DataFrame(
-        {"symbol": ["BTCUSDT"], "open_time": [0], "fold": [0], "prob_up": [0.5], "score": [0.0]},
+        {
+            "symbol": ["BTCUSDT"],
+            "open_time": [0],
+            "model": ["lightgbm"],
+            "fold": [0],
+            "prob_up": [0.5],
+            "score": [0.0],
+        },
         schema_overrides={"open_time": UTC_MS, "fold": pl.Int32},
     )
     extra = {"mlflow_run_id": "abc", "mlflow_experiment": "quantlab", "fold_metrics": folds}
     ref = catalog.write("predictions", preds, stage="train", extra=extra)
     run = TrainingRun.of(catalog.lineage(ref))
     assert run.mlflow_run_id == "abc" and run.fold_metrics[0].auc == 0.51
+    assert run.fold_metrics[0].model == "lightgbm"  # lineage from before train.models
     assert KillSwitch.of(catalog.lineage(ref)) == KillSwitch()  # absent keys read as defaults
 
 

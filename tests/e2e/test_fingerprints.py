@@ -108,6 +108,8 @@ def _edit(cfg, section: str, **values):
         ("labels", {"horizon": 8}, {"labels", "train", "evaluate"}),
         ("labels", {"dead_zone": 0.01}, {"labels"}),
         ("train", {"seed": 7}, {"train"}),
+        # Backtest and risk trade the first kind listed: which one it is is part of their result.
+        ("train", {"models": ("xgboost", "lightgbm")}, {"train", "backtest", "risk"}),
         ("signal", {"threshold": 0.3}, {"backtest", "risk"}),
         ("paper", {"qty_decimals": 3}, {"paper"}),
         # Report knobs and destinations: nothing reads them into a result.

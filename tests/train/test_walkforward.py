@@ -134,3 +134,47 @@ def test_unlabelled_newest_bars_are_scored_by_the_final_model(data):
         "open_time"
     ].max() - timedelta(hours=4)
     assert result.predictions["score"].is_between(-1, 1).all()
+
+
+@pytest.mark.parametrize("kind", ["lightgbm", "xgboost"])
+def test_same_data_config_and_seed_give_bit_identical_scores(data, kind):
+    cfg = CFG.model_copy(update={"models": (kind,), "early_stopping_rounds": 5})
+    a, b = train(data, cfg), train(data, cfg)
+    assert a.predictions["model"].unique().to_list() == [kind]
+    assert np.array_equal(a.predictions["prob_up"].to_numpy(), b.predictions["prob_up"].to_numpy())
+    assert a.fold_params == b.fold_params
+    # The seed reaches the fit (and the search): another seed moves the scores.
+    other = train(data, cfg.model_copy(update={"seed": 7}))
+    assert not np.array_equal(
+        a.predictions["prob_up"].to_numpy(), other.predictions["prob_up"].to_numpy()
+    )
+
+
+def test_both_kinds_walk_forward_on_the_same_rows(data):
+    cfg = CFG.model_copy(update={"models": ("xgboost", "lightgbm")})
+    both = train(data, cfg)
+    preds = both.predictions
+    assert set(preds["model"].unique()) == {"lightgbm", "xgboost"}
+    assert preds.select("symbol", "open_time", "model").is_unique().all()
+    xg, lg = (preds.filter(pl.col("model") == k) for k in ("xgboost", "lightgbm"))
+    assert xg.select("symbol", "open_time", "fold").equals(lg.select("symbol", "open_time", "fold"))
+    assert not np.array_equal(xg["prob_up"].to_numpy(), lg["prob_up"].to_numpy())
+    assert [(m["model"], m["fold"]) for m in both.fold_metrics] == [
+        (k, f) for k in ("xgboost", "lightgbm") for f in (0, 1, 2)
+    ]
+    assert both.primary == "xgboost" and set(both.models) == {"xgboost", "lightgbm"}
+    # Each kind's scores are what that kind alone gives: the kinds do not leak into each other.
+    alone = train(data, CFG).predictions
+    assert np.array_equal(lg["prob_up"].to_numpy(), alone["prob_up"].to_numpy())
+
+
+def test_xgboost_early_stopping_on_the_valid_rows_sets_the_rounds(data):
+    cfg = CFG.model_copy(
+        update={"models": ("xgboost",), "early_stopping_rounds": 3, "num_boost_round": 100}
+    )
+    result = train(data, cfg)
+    rounds = [m["rounds"] for m in result.fold_metrics]
+    assert all(1 <= r <= 100 for r in rounds) and min(rounds) < 100
+    assert (
+        result.model.num_boosted_rounds() == rounds[-1]
+    )  # the final model boosts as the last fold

@@ -21,7 +21,7 @@ from quantlab.quality.read import load_bars
 from quantlab.vocab import bars_per_year
 
 # The config this stage reads, its fingerprint: the universe's bars, the costs, the signal rule.
-READS = ("universe", "backtest", "signal")
+READS = ("universe", "backtest", "signal", "train.models")  # the first listed kind is traded
 REPORT = "report.html"
 
 
@@ -30,7 +30,10 @@ def run(
 ) -> DatasetRef:
     """Backtest the out-of-fold scores in `predictions` on the gated `klines`."""
     cfg, signal = ctx.config.backtest, ctx.config.signal
-    oof = smooth_scores(ctx.catalog.read(predictions).filter(pl.col("fold") >= 0), signal)
+    scores = ctx.catalog.read(predictions).filter(
+        (pl.col("model") == ctx.config.train.primary_model) & (pl.col("fold") >= 0)
+    )
+    oof = smooth_scores(scores, signal)
     # Only the out-of-fold span is tested: bars before the first prediction would
     # count as a flat stretch and water down every statistic.
     bars = (

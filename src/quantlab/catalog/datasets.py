@@ -75,6 +75,7 @@ class BacktestRun(Extra):
 
 
 class FoldMetrics(Extra):
+    model: str = "lightgbm"  # the booster kind; versions before train.models were all LightGBM
     fold: int
     auc: float
     logloss: float
@@ -261,9 +262,15 @@ DATASETS = Registry(
         ),
         Dataset(
             "predictions",
-            {**_BAR, "fold": pl.Int32(), "prob_up": pl.Float64(), "score": pl.Float64()},
+            {
+                **_BAR,
+                "model": pl.String(),
+                "fold": pl.Int32(),
+                "prob_up": pl.Float64(),
+                "score": pl.Float64(),
+            },
             "train",
-            ("symbol", "open_time"),
+            ("symbol", "open_time", "model"),  # one row per bar and booster kind (train.models)
             extra=TrainingRun,
         ),
         Dataset(

@@ -30,7 +30,7 @@ def print_summary(ctx: RunContext) -> int:
         print(f"\nMLflow: experiment '{trained.mlflow_experiment}', run {trained.mlflow_run_id}")
         for m in trained.fold_metrics:
             print(
-                f"  fold {m.fold}: auc={m.auc:.4f} logloss={m.logloss:.4f} "
+                f"  {m.model} fold {m.fold}: auc={m.auc:.4f} logloss={m.logloss:.4f} "
                 f"rank_ic={m.rank_ic:.4f} train={m.train_rows} test={m.test_rows}"
             )
         print(f"  browse: uv run mlflow ui --backend-store-uri {ctx.config.tracking.uri}")

@@ -8,6 +8,8 @@ from the next bar on. If the strategy's backtest drawdown is beyond
 
 from __future__ import annotations
 
+import polars as pl
+
 from quantlab.catalog import BacktestRun, DatasetRef
 from quantlab.config import slice_hash
 from quantlab.context import RunContext
@@ -17,7 +19,7 @@ from quantlab.risk.limits import check_kill_switch
 from quantlab.vocab import KEY, bars_per_year
 
 # The config this stage reads, its fingerprint: the universe's bars, the sizing, the signal rule.
-READS = ("universe", "risk", "signal")
+READS = ("universe", "risk", "signal", "train.models")  # the first listed kind is traded
 
 
 def run(
@@ -32,7 +34,7 @@ def run(
     kill = check_kill_switch(ctx.catalog.extra(backtest, BacktestRun).stats.max_drawdown, cfg)
     periods = bars_per_year(ctx.config.universe.interval)
     targets = size_targets(
-        ctx.catalog.read(predictions),
+        ctx.catalog.read(predictions).filter(pl.col("model") == ctx.config.train.primary_model),
         load_bars(ctx, klines, checks).select(*KEY, "close").collect(),
         cfg,
         ctx.config.signal,

@@ -55,6 +55,7 @@ def _log_run(
 ) -> str:
     import mlflow
     import mlflow.lightgbm
+    import mlflow.xgboost
 
     cfg = ctx.config.train
     experiment_id = start_experiment(ctx.config.tracking, cfg.experiment)
@@ -69,24 +70,32 @@ def _log_run(
             }
         )
         mlflow.set_tags({f"input.{r.name}": str(r.version) for r in inputs})
+        # The primary kind's metrics keep their plain names; another kind's carry its prefix.
+        prefix = {k: "" if k == result.primary else f"{k}_" for k in cfg.models}
         for m in result.fold_metrics:
-            step = int(m["fold"])
+            step, pre = int(m["fold"]), prefix[m["model"]]
             for key, value in m.items():
-                if key != "fold":
-                    mlflow.log_metric(key, value, step=step)
-                    mlflow.log_metric(f"fold{step}_{key}", value)
-        for key in ("auc", "logloss", "accuracy", "rank_ic"):
-            values = [m[key] for m in result.fold_metrics]
-            mlflow.log_metric(f"mean_{key}", sum(values) / len(values))
+                if key not in ("fold", "model"):
+                    mlflow.log_metric(f"{pre}{key}", value, step=step)
+                    mlflow.log_metric(f"{pre}fold{step}_{key}", value)
+        for kind in cfg.models:
+            own = [m for m in result.fold_metrics if m["model"] == kind]
+            for key in ("auc", "logloss", "accuracy", "rank_ic"):
+                values = [m[key] for m in own]
+                mlflow.log_metric(f"{prefix[kind]}mean_{key}", sum(values) / len(values))
         mlflow.log_dict({"fold_params": result.fold_params}, "fold_params.json")
         # The windows each fold trained, validated and tested on, as `quantlab train folds` prints.
         mlflow.log_text(folds.write_csv(), FOLDS_ARTIFACT)
-        mlflow.lightgbm.log_model(
-            result.model,
-            name="model",
-            registered_model_name=cfg.register_as,
-            conda_env=model_environment(),
-        )
+        # The primary kind's final model is `model` and is registered; others are logged beside.
+        for kind, fitted in result.models.items():
+            flavor = mlflow.lightgbm if kind == "lightgbm" else mlflow.xgboost
+            primary = kind == result.primary
+            flavor.log_model(
+                fitted.booster,
+                name="model" if primary else f"model_{kind}",
+                registered_model_name=cfg.register_as if primary else None,
+                conda_env=model_environment(),
+            )
         return run.info.run_id
 
 

@@ -6,66 +6,29 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-import lightgbm as lgb
 import numpy as np
 import optuna
 import polars as pl
 
 from quantlab.config import TrainConfig
 from quantlab.errors import DataError
+from quantlab.train.models import Fitted, booster
 from quantlab.train.splits import Split
 from quantlab.vocab import KEY
 
 
 @dataclass
 class WalkForwardResult:
-    predictions: pl.DataFrame  # symbol, open_time, fold, prob_up, score
-    fold_metrics: list[dict[str, float]]
-    fold_params: list[dict[str, Any]]
-    model: lgb.Booster  # fitted on every labelled row, scores the newest bars
+    predictions: pl.DataFrame  # symbol, open_time, model, fold, prob_up, score
+    fold_metrics: list[dict[str, Any]]  # one per (model kind, fold), with its `model`
+    fold_params: list[dict[str, Any]]  # likewise
+    models: dict[str, Fitted]  # per kind, fitted on every labelled row; scores the newest bars
+    primary: str  # the kind backtest and risk trade (`train.models[0]`)
 
-
-def _params(trial: optuna.Trial | None, cfg: TrainConfig, fixed: dict[str, Any]) -> dict[str, Any]:
-    base = {
-        "objective": "binary",
-        "metric": "binary_logloss",
-        "verbosity": -1,
-        "seed": cfg.seed,
-        "deterministic": True,
-        "force_row_wise": True,
-        "num_threads": 2,
-    }
-    if trial is None:
-        return {**base, **fixed}
-    return {
-        **base,
-        "learning_rate": trial.suggest_float("learning_rate", 0.01, 0.2, log=True),
-        "num_leaves": trial.suggest_int("num_leaves", 7, 63, log=True),
-        "min_data_in_leaf": trial.suggest_int("min_data_in_leaf", 50, 500, log=True),
-        "feature_fraction": trial.suggest_float("feature_fraction", 0.5, 1.0),
-        "lambda_l2": trial.suggest_float("lambda_l2", 1e-3, 10.0, log=True),
-    }
-
-
-def _fit(
-    x: np.ndarray,
-    y: np.ndarray,
-    params: dict[str, Any],
-    rounds: int,
-    valid: tuple[np.ndarray, np.ndarray] | None = None,
-    patience: int | None = None,
-) -> lgb.Booster:
-    """Boost `rounds` rounds, or stop once `valid`'s logloss has not improved for `patience`."""
-    if valid is None or patience is None:
-        return lgb.train(params, lgb.Dataset(x, label=y), num_boost_round=rounds)
-    train = lgb.Dataset(x, label=y)
-    return lgb.train(
-        params,
-        train,
-        num_boost_round=rounds,
-        valid_sets=[lgb.Dataset(valid[0], label=valid[1], reference=train)],
-        callbacks=[lgb.early_stopping(patience, verbose=False)],
-    )
+    @property
+    def model(self) -> Any:
+        """The primary kind's final booster."""
+        return self.models[self.primary].booster
 
 
 def _logloss(y: np.ndarray, p: np.ndarray) -> float:
@@ -91,23 +54,33 @@ def _rank_ic(score: np.ndarray, fwd: np.ndarray) -> float:
 
 
 def _tune(
-    x: np.ndarray, y: np.ndarray, train: np.ndarray, valid: np.ndarray, cfg: TrainConfig
+    kind: str,
+    x: np.ndarray,
+    y: np.ndarray,
+    train: np.ndarray,
+    valid: np.ndarray,
+    cfg: TrainConfig,
 ) -> tuple[dict[str, Any], int]:
-    """Optuna search fitted on the split's `train` rows, scored on its `valid` rows.
+    """Optuna search for `kind` fitted on the split's `train` rows, scored on its `valid` rows.
 
     Returns the best parameters and the boosting rounds they ran (fewer than
     `cfg.num_boost_round` when early stopping on `valid` cut them short).
     """
+    model = booster(kind)
 
     def objective(trial: optuna.Trial) -> float:
-        params = _params(trial, cfg, {})
-        valid_xy = (x[valid], y[valid])
-        model = _fit(
-            x[train], y[train], params, cfg.num_boost_round, valid_xy, cfg.early_stopping_rounds
+        fitted = model.fit(
+            x[train],
+            y[train],
+            x[valid],
+            y[valid],
+            model.suggest(trial),
+            cfg.seed,
+            cfg.num_boost_round,
+            cfg.early_stopping_rounds,
         )
-        rounds = model.best_iteration if model.best_iteration > 0 else cfg.num_boost_round
-        trial.set_user_attr("rounds", rounds)
-        return _logloss(y[valid], model.predict(x[valid], num_iteration=rounds))
+        trial.set_user_attr("rounds", fitted.rounds)
+        return _logloss(y[valid], model.predict_proba(fitted, x[valid]))
 
     optuna.logging.set_verbosity(logging.WARNING)
     study = optuna.create_study(
@@ -150,61 +123,65 @@ def walk_forward(
         data.height
     )
 
-    preds, metrics, fold_params = [], [], []
-    rounds = cfg.num_boost_round
-    for split in splits:
-        train, valid, test = (
-            _in_time_order(rows, rank, has_target)
-            for rows in (split.train, split.valid, split.test)
-        )
-        for name, rows in (("train", train), ("valid", valid), ("test", test)):
-            if len(rows) == 0:
-                raise DataError(
-                    f"fold {split.fold} has no labelled {name} rows (`quantlab train folds` "
-                    "shows the windows); lengthen the data or change the train windows"
-                )
-        best, rounds = _tune(x_all, y_all, train, valid, cfg)
-        # The fold's model is refitted on train + valid: the valid rows are purged against the
-        # test block exactly as the train rows are, so using them leaks nothing, and they are
-        # the freshest bars before the test; without them every fold would forecast from data
-        # a validation slice staler than the walk-forward claims. The rows purged only against
-        # valid (a horizon + embargo sliver before it) stay out, so `valid` stays one slice.
-        fit = np.concatenate([train, valid])  # in time order: every train bar precedes valid
-        model = _fit(x_all[fit], y_all[fit], _params(None, cfg, best), rounds)
-        prob = model.predict(x_all[test])
-        y_test = y_all[test]
-        metrics.append(
-            {
-                "fold": split.fold,
-                "train_rows": len(train),
-                "valid_rows": len(valid),
-                "test_rows": len(test),
-                "rounds": rounds,
-                "auc": _auc(y_test, prob),
-                "logloss": _logloss(y_test, prob),
-                "accuracy": float(np.mean((prob > 0.5) == (y_test == 1))),
-                "rank_ic": _rank_ic(prob, returns[test]),
-            }
-        )
-        fold_params.append(best)
-        preds.append(
-            data[test]
-            .select(*KEY)
-            .with_columns(pl.lit(split.fold).alias("fold"), pl.Series("prob_up", prob))
-        )
-
-    labelled = _in_time_order(np.arange(data.height), rank, has_target)
-    final = _fit(x_all[labelled], y_all[labelled], _params(None, cfg, fold_params[-1]), rounds)
-    newest = np.flatnonzero(~has_target)
-    if len(newest):
-        preds.append(
-            data[newest]
-            .select(*KEY)
-            .with_columns(
-                pl.lit(-1).alias("fold"), pl.Series("prob_up", final.predict(x_all[newest]))
+    preds, metrics, fold_params, finals = [], [], [], {}
+    for kind in cfg.models:
+        model = booster(kind)
+        rounds = cfg.num_boost_round
+        for split in splits:
+            train, valid, test = (
+                _in_time_order(rows, rank, has_target)
+                for rows in (split.train, split.valid, split.test)
             )
-        )
+            for name, rows in (("train", train), ("valid", valid), ("test", test)):
+                if len(rows) == 0:
+                    raise DataError(
+                        f"fold {split.fold} has no labelled {name} rows (`quantlab train folds` "
+                        "shows the windows); lengthen the data or change the train windows"
+                    )
+            best, rounds = _tune(kind, x_all, y_all, train, valid, cfg)
+            # The fold's model is refitted on train + valid: the valid rows are purged against
+            # the test block exactly as the train rows are, so using them leaks nothing, and
+            # they are the freshest bars before the test; without them every fold would
+            # forecast from data a validation slice staler than the walk-forward claims. The
+            # rows purged only against valid (a horizon + embargo sliver before it) stay out,
+            # so `valid` stays one slice. The refit boosts the rounds early stopping chose.
+            fit = np.concatenate([train, valid])  # in time order: every train bar precedes valid
+            fitted = model.fit(x_all[fit], y_all[fit], None, None, best, cfg.seed, rounds)
+            prob = model.predict_proba(fitted, x_all[test])
+            y_test = y_all[test]
+            metrics.append(
+                {
+                    "model": kind,
+                    "fold": split.fold,
+                    "train_rows": len(train),
+                    "valid_rows": len(valid),
+                    "test_rows": len(test),
+                    "rounds": rounds,
+                    "auc": _auc(y_test, prob),
+                    "logloss": _logloss(y_test, prob),
+                    "accuracy": float(np.mean((prob > 0.5) == (y_test == 1))),
+                    "rank_ic": _rank_ic(prob, returns[test]),
+                }
+            )
+            fold_params.append({"model": kind, "fold": split.fold, **best})
+            preds.append(_scored(data[test], kind, split.fold, prob))
+
+        labelled = _in_time_order(np.arange(data.height), rank, has_target)
+        best = {k: v for k, v in fold_params[-1].items() if k not in ("model", "fold")}
+        final = model.fit(x_all[labelled], y_all[labelled], None, None, best, cfg.seed, rounds)
+        finals[kind] = final
+        newest = np.flatnonzero(~has_target)
+        if len(newest):
+            preds.append(_scored(data[newest], kind, -1, model.predict_proba(final, x_all[newest])))
     predictions = (
-        pl.concat(preds).with_columns((pl.col("prob_up") * 2 - 1).alias("score")).sort(*KEY)
+        pl.concat(preds)
+        .with_columns((pl.col("prob_up") * 2 - 1).alias("score"))
+        .sort(*KEY, "model")
     )
-    return WalkForwardResult(predictions, metrics, fold_params, final)
+    return WalkForwardResult(predictions, metrics, fold_params, finals, cfg.primary_model)
+
+
+def _scored(rows: pl.DataFrame, kind: str, fold: int, prob: np.ndarray) -> pl.DataFrame:
+    return rows.select(*KEY).with_columns(
+        pl.lit(kind).alias("model"), pl.lit(fold).alias("fold"), pl.Series("prob_up", prob)
+    )
