@@ -57,6 +57,10 @@ def test_lineage_walks_from_paper_back_to_ingest(dag_run):
     predictions = ctx.catalog.lineage(ctx.catalog.latest("predictions"))
     assert predictions.extra["mlflow_run_id"]
     assert len(predictions.extra["fold_metrics"]) == 3
+    # Every configuration the tuning tried is on the version: trials per fold, summed.
+    per_fold = [m["trials"] for m in predictions.extra["fold_metrics"]]
+    assert per_fold == [2, 2, 2] and predictions.extra["trials"] == 6  # write_config: trials 2
+    assert predictions.extra["seed"] == ctx.config.train.seed
 
 
 def test_mlflow_holds_the_run_with_per_fold_metrics(dag_run):
@@ -72,6 +76,7 @@ def test_mlflow_holds_the_run_with_per_fold_metrics(dag_run):
     assert {"fold0_auc", "fold1_auc", "fold2_auc", "mean_auc"} <= set(run.data.metrics)
     assert [m.step for m in client.get_metric_history(run_id, "auc")] == [0, 1, 2]
     assert run.data.params["train.folds"] == "3"
+    assert run.data.tags["trials_total"] == "6"
 
 
 def test_backtest_report_and_stats(dag_run):
@@ -164,6 +169,8 @@ def test_cli_lists_datasets_and_shows_lineage(dag_run, capsys):
         assert f"stage={stage}" in shown
     assert main(["--config", str(config), "datasets", "show", "nope"]) == 2
     assert "does not exist" in capsys.readouterr().err
+    assert main(["--config", str(config), "summary"]) == 0
+    assert "tuned: 6 Optuna trials in all" in capsys.readouterr().out
 
 
 def test_the_run_prints_no_mlflow_warning(dag_run):

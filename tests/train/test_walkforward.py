@@ -89,6 +89,7 @@ def test_the_fold_metrics_count_the_split_rows(data):
     for split, m in zip(splits_of(data), result.fold_metrics, strict=True):
         assert (m["train_rows"], m["valid_rows"]) == (len(split.train), len(split.valid))
         assert m["rounds"] == CFG.num_boost_round
+        assert m["trials"] == CFG.trials
 
 
 def test_early_stopping_on_the_valid_rows_sets_the_rounds(data):

@@ -82,13 +82,17 @@ class FoldMetrics(Extra):
     rank_ic: float
     train_rows: int
     test_rows: int
+    trials: int | None = None  # the Optuna trials this fold's tuning ran; None before it was kept
 
 
 class TrainingRun(Extra):
-    """A `predictions` version's training run: the MLflow run and its folds' metrics."""
+    """A `predictions` version's training run: the MLflow run, its seed, its folds' metrics
+    and how many configurations the tuning tried in all (None on versions before it was kept)."""
 
     mlflow_run_id: str | None = None
     mlflow_experiment: str | None = None
+    seed: int | None = None
+    trials: int | None = None
     fold_metrics: list[FoldMetrics] = []
 
 

@@ -28,6 +28,11 @@ def print_summary(ctx: RunContext) -> int:
     if "predictions" in by_name:
         trained = TrainingRun.of(by_name["predictions"][1])
         print(f"\nMLflow: experiment '{trained.mlflow_experiment}', run {trained.mlflow_run_id}")
+        if trained.trials is not None:
+            print(
+                f"  tuned: {trained.trials} Optuna trials in all (every fold and model kind), "
+                f"seed {trained.seed}"
+            )
         for m in trained.fold_metrics:
             print(
                 f"  {m.model} fold {m.fold}: auc={m.auc:.4f} logloss={m.logloss:.4f} "

@@ -84,6 +84,8 @@ def _log_run(
                 values = [m[key] for m in own]
                 mlflow.log_metric(f"{prefix[kind]}mean_{key}", sum(values) / len(values))
         mlflow.log_dict({"fold_params": result.fold_params}, "fold_params.json")
+        # Every configuration tried, over all folds and kinds: what a tuned figure is judged by.
+        mlflow.set_tag("trials_total", sum(int(m["trials"]) for m in result.fold_metrics))
         # The windows each fold trained, validated and tested on, as `quantlab train folds` prints.
         mlflow.log_text(folds.write_csv(), FOLDS_ARTIFACT)
         # The primary kind's final model is `model` and is registered; others are logged beside.
@@ -128,6 +130,8 @@ def run(ctx: RunContext, features: DatasetRef, labels: DatasetRef) -> DatasetRef
         extra={
             "mlflow_run_id": run_id,
             "mlflow_experiment": cfg.experiment,
+            "seed": cfg.seed,
+            "trials": sum(int(m["trials"]) for m in result.fold_metrics),
             "fold_metrics": json.loads(json.dumps(result.fold_metrics)),
         },
     )

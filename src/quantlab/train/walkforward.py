@@ -60,11 +60,12 @@ def _tune(
     train: np.ndarray,
     valid: np.ndarray,
     cfg: TrainConfig,
-) -> tuple[dict[str, Any], int]:
+) -> tuple[dict[str, Any], int, int]:
     """Optuna search for `kind` fitted on the split's `train` rows, scored on its `valid` rows.
 
-    Returns the best parameters and the boosting rounds they ran (fewer than
-    `cfg.num_boost_round` when early stopping on `valid` cut them short).
+    Returns the best parameters, the boosting rounds they ran (fewer than
+    `cfg.num_boost_round` when early stopping on `valid` cut them short) and how many
+    trials the study ran: the configurations tried, which every tuned figure must carry.
     """
     model = booster(kind)
 
@@ -87,7 +88,7 @@ def _tune(
         direction="minimize", sampler=optuna.samplers.TPESampler(seed=cfg.seed)
     )
     study.optimize(objective, n_trials=cfg.trials)
-    return dict(study.best_params), int(study.best_trial.user_attrs["rounds"])
+    return dict(study.best_params), int(study.best_trial.user_attrs["rounds"]), len(study.trials)
 
 
 def _in_time_order(rows: np.ndarray, rank: np.ndarray, keep: np.ndarray) -> np.ndarray:
@@ -138,7 +139,7 @@ def walk_forward(
                         f"fold {split.fold} has no labelled {name} rows (`quantlab train folds` "
                         "shows the windows); lengthen the data or change the train windows"
                     )
-            best, rounds = _tune(kind, x_all, y_all, train, valid, cfg)
+            best, rounds, tried = _tune(kind, x_all, y_all, train, valid, cfg)
             # The fold's model is refitted on train + valid: the valid rows are purged against
             # the test block exactly as the train rows are, so using them leaks nothing, and
             # they are the freshest bars before the test; without them every fold would
@@ -157,6 +158,7 @@ def walk_forward(
                     "valid_rows": len(valid),
                     "test_rows": len(test),
                     "rounds": rounds,
+                    "trials": tried,
                     "auc": _auc(y_test, prob),
                     "logloss": _logloss(y_test, prob),
                     "accuracy": float(np.mean((prob > 0.5) == (y_test == 1))),
