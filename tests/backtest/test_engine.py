@@ -16,6 +16,7 @@ from helpers import SAMPLE
 from quantlab.backtest import render_report, simulate
 from quantlab.config import BacktestConfig, SignalConfig
 from quantlab.errors import SchemaError
+from quantlab.metrics import probabilistic_sharpe_ratio, sharpe_moments
 from quantlab.portfolio import directions_from_scores
 from quantlab.schema import BINANCE_KLINE_FIELDS, UTC_MS, normalize_klines
 
@@ -124,6 +125,9 @@ def test_equity_matches_hand_arithmetic_with_entry_at_next_open():
     assert result.stats["trades"] == 2.0
     assert result.stats["win_rate"] == 1.0
     assert result.stats["exposure"] == pytest.approx(2 / 5)
+    m = sharpe_moments(result.equity["returns"].to_numpy())
+    psr = probabilistic_sharpe_ratio(m.sharpe, m.n, 0.0, m.skew, m.kurtosis)
+    assert result.stats["psr"] == pytest.approx(psr, rel=1e-12) and 0.5 < psr < 1
 
 
 def test_short_direction_matches_hand_arithmetic():

@@ -170,7 +170,9 @@ def test_cli_lists_datasets_and_shows_lineage(dag_run, capsys):
     assert main(["--config", str(config), "datasets", "show", "nope"]) == 2
     assert "does not exist" in capsys.readouterr().err
     assert main(["--config", str(config), "summary"]) == 0
-    assert "tuned: 6 Optuna trials in all" in capsys.readouterr().out
+    summary = capsys.readouterr().out
+    assert "tuned: 6 Optuna trials in all" in summary
+    assert re.search(r"psr=(0\.\d{3}|1\.000|n/a)", summary) and "not deflated" in summary
 
 
 def test_the_run_prints_no_mlflow_warning(dag_run):

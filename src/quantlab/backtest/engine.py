@@ -26,7 +26,7 @@ import polars as pl
 
 from quantlab.config import BacktestConfig
 from quantlab.errors import SchemaError
-from quantlab.metrics import drawdown
+from quantlab.metrics import drawdown, probabilistic_sharpe_ratio, sharpe_moments
 from quantlab.portfolio.types import Side
 from quantlab.schema import UTC_MS, require_columns
 from quantlab.vocab import KEY, bars_per_year
@@ -262,11 +262,21 @@ def _compute_stats(
         "final_equity": value[-1],
         "fees_paid": pf.orders.fees.sum(),
         "bars": len(value),
+        # P(true Sharpe > 0) from the per-bar returns, their skew and kurtosis (PSR, Bailey &
+        # Lopez de Prado 2012). Not deflated: that needs the trials behind the signal rule.
+        "psr": _psr(returns),
     }
     return {name: _plain(v) for name, v in raw.items()}
 
 
+def _psr(returns: np.ndarray) -> float | None:
+    m = sharpe_moments(returns)
+    return None if m is None else probabilistic_sharpe_ratio(m.sharpe, m.n, 0.0, m.skew, m.kurtosis)
+
+
 def _plain(value: object) -> float | None:
     """A JSON-safe float: NaN and ±inf (e.g. Sortino with no losing bar) become None."""
+    if value is None:  # undefined already (PSR of a flat series)
+        return None
     number = float(value)  # type: ignore[arg-type]
     return number if math.isfinite(number) else None

@@ -66,6 +66,7 @@ class BacktestStats(Extra):
     sharpe: float | None = None
     max_drawdown: float | None = None
     trades: int | None = None
+    psr: float | None = None  # P(true Sharpe > 0); None before it was kept
 
 
 class BacktestRun(Extra):

@@ -47,8 +47,12 @@ def print_summary(ctx: RunContext) -> int:
         print(
             f"\nBacktest {ref}: sharpe={_fmt(s.sharpe)} "
             f"max_drawdown={_fmt(s.max_drawdown, pct=True)} "
-            f"total_return={_fmt(s.total_return, pct=True)} trades={s.trades or 0}"
+            f"total_return={_fmt(s.total_return, pct=True)} trades={s.trades or 0} "
+            f"psr={_fmt(s.psr)}"
         )
+        # The signal rule (threshold, smoothing) is fixed in config: the trials behind its
+        # choice are not recorded, so this Sharpe cannot be deflated yet.
+        print("  not deflated: the signal rule's trials are not recorded (signal in config)")
         print(f"  report: {report_path(ctx, ref)}")
     if "targets" in by_name:
         ref, lin = by_name["targets"]
