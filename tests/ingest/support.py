@@ -16,6 +16,7 @@ MARKET_DIRS = {"spot": "data/spot", "futures_um": "data/futures/um"}
 HOUR = 3_600_000
 MINUTE = 60_000
 JAN_2023 = 1672531200000
+MAR_2023 = 1677628800000
 APR_2023 = 1680307200000
 JAN_2025 = 1735689600000
 FEB_2026 = 1769904000000
@@ -84,3 +85,19 @@ def vision_without(
     digest = hashlib.sha256((folder / f"{name}.zip").read_bytes()).hexdigest()
     (folder / f"{name}.zip.CHECKSUM").write_text(f"{digest}  {name}.zip\n")
     return dst
+
+
+def ingest_march(catalog: Catalog, source, **kw):
+    """Ingest BTCUSDT 1h spot candles of March 2023 from `source` (the halt month)."""
+    from quantlab.ingest import ingest_klines
+
+    return ingest_klines(
+        catalog,
+        source,
+        market="spot",
+        interval="1h",
+        symbols=["BTCUSDT"],
+        start_ms=MAR_2023,
+        end_ms=APR_2023,
+        **kw,
+    )

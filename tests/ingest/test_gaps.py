@@ -10,13 +10,16 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from ingest.support import (
-    APR_2023,
     HALT_OPEN,
     HOUR,
+    MAR_2023,
     no_sleep,
     source_klines,
     stored,
     vision_without,
+)
+from ingest.support import (
+    ingest_march as march,
 )
 from quantlab.catalog import DATASETS, Catalog
 from quantlab.ingest import (
@@ -30,22 +33,8 @@ from quantlab.ingest import (
 from quantlab.ingest._gaps import cut_gaps, gaps_frame
 from quantlab.schema import GAPS_SCHEMA
 
-MAR_2023 = 1677628800000
 HOLE = MAR_2023 + (9 * 24 + 5) * HOUR  # 2023-03-10 05:00 UTC: on the exchange, not in the file
 MARCH = source_klines("spot", "BTCUSDT", "1h", months=("2023-03",))
-
-
-def march(catalog, source, **kw):
-    return ingest_klines(
-        catalog,
-        source,
-        market="spot",
-        interval="1h",
-        symbols=["BTCUSDT"],
-        start_ms=MAR_2023,
-        end_ms=APR_2023,
-        **kw,
-    )
 
 
 def rows(catalog) -> list[tuple]:

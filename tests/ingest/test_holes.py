@@ -6,36 +6,25 @@ import polars as pl
 from polars.testing import assert_frame_equal
 
 from ingest.support import (
-    APR_2023,
     HALT_OPEN,
     HOUR,
+    MAR_2023,
     no_sleep,
     source_klines,
     stored,
     vision_without,
 )
+from ingest.support import (
+    ingest_march as march,
+)
 from quantlab.exchange.replay import ReplayServer
-from quantlab.ingest import RestSource, ingest_klines
+from quantlab.ingest import RestSource
 from quantlab.ingest._writer import BatchWriter
 
-MAR_2023 = 1677628800000
 # Two candles of BTCUSDT 1h, 127 candles apart (fewer than a page of 1000), both before the
 # real halt hour: the holes and the halt are asked for again as one coalesced range.
 HOLE_A = MAR_2023 + (9 * 24 + 5) * HOUR  # 2023-03-10 05:00 UTC
 HOLE_B = MAR_2023 + (14 * 24 + 12) * HOUR  # 2023-03-15 12:00 UTC
-
-
-def march(catalog, source, **kw):
-    return ingest_klines(
-        catalog,
-        source,
-        market="spot",
-        interval="1h",
-        symbols=["BTCUSDT"],
-        start_ms=MAR_2023,
-        end_ms=APR_2023,
-        **kw,
-    )
 
 
 def gap_rows(catalog) -> list[tuple]:
