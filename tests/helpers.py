@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -57,6 +58,22 @@ def load_sample_klines(symbol: str, months: tuple[str, ...] | None = None) -> pl
             # The production reader: it also turns the 2025+ spot files' µs into ms.
             parts.append(read_kline_csv(zf.read(name), str(path)))
     return normalize_klines(pl.concat(parts), "spot", symbol, "1h")
+
+
+# BTCUSDT funding events, Jan 20 to Apr 30 2023, as the feature tests use them.
+FUNDING_EVENTS = FIXTURES / "fundingRate_BTCUSDT_2023-01-20_2023-04-30_RECONSTRUCTED_DERIVED.json"
+
+
+def load_funding_events(path: Path = FUNDING_EVENTS) -> pl.DataFrame:
+    """A fundingRate JSON fixture as the frame `build_features` takes as `funding`."""
+    rows = json.loads(path.read_text())
+    return pl.DataFrame(
+        {
+            "symbol": [r["symbol"] for r in rows],
+            "funding_time": [r["fundingTime"] for r in rows],
+            "funding_rate": [float(r["fundingRate"]) for r in rows],
+        }
+    ).with_columns(pl.col("funding_time").cast(pl.Datetime("ms", "UTC")))
 
 
 def write_config(tmp: Path, **overrides: dict) -> Path:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import random
 from datetime import UTC, datetime
@@ -12,7 +11,7 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from helpers import FIXTURES, load_sample_klines
+from helpers import load_funding_events, load_sample_klines
 from quantlab.config import DEFAULT_CONFIG, FeaturesConfig, load_config
 from quantlab.errors import ConfigError, SchemaError
 from quantlab.features import build_features, feature_names, library, resolve
@@ -20,7 +19,6 @@ from quantlab.features import build_features, feature_names, library, resolve
 CFG = FeaturesConfig()
 MONTHS = ("2023-02", "2023-03", "2023-04")
 SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
-FUNDING = FIXTURES / "fundingRate_BTCUSDT_2023-01-20_2023-04-30_RECONSTRUCTED_DERIVED.json"
 # Every registered bar feature, every higher timeframe, cross-section, normalisation and funding.
 EVERYTHING = FeaturesConfig(
     columns=tuple(f.name for f in library() if f.family != "funding"),
@@ -31,17 +29,6 @@ EVERYTHING = FeaturesConfig(
 )
 
 
-def _funding() -> pl.DataFrame:
-    rows = json.loads(FUNDING.read_text())
-    return pl.DataFrame(
-        {
-            "symbol": [r["symbol"] for r in rows],
-            "funding_time": [r["fundingTime"] for r in rows],
-            "funding_rate": [float(r["fundingRate"]) for r in rows],
-        }
-    ).with_columns(pl.col("funding_time").cast(pl.Datetime("ms", "UTC")))
-
-
 @pytest.fixture(scope="module")
 def bars():
     return pl.concat([load_sample_klines(s, MONTHS) for s in SYMBOLS])
@@ -49,7 +36,7 @@ def bars():
 
 @pytest.fixture(scope="module")
 def everything(bars):
-    return build_features(bars, EVERYTHING, funding=_funding())
+    return build_features(bars, EVERYTHING, funding=load_funding_events())
 
 
 def test_default_set_is_keyed_numeric_and_in_order(bars):
@@ -88,7 +75,7 @@ def test_the_library_is_registered_with_metadata():
 
 def test_values_at_t_do_not_change_when_later_bars_are_cut_off(bars, everything):
     """The leakage test: every feature on data cut at t equals the same on all data, rows <= t."""
-    funding = _funding()
+    funding = load_funding_events()
     times = bars["open_time"].unique().sort()
     rng = random.Random(7)
     cuts = [times[30], times[250], *rng.sample(list(times[300:]), 4)]
@@ -107,7 +94,7 @@ def test_values_at_t_ignore_what_later_bars_contain(bars, everything):
             for c in ("open", "high", "low", "close", "volume", "quote_volume")
         ]
     )
-    changed = build_features(noisy, EVERYTHING, _funding())
+    changed = build_features(noisy, EVERYTHING, load_funding_events())
     assert_frame_equal(
         changed.filter(~later), everything.filter(pl.col("open_time") <= cut), check_exact=True
     )
@@ -207,7 +194,7 @@ def test_bad_input_is_a_schema_error(bars):
 
 def test_an_interval_the_caller_selected_skips_reading_it_and_changes_nothing(bars, everything):
     """The stage passes the interval it loaded; the result is the one read from the column."""
-    given = build_features(bars.drop("interval"), EVERYTHING, _funding(), interval="1h")
+    given = build_features(bars.drop("interval"), EVERYTHING, load_funding_events(), interval="1h")
     assert_frame_equal(given, everything, check_exact=True)
     with pytest.raises(ConfigError, match="unknown interval '1x'"):
         build_features(bars, CFG, interval="1x")

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import bisect
-import json
 from datetime import UTC, datetime
 
 import numpy as np
 import polars as pl
 import pytest
 
-from helpers import FIXTURES, load_sample_klines
+from helpers import load_funding_events, load_sample_klines
 from quantlab.config import FeaturesConfig
 from quantlab.errors import SchemaError
 from quantlab.features import build_features, feature_names
@@ -26,15 +25,7 @@ CFG = FeaturesConfig(
 
 @pytest.fixture(scope="module")
 def events() -> pl.DataFrame:
-    path = FIXTURES / "fundingRate_BTCUSDT_2023-01-20_2023-04-30_RECONSTRUCTED_DERIVED.json"
-    rows = json.loads(path.read_text())
-    return pl.DataFrame(
-        {
-            "symbol": [r["symbol"] for r in rows],
-            "funding_time": [r["fundingTime"] for r in rows],
-            "funding_rate": [float(r["fundingRate"]) for r in rows],
-        }
-    ).with_columns(pl.col("funding_time").cast(pl.Datetime("ms", "UTC")))
+    return load_funding_events()
 
 
 @pytest.fixture(scope="module")
