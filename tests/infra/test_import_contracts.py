@@ -56,7 +56,7 @@ def test_the_tree_keeps_every_contract():
         ("backtest/engine.py", "import mlflow", "Pure cores do no I/O"),
         ("features/stage.py", "from quantlab.ingest import _store", "private modules"),
         ("catalog/refs.py", "import quantlab.features", "never import a stage"),
-        ("config.py", "import quantlab.catalog", "The base"),
+        ("config/model.py", "import quantlab.catalog", "The base"),
     ],
 )
 def test_an_import_across_a_layer_breaks_its_contract(planted, module, line, contract):
