@@ -155,6 +155,14 @@ def hit_rate(pred: Any, actual: Any) -> float | None:
     return _finite(np.mean(np.sign(p[bets]) == np.sign(a[bets]))) if bets.any() else None
 
 
+def rmse(y_true: Any, pred: Any) -> float | None:
+    """Root mean squared error of a numeric forecast: sqrt(mean((pred − y)²)). None when empty."""
+    y, p = _paired(
+        _array(y_true, "y_true").astype(np.float64), _array(pred, "pred").astype(np.float64)
+    )
+    return _finite(np.sqrt(np.mean((p - y) ** 2))) if len(y) else None
+
+
 # --- correlation of a forecast with what followed ------------------------------------------
 
 

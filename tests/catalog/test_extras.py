@@ -53,9 +53,16 @@ def test_training_run_and_kill_switch_read_from_a_lineage(catalog):
             "model": ["lightgbm"],
             "fold": [0],
             "prob_up": [0.5],
+            "prob_down": [None],  # filled by 3-class targets only
+            "prob_flat": [None],
+            "pred_ret": [None],  # filled by regression only
             "score": [0.0],
         },
-        schema_overrides={"open_time": UTC_MS, "fold": pl.Int32},
+        schema_overrides={
+            "open_time": UTC_MS,
+            "fold": pl.Int32,
+            **dict.fromkeys(("prob_down", "prob_flat", "pred_ret"), pl.Float64),
+        },
     )
     extra = {"mlflow_run_id": "abc", "mlflow_experiment": "quantlab", "fold_metrics": folds}
     ref = catalog.write("predictions", preds, stage="train", extra=extra)

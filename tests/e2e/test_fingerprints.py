@@ -96,8 +96,13 @@ def _edit(cfg, section: str, **values):
 @pytest.mark.parametrize(
     ("section", "values", "changed"),
     [
-        # Every stage that loads bars reads the whole universe.
-        ("universe", {"symbols": ("BTCUSDT",)}, {"features", "labels", "backtest", "risk"}),
+        # Every stage that loads bars reads the whole universe; train codes the pooled model's
+        # symbol feature by its place in universe.symbols.
+        (
+            "universe",
+            {"symbols": ("BTCUSDT",)},
+            {"features", "labels", "backtest", "risk", "train"},
+        ),
         ("universe", {"start": date(2023, 6, 1)}, {"features", "labels", "backtest", "risk"}),
         # The interval also sets train's embargo and the gate's grid for unlabelled series.
         (

@@ -76,11 +76,19 @@ class BacktestRun(Extra):
 
 
 class FoldMetrics(Extra):
+    """One fold's test metrics; which are set depends on train.target (None: not computed
+    for this target, or undefined on the fold: `quantlab.metrics` returns None then)."""
+
     model: str = "lightgbm"  # the booster kind; versions before train.models were all LightGBM
     fold: int
-    auc: float
-    logloss: float
-    rank_ic: float
+    auc: float | None = None  # binary
+    macro_f1: float | None = None  # 3-class
+    logloss: float | None = None  # binary and 3-class
+    accuracy: float | None = None  # binary and 3-class
+    rmse: float | None = None  # regression
+    ic: float | None = None  # every target: the score against the forward return
+    rank_ic: float | None = None
+    hit_rate: float | None = None
     train_rows: int
     test_rows: int
     trials: int | None = None  # the Optuna trials this fold's tuning ran; None before it was kept
@@ -271,8 +279,13 @@ DATASETS = Registry(
                 **_BAR,
                 "model": pl.String(),
                 "fold": pl.Int32(),
+                # Null where the target does not give them: P(up) for binary and 3-class,
+                # P(down) and P(flat) for 3-class, the predicted return for regression.
                 "prob_up": pl.Float64(),
-                "score": pl.Float64(),
+                "prob_down": pl.Float64(),
+                "prob_flat": pl.Float64(),
+                "pred_ret": pl.Float64(),
+                "score": pl.Float64(),  # in [-1, 1], what signals trade (quantlab.train.targets)
             },
             "train",
             ("symbol", "open_time", "model"),  # one row per bar and booster kind (train.models)

@@ -33,11 +33,12 @@ def print_summary(ctx: RunContext) -> int:
                 f"  tuned: {trained.trials} Optuna trials in all (every fold and model kind), "
                 f"seed {trained.seed}"
             )
+        shown = ("auc", "macro_f1", "logloss", "rmse", "rank_ic")  # those the target has
         for m in trained.fold_metrics:
-            print(
-                f"  {m.model} fold {m.fold}: auc={m.auc:.4f} logloss={m.logloss:.4f} "
-                f"rank_ic={m.rank_ic:.4f} train={m.train_rows} test={m.test_rows}"
+            scores = " ".join(
+                f"{k}={getattr(m, k):.4f}" for k in shown if getattr(m, k) is not None
             )
+            print(f"  {m.model} fold {m.fold}: {scores} train={m.train_rows} test={m.test_rows}")
         print(f"  browse: uv run mlflow ui --backend-store-uri {ctx.config.tracking.uri}")
     if "backtest" in by_name:
         from quantlab.backtest.stage import report_path

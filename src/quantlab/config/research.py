@@ -180,6 +180,21 @@ class TrainConfig(_Model):
         min_length=1,
         description="the booster kinds to walk forward; backtest and risk trade the first",
     )
+    target: Literal["binary", "direction", "triple_barrier", "regression"] = Field(
+        default="binary",
+        description="what to learn from `labels` (quantlab.train.targets): label_up, the "
+        "3-class dir_<horizon>, tb_label, or fwd_ret_<horizon>",
+    )
+    class_weight: Literal["none", "balanced"] = Field(
+        default="none",
+        description="balanced: weight each class by its inverse frequency in a fold's "
+        "training rows (classification targets only)",
+    )
+    per_symbol: bool = Field(
+        default=False,
+        description="one model per symbol per fold; false: one pooled model with the symbol "
+        "as a categorical feature",
+    )
     window: Literal["expanding", "sliding"] = "expanding"
     train_bars: int | None = Field(
         default=None, ge=1, description="the initial span and the sliding window; None: by fraction"
@@ -208,6 +223,11 @@ class TrainConfig(_Model):
         if len(set(self.models)) != len(self.models):
             raise ValueError(
                 f"train.models lists a kind twice ({list(self.models)}); list each once"
+            )
+        if self.target == "regression" and self.class_weight != "none":
+            raise ValueError(
+                "train.class_weight balanced weighs classes, and train.target regression has "
+                "none; set class_weight: none or pick a classification target"
             )
         tests = {"folds": self.folds, "test_bars": self.test_bars, "test_period": self.test_period}
         if sum(v is not None for v in tests.values()) != 1:

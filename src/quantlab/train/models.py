@@ -1,13 +1,15 @@
 """The booster kinds walk-forward trains: one interface, LightGBM and XGBoost behind it.
 
-Each kind fits on a training slice (early-stopping on a validation slice when asked),
-predicts P(up), and names its Optuna search space. Every fit is single-process with a
+Each kind fits one task (binary, 3-class or regression: `quantlab.train.targets` maps the
+configured target to it) on a training slice, early-stopping on a validation slice when
+asked, predicts, and names its Optuna search space. Every fit is single-process with a
 fixed seed and thread count, so the same data, parameters and seed give the same bits.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Literal, Protocol
 
 import lightgbm as lgb
@@ -15,9 +17,12 @@ import numpy as np
 import optuna
 import xgboost as xgb
 
-from quantlab.errors import ConfigError
+from quantlab.errors import ConfigError, DataError
 
 ModelKind = Literal["lightgbm", "xgboost"]
+# What a booster learns: P(y = 1), the probabilities of N_CLASSES ordered classes, or a number.
+Task = Literal["binary", "multiclass", "regression"]
+N_CLASSES = 3  # the 3-class targets' classes -1/0/+1, encoded 0/1/2 by targets.encode_classes
 # One thread count for every fit, so a result never depends on the machine's cores. XGBoost's
 # maintainers promise bit-identical CPU results for the same seed, hardware and threads
 # (dmlc/xgboost#7458); hist gave the same bits with 1, 2 and 4 threads here, but that is not
@@ -27,15 +32,36 @@ THREADS = 2
 
 @dataclass(frozen=True)
 class Fitted:
-    """A fitted booster and the rounds it predicts with (the best one under early stopping)."""
+    """A fitted booster and the rounds it predicts with (the best one under early stopping).
+
+    `categorical`: the columns fitted as categories (a prediction must declare them too);
+    `scale`: for regression, the sd of the target it was fitted on, what turns its
+    predicted return into a score (`targets.score_of`); 1.0 for the classifiers.
+    """
 
     kind: ModelKind
     booster: Any
     rounds: int
+    task: Task = "binary"
+    categorical: tuple[int, ...] = ()
+    scale: float = 1.0
+
+
+def _scale(task: Task, y: np.ndarray) -> float:
+    if task != "regression":
+        return 1.0
+    sd = float(np.std(y))
+    if not sd > 0:
+        raise DataError(
+            f"the regression target is constant ({y[0] if len(y) else 'no rows'}) on a training "
+            "slice, so a predicted return has no scale; check the labels or lengthen the window"
+        )
+    return sd
 
 
 class Booster(Protocol):
     kind: ModelKind
+    task: Task
 
     def suggest(self, trial: optuna.Trial) -> dict[str, Any]:
         """The kind's Optuna search space: one trial's tunable parameters."""
@@ -51,18 +77,32 @@ class Booster(Protocol):
         seed: int,
         rounds: int,
         early_stopping_rounds: int | None = None,
+        *,
+        weight: np.ndarray | None = None,
+        categorical: tuple[int, ...] = (),
     ) -> Fitted:
         """Boost up to `rounds` rounds; with a valid slice and `early_stopping_rounds`, stop
-        once its logloss has not improved for that many rounds and keep the best round."""
+        once its loss (the task's: logloss, multi-class logloss, l2) has not improved for that
+        many rounds and keep the best round. `weight` weighs the training rows (the valid
+        rows stay unweighted); `categorical` lists the columns of non-negative integer codes
+        to split as categories."""
+        ...
+
+    def predict(self, fitted: Fitted, x: np.ndarray) -> np.ndarray:
+        """From the first `fitted.rounds` rounds, per row of `x`: P(y = 1) (binary, shape n),
+        the class probabilities (multiclass, n x 3, rows summing to 1) or the prediction."""
         ...
 
     def predict_proba(self, fitted: Fitted, x: np.ndarray) -> np.ndarray:
-        """P(label_up = 1) for each row of `x`, from the first `fitted.rounds` rounds."""
+        """`predict`, under the name the binary-only interface had."""
         ...
 
 
 class LightGBM:
     kind: ModelKind = "lightgbm"
+
+    def __init__(self, task: Task = "binary"):
+        self.task = task
 
     def suggest(self, trial: optuna.Trial) -> dict[str, Any]:
         return {
@@ -74,9 +114,17 @@ class LightGBM:
         }
 
     def _base(self, seed: int) -> dict[str, Any]:
+        objective = {
+            "binary": {"objective": "binary", "metric": "binary_logloss"},
+            "multiclass": {
+                "objective": "multiclass",
+                "num_class": N_CLASSES,
+                "metric": "multi_logloss",
+            },
+            "regression": {"objective": "regression", "metric": "l2"},
+        }[self.task]
         return {
-            "objective": "binary",
-            "metric": "binary_logloss",
+            **objective,
             "verbosity": -1,
             "seed": seed,
             "deterministic": True,
@@ -94,11 +142,23 @@ class LightGBM:
         seed: int,
         rounds: int,
         early_stopping_rounds: int | None = None,
+        *,
+        weight: np.ndarray | None = None,
+        categorical: tuple[int, ...] = (),
     ) -> Fitted:
         full = {**self._base(seed), **params}
-        train = lgb.Dataset(x_train, label=y_train)
+        train = lgb.Dataset(
+            x_train, label=y_train, weight=weight, categorical_feature=list(categorical) or "auto"
+        )
+        done = partial(
+            Fitted,
+            self.kind,
+            task=self.task,
+            categorical=categorical,
+            scale=_scale(self.task, y_train),
+        )
         if x_valid is None or early_stopping_rounds is None:
-            return Fitted(self.kind, lgb.train(full, train, num_boost_round=rounds), rounds)
+            return done(lgb.train(full, train, num_boost_round=rounds), rounds)
         booster = lgb.train(
             full,
             train,
@@ -107,14 +167,19 @@ class LightGBM:
             callbacks=[lgb.early_stopping(early_stopping_rounds, verbose=False)],
         )
         best = booster.best_iteration if booster.best_iteration > 0 else rounds
-        return Fitted(self.kind, booster, best)
+        return done(booster, best)
 
-    def predict_proba(self, fitted: Fitted, x: np.ndarray) -> np.ndarray:
+    def predict(self, fitted: Fitted, x: np.ndarray) -> np.ndarray:
         return fitted.booster.predict(x, num_iteration=fitted.rounds)
+
+    predict_proba = predict
 
 
 class XGBoost:
     kind: ModelKind = "xgboost"
+
+    def __init__(self, task: Task = "binary"):
+        self.task = task
 
     def suggest(self, trial: optuna.Trial) -> dict[str, Any]:
         return {
@@ -126,9 +191,17 @@ class XGBoost:
         }
 
     def _base(self, seed: int) -> dict[str, Any]:
+        objective = {
+            "binary": {"objective": "binary:logistic", "eval_metric": "logloss"},
+            "multiclass": {
+                "objective": "multi:softprob",
+                "num_class": N_CLASSES,
+                "eval_metric": "mlogloss",
+            },
+            "regression": {"objective": "reg:squarederror", "eval_metric": "rmse"},
+        }[self.task]
         return {
-            "objective": "binary:logistic",
-            "eval_metric": "logloss",
+            **objective,
             "tree_method": "hist",
             "seed": seed,
             "nthread": THREADS,
@@ -145,13 +218,23 @@ class XGBoost:
         seed: int,
         rounds: int,
         early_stopping_rounds: int | None = None,
+        *,
+        weight: np.ndarray | None = None,
+        categorical: tuple[int, ...] = (),
     ) -> Fitted:
         full = {**self._base(seed), **params}
-        train = xgb.DMatrix(x_train, label=y_train, nthread=THREADS)
+        train = _dmatrix(x_train, categorical, label=y_train, weight=weight)
+        done = partial(
+            Fitted,
+            self.kind,
+            task=self.task,
+            categorical=categorical,
+            scale=_scale(self.task, y_train),
+        )
         if x_valid is None or early_stopping_rounds is None:
             booster = xgb.train(full, train, num_boost_round=rounds, verbose_eval=False)
-            return Fitted(self.kind, booster, rounds)
-        valid = xgb.DMatrix(x_valid, label=y_valid, nthread=THREADS)
+            return done(booster, rounds)
+        valid = _dmatrix(x_valid, categorical, label=y_valid)
         booster = xgb.train(
             full,
             train,
@@ -161,20 +244,29 @@ class XGBoost:
             verbose_eval=False,
         )
         # best_iteration is 0-based; predict() would use every tree unless told the range.
-        return Fitted(self.kind, booster, booster.best_iteration + 1)
+        return done(booster, booster.best_iteration + 1)
 
-    def predict_proba(self, fitted: Fitted, x: np.ndarray) -> np.ndarray:
-        data = xgb.DMatrix(x, nthread=THREADS)
+    def predict(self, fitted: Fitted, x: np.ndarray) -> np.ndarray:
+        data = _dmatrix(x, fitted.categorical)
         # XGBoost predicts in float32; widen so every kind's scores share one dtype.
         prob = fitted.booster.predict(data, iteration_range=(0, fitted.rounds))
         return prob.astype(np.float64)
 
+    predict_proba = predict
 
-KINDS: dict[str, Booster] = {"lightgbm": LightGBM(), "xgboost": XGBoost()}
+
+def _dmatrix(x: np.ndarray, categorical: tuple[int, ...], **kw: Any) -> xgb.DMatrix:
+    if not categorical:
+        return xgb.DMatrix(x, nthread=THREADS, **kw)
+    types = ["c" if j in categorical else "q" for j in range(x.shape[1])]
+    return xgb.DMatrix(x, nthread=THREADS, feature_types=types, enable_categorical=True, **kw)
 
 
-def booster(kind: str) -> Booster:
-    """The booster implementing `kind` (a `train.models` entry)."""
+KINDS = {"lightgbm": LightGBM, "xgboost": XGBoost}
+
+
+def booster(kind: str, task: Task = "binary") -> Booster:
+    """The booster implementing `kind` (a `train.models` entry) for `task`."""
     if kind not in KINDS:
         raise ConfigError(f"train.models names {kind!r}; use one of {sorted(KINDS)}")
-    return KINDS[kind]
+    return KINDS[kind](task)

@@ -13,6 +13,7 @@ from quantlab.errors import DataError
 from quantlab.labels import target_column
 from quantlab.tracking import model_environment, start_experiment
 from quantlab.train.splits import Split, fold_table, make_splits
+from quantlab.train.targets import label_column, with_target_time
 from quantlab.train.walkforward import WalkForwardResult, walk_forward
 from quantlab.vocab import KEY
 
@@ -20,11 +21,16 @@ DATASET = "predictions"
 FOLDS_ARTIFACT = "folds.csv"
 # The config this stage reads, its fingerprint. Where MLflow logs and the registered model's
 # name change no prediction, so renaming them reuses the predictions instead of retraining.
-READS = ("train", "labels.horizon", "universe.interval")
+# The pooled model codes the symbol by its place in universe.symbols, so their order is read.
+READS = ("train", "labels.horizon", "universe.interval", "universe.symbols")
 IGNORES = ("train.experiment", "train.register_as")
+# The fold metrics averaged over folds on the run; each target has some of them.
+SCORES = ("auc", "macro_f1", "logloss", "accuracy", "rmse", "ic", "rank_ic", "hit_rate")
 
 
 def training_frame(ctx: RunContext, features: DatasetRef, labels: DatasetRef) -> pl.DataFrame:
+    """Features joined to labels, `label_time` the configured target's own resolution time
+    (so the splits purge a triple barrier by `tb_time`)."""
     feats = ctx.catalog.read(features)
     labs = ctx.catalog.read(labels)
     data = feats.join(labs, on=list(KEY), how="inner")
@@ -33,7 +39,7 @@ def training_frame(ctx: RunContext, features: DatasetRef, labels: DatasetRef) ->
             f"{features} and {labels} share no (symbol, open_time) rows; "
             "build both from the same klines version"
         )
-    return data
+    return with_target_time(data, ctx.config.train.target, ctx.config.labels)
 
 
 def splits_of(ctx: RunContext, data: pl.DataFrame) -> list[Split]:
@@ -75,27 +81,32 @@ def _log_run(
         for m in result.fold_metrics:
             step, pre = int(m["fold"]), prefix[m["model"]]
             for key, value in m.items():
-                if key not in ("fold", "model"):
+                if key not in ("fold", "model") and value is not None:
                     mlflow.log_metric(f"{pre}{key}", value, step=step)
                     mlflow.log_metric(f"{pre}fold{step}_{key}", value)
         for kind in cfg.models:
             own = [m for m in result.fold_metrics if m["model"] == kind]
-            for key in ("auc", "logloss", "accuracy", "rank_ic"):
-                values = [m[key] for m in own]
-                mlflow.log_metric(f"{prefix[kind]}mean_{key}", sum(values) / len(values))
+            for key in SCORES:  # those the target has, over the folds where defined
+                values = [m[key] for m in own if m.get(key) is not None]
+                if values:
+                    mlflow.log_metric(f"{prefix[kind]}mean_{key}", sum(values) / len(values))
         mlflow.log_dict({"fold_params": result.fold_params}, "fold_params.json")
         # Every configuration tried, over all folds and kinds: what a tuned figure is judged by.
         mlflow.set_tag("trials_total", sum(int(m["trials"]) for m in result.fold_metrics))
         # The windows each fold trained, validated and tested on, as `quantlab train folds` prints.
         mlflow.log_text(folds.write_csv(), FOLDS_ARTIFACT)
         # The primary kind's final model is `model` and is registered; others are logged beside.
-        for kind, fitted in result.models.items():
-            flavor = mlflow.lightgbm if kind == "lightgbm" else mlflow.xgboost
-            primary = kind == result.primary
+        # Per symbol, each primary-kind model is registered as `<register_as>-<symbol>`.
+        for name, fitted in result.models.items():
+            flavor = mlflow.lightgbm if fitted.kind == "lightgbm" else mlflow.xgboost
+            primary = name == result.primary
+            registered = None
+            if cfg.register_as is not None and fitted.kind == result.primary:
+                registered = cfg.register_as + name.removeprefix(result.primary)
             flavor.log_model(
                 fitted.booster,
-                name="model" if primary else f"model_{kind}",
-                registered_model_name=cfg.register_as if primary else None,
+                name="model" if primary else f"model_{name}",
+                registered_model_name=registered,
                 conda_env=model_environment(),
             )
         return run.info.run_id
@@ -115,10 +126,13 @@ def run(ctx: RunContext, features: DatasetRef, labels: DatasetRef) -> DatasetRef
     result = walk_forward(
         data,
         feature_cols,
-        target="label_up",
+        target=label_column(cfg.target, ctx.config.labels),
+        # Every target's score is judged against the same forward return, so IC and hit
+        # rate compare across targets.
         return_col=target_column(ctx.config.labels),
         cfg=cfg,
         splits=splits,
+        symbols=ctx.config.universe.symbols,
     )
     run_id = _log_run(ctx, result, feature_cols, inputs, fold_table(data, splits))
     return ctx.catalog.write(
