@@ -1,0 +1,158 @@
+"""The train stage's MLflow record: what of a walk-forward goes where, through `quantlab.tracking`.
+
+Parent run `walk-forward`: the config (params, and whole as `config.json`, secrets masked),
+the git sha, code version, config hash, seed and trial count (tags), every dataset version
+read down to the klines (inputs, context training), each fold's metrics at `step=fold`, the
+fold table, the Optuna artifacts and the final models. One nested child per (kind, fold)
+holds that fold's metrics, tuned parameters and its train, validation and test slices.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from quantlab.catalog import DatasetRef
+from quantlab.codeversion import code_version
+from quantlab.tracking import Redactor, start_experiment
+from quantlab.tracking.datasets import describe_versions, fold_inputs, version_inputs
+from quantlab.tracking.models import EXAMPLE_ROWS, log_booster
+from quantlab.tracking.runs import log_batch, log_children, log_text, parent_metrics
+from quantlab.tracking.studies import log_studies
+from quantlab.train.models import booster
+from quantlab.train.splits import fold_table
+
+if TYPE_CHECKING:
+    from quantlab.context import RunContext
+    from quantlab.train.stage import Trained
+
+RUN_NAME = "walk-forward"
+CONFIG_ARTIFACT = "config.json"
+FOLDS_ARTIFACT = "folds.csv"
+FOLD_PARAMS_ARTIFACT = "fold_params.json"
+# Tags reproduce reads back: `input.<dataset>` (a version), `output.predictions`, ...
+INPUT_TAG, OUTPUT_TAG = "input.", "output.predictions"
+
+
+@dataclass(frozen=True)
+class TrackedRun:
+    run_id: str
+    trials_artifact: str | None  # `runs:/<id>/optuna/trials.csv`; None without Optuna studies
+
+
+def git_sha(version: str) -> str | None:
+    """The commit in a `code_version()` string; None outside a git checkout."""
+    return None if version.startswith("quantlab-") else version.split("-dirty-")[0]
+
+
+def _params(ctx: RunContext, features: list[str]) -> dict[str, Any]:
+    cfg = ctx.config
+    return {
+        **{f"train.{k}": v for k, v in cfg.train.model_dump(mode="json").items()},
+        "labels.horizon": cfg.labels.horizon,
+        "features": ",".join(features),
+        "symbols": ",".join(cfg.universe.symbols),
+        "interval": cfg.universe.interval,
+    }
+
+
+def log_training(
+    ctx: RunContext, trained: Trained, inputs: list[DatasetRef], config_hash: str
+) -> TrackedRun:
+    """Log `trained` (the walk-forward over `inputs`) as a parent run with its fold children."""
+    import mlflow
+
+    cfg, result = ctx.config.train, trained.result
+    config = ctx.config.model_dump(mode="json", by_alias=True)
+    # The passwords of URLs in the config are masked wherever they appear, not only in URLs.
+    redactor = Redactor.from_environment(json.dumps(config))
+    experiment_id = start_experiment(ctx.config.tracking, cfg.experiment)
+    client = mlflow.MlflowClient(ctx.config.tracking.uri)
+    versions = describe_versions(ctx.catalog, inputs)
+    direct = [v for v in versions if v.ref in inputs]
+    folds = fold_table(trained.data, trained.splits)
+    version = code_version()
+    tags = {
+        "code_version": version,
+        "git_sha": git_sha(version) or "",
+        "config_hash": config_hash,
+        "seed": cfg.seed,
+        "trials_total": sum(int(m["trials"]) for m in result.fold_metrics),
+        **{f"{INPUT_TAG}{v.ref.name}": v.ref.version for v in versions},
+    }
+    with mlflow.start_run(experiment_id=experiment_id, run_name=RUN_NAME) as run:
+        run_id = run.info.run_id
+        log_batch(
+            run_id,
+            metrics=parent_metrics(result.fold_metrics, result.primary),
+            params=_params(ctx, trained.features),
+            tags=tags,
+            redactor=redactor,
+            client=client,
+        )
+        client.log_inputs(run_id, datasets=version_inputs(versions))
+        log_text(
+            run_id,
+            json.dumps(redactor.value(config), indent=2),
+            CONFIG_ARTIFACT,
+            redactor=redactor,
+            client=client,
+        )
+        # The windows each fold trained, validated and tested on, as `quantlab train folds` prints.
+        log_text(run_id, folds.write_csv(), FOLDS_ARTIFACT, redactor=redactor, client=client)
+        log_text(
+            run_id,
+            json.dumps({"fold_params": result.fold_params}, default=str),
+            FOLD_PARAMS_ARTIFACT,
+            redactor=redactor,
+            client=client,
+        )
+        log_children(
+            experiment_id,
+            run_id,
+            result.fold_metrics,
+            result.fold_params,
+            {row["fold"]: fold_inputs(direct, row) for row in folds.iter_rows(named=True)},
+            redactor=redactor,
+            client=client,
+        )
+        trials_artifact = _log_trials(run_id, result, redactor, client)
+        _log_models(ctx, trained)
+    return TrackedRun(run_id, trials_artifact and f"runs:/{run_id}/{trials_artifact}")
+
+
+def _log_trials(run_id: str, result: Any, redactor: Redactor, client: Any) -> str | None:
+    """The Optuna studies and trials table, where the walk-forward hands them over.
+
+    LEAD (merge): `studies` and `trials` are the search lane's WalkForwardResult fields.
+    """
+    studies, trials = getattr(result, "studies", None), getattr(result, "trials", None)
+    if studies:
+        return log_studies(run_id, list(studies), trials, redactor=redactor, client=client)
+    return None
+
+
+def _log_models(ctx: RunContext, trained: Trained) -> None:
+    """The primary kind's final model is `model` and is registered; others are logged beside."""
+    result = trained.result
+    example = trained.data.select(trained.features).head(EXAMPLE_ROWS)
+    for kind, fitted in result.models.items():
+        primary = kind == result.primary
+        log_booster(
+            kind,
+            fitted.booster,
+            name="model" if primary else f"model_{kind}",
+            example=example,
+            output=booster(kind).predict_proba(fitted, example.to_numpy()),
+            register_as=ctx.config.train.register_as if primary else None,
+        )
+
+
+def tag_output(ctx: RunContext, run_id: str, predictions: DatasetRef) -> None:
+    """Tag the parent run with the `predictions` version it produced (known after the write)."""
+    import mlflow
+
+    mlflow.MlflowClient(ctx.config.tracking.uri).set_tag(
+        run_id, OUTPUT_TAG, str(predictions.version)
+    )
