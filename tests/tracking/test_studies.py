@@ -82,3 +82,14 @@ def test_logged_artifacts_read_back(studies, store):
         f"1 completed trial(s) over 2 parameter(s); it needs at least {MIN_TRIALS_FOR_IMPORTANCE}"
         in importance
     )
+
+
+def test_studies_are_read_back_from_a_storage_url(tmp_path):
+    from quantlab.tracking.studies import load_studies
+
+    url = f"sqlite:///{tmp_path / 'optuna.db'}"
+    stored = optuna.create_study(study_name="xgboost-fold0", storage=url)
+    stored.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=3)
+    (loaded,) = load_studies(url, ["xgboost-fold0"])
+    assert study_summary([loaded])["trials"] == 3
+    assert trials_table([loaded])["study"].to_list() == ["xgboost-fold0"] * 3

@@ -28,6 +28,13 @@ IMPORTANCE_ARTIFACT = f"{FOLDER}/param_importances.html"
 MIN_TRIALS_FOR_IMPORTANCE = 4
 
 
+def load_studies(storage: str, names: Sequence[str]) -> list[Any]:
+    """The studies `names` from an Optuna storage URL (SQLite, PostgreSQL), read only."""
+    import optuna
+
+    return [optuna.load_study(study_name=name, storage=storage) for name in names]
+
+
 def study_summary(studies: Sequence[Any]) -> dict[str, Any]:
     """Per study: direction, trials by state, the best value; and the totals over studies."""
     import optuna

@@ -128,8 +128,8 @@ def _log_trials(run_id: str, result: Any, redactor: Redactor, client: Any) -> st
     LEAD (merge): `studies` and `trials` are the search lane's WalkForwardResult fields.
     """
     studies, trials = getattr(result, "studies", None), getattr(result, "trials", None)
-    if studies:
-        return log_studies(run_id, list(studies), trials, redactor=redactor, client=client)
+    if studies or trials is not None:
+        return log_studies(run_id, list(studies or ()), trials, redactor=redactor, client=client)
     return None
 
 
