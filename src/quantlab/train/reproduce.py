@@ -15,7 +15,7 @@ from typing import Any
 
 from quantlab.catalog import DatasetRef, TrainingRun
 from quantlab.codeversion import code_version
-from quantlab.config import Config, TrainConfig, config_slice, slice_hash
+from quantlab.config import Config, config_slice, slice_hash
 from quantlab.context import RunContext
 from quantlab.errors import ConfigError, DataError, DatasetNotFound
 from quantlab.tracking import Redactor
@@ -24,12 +24,10 @@ from quantlab.train.compare import Difference, first_difference
 from quantlab.train.stage import DATASET, IGNORES, READS, train_predictions
 from quantlab.train.tracked import CONFIG_ARTIFACT, INPUT_TAG, OUTPUT_TAG
 
-# The config sections a training run's predictions depend on: taken from the run's record;
-# the rest (paths, the tracking store) are this installation's.
-RECORDED_SECTIONS = ("universe", "features", "labels", "train")
-# LEAD (merge): the search lane's TrainConfig key for the Optuna study storage (an RDB URL).
-# The rerun must not load, nor add trials to, the original's stored study: it runs in memory.
-STUDY_STORAGE_KEYS = ("storage", "study_storage")
+# The config sections a training run's predictions depend on, taken from the run's record:
+# those the stage hashes (READS) and the features whose columns it trains on. The rest
+# (paths, the tracking store, the exchange) are this installation's.
+RECORDED_SECTIONS = tuple(sorted({path.split(".")[0] for path in READS} | {"features"}))
 
 
 @dataclass(frozen=True)
@@ -83,9 +81,16 @@ def _predictions_of(ctx: RunContext, run_id: str, tags: dict[str, str]) -> Datas
     )
 
 
-def _in_memory_studies(train: TrainConfig) -> TrainConfig:
-    update = {k: None for k in STUDY_STORAGE_KEYS if k in type(train).model_fields}
-    return train.model_copy(update=update) if update else train
+def rerun_options(config: Config, features: DatasetRef, labels: DatasetRef) -> dict[str, Any]:
+    """What `train_predictions` gets beyond the stage's defaults for a rerun: its Optuna
+    studies run in memory, so the rerun neither loads the original's stored studies (whose
+    finished trials it would reuse instead of searching again) nor adds trials to them.
+
+    Today every study is in memory already. LEAD (merge with i14-search): return
+    `{"search": dataclasses.replace(search_settings(config, stage_key(...)), storage=None)}`:
+    the same study names, sampler seeds and Sharpe rule as the run, on no storage.
+    """
+    return {}
 
 
 def read_recorded(ctx: RunContext, run_id: str) -> Recorded:
@@ -120,7 +125,7 @@ def read_recorded(ctx: RunContext, run_id: str) -> Recorded:
         )
     return Recorded(
         run_id=run_id,
-        config=config.model_copy(update={"train": _in_memory_studies(config.train)}),
+        config=config,
         features=DatasetRef("features", int(tags[f"{INPUT_TAG}features"])),
         labels=DatasetRef("labels", int(tags[f"{INPUT_TAG}labels"])),
         predictions=_predictions_of(ctx, run_id, tags),
@@ -134,7 +139,8 @@ def reproduce(ctx: RunContext, run_id: str) -> Reproduction:
     predictions with the version the run wrote."""
     recorded = read_recorded(ctx, run_id)
     rerun_ctx = RunContext(config=recorded.config, catalog=ctx.catalog)
-    trained = train_predictions(rerun_ctx, recorded.features, recorded.labels)
+    options = rerun_options(recorded.config, recorded.features, recorded.labels)
+    trained = train_predictions(rerun_ctx, recorded.features, recorded.labels, **options)
     expected = ctx.catalog.read(recorded.predictions)
     return Reproduction(
         recorded=recorded,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import Any
 
 import polars as pl
 
@@ -56,9 +57,15 @@ class Trained:
     result: WalkForwardResult
 
 
-def train_predictions(ctx: RunContext, features: DatasetRef, labels: DatasetRef) -> Trained:
+def train_predictions(
+    ctx: RunContext, features: DatasetRef, labels: DatasetRef, **options: Any
+) -> Trained:
     """The walk-forward of `features` x `labels` under `ctx.config`, writing nothing: the one
-    code path `run` and `quantlab train reproduce` share, so a rerun is the same computation."""
+    code path `run` and `quantlab train reproduce` share, so a rerun is the same computation.
+
+    `options` go to `walk_forward` as they are: where run and reproduce differ (the study
+    storage: reproduce never opens the original's stored studies).
+    """
     data = training_frame(ctx, features, labels)
     feature_cols = [c for c in ctx.catalog.scan(features).collect_schema().names() if c not in KEY]
     splits = splits_of(ctx, data)
@@ -69,6 +76,7 @@ def train_predictions(ctx: RunContext, features: DatasetRef, labels: DatasetRef)
         return_col=target_column(ctx.config.labels),
         cfg=ctx.config.train,
         splits=splits,
+        **options,
     )
     return Trained(data, feature_cols, splits, result)
 
