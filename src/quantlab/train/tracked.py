@@ -19,7 +19,7 @@ from quantlab.tracking import Redactor, start_experiment
 from quantlab.tracking.datasets import describe_versions, fold_inputs, version_inputs
 from quantlab.tracking.models import EXAMPLE_ROWS, log_booster
 from quantlab.tracking.runs import log_batch, log_children, log_text, parent_metrics
-from quantlab.tracking.studies import log_studies
+from quantlab.tracking.studies import load_studies, log_studies
 from quantlab.train.models import booster
 from quantlab.train.splits import fold_table
 
@@ -123,13 +123,19 @@ def log_training(
 
 
 def _log_trials(run_id: str, result: Any, redactor: Redactor, client: Any) -> str | None:
-    """The Optuna studies and trials table, where the walk-forward hands them over.
+    """The Optuna studies and trials table, where the walk-forward hands them over: Study
+    objects, or study names in the RDB `storage` they were run on (read back from there;
+    in-memory studies that are gone leave the trials table alone).
 
-    LEAD (merge): `studies` and `trials` are the search lane's WalkForwardResult fields.
+    LEAD (merge): `trials`, `studies` and `storage` are the search lane's WalkForwardResult
+    fields; they are read with getattr until then.
     """
-    studies, trials = getattr(result, "studies", None), getattr(result, "trials", None)
+    studies = list(getattr(result, "studies", None) or ())
+    trials, storage = getattr(result, "trials", None), getattr(result, "storage", None)
+    if studies and isinstance(studies[0], str):
+        studies = load_studies(storage, studies) if storage else []
     if studies or trials is not None:
-        return log_studies(run_id, list(studies or ()), trials, redactor=redactor, client=client)
+        return log_studies(run_id, studies, trials, redactor=redactor, client=client)
     return None
 
 
