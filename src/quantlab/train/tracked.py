@@ -37,8 +37,9 @@ INPUT_TAG, OUTPUT_TAG = "input.", "output.predictions"
 
 @dataclass(frozen=True)
 class TrackedRun:
-    run_id: str
+    run_id: str  # the parent
     trials_artifact: str | None  # `runs:/<id>/optuna/trials.csv`; None without Optuna studies
+    children: dict[tuple[str, int], str]  # the nested run of each (model kind, fold)
 
 
 def git_sha(version: str) -> str | None:
@@ -108,7 +109,7 @@ def log_training(
             redactor=redactor,
             client=client,
         )
-        log_children(
+        children = log_children(
             experiment_id,
             run_id,
             result.fold_metrics,
@@ -119,7 +120,7 @@ def log_training(
         )
         trials_artifact = _log_trials(run_id, result, redactor, client)
         _log_models(ctx, trained)
-    return TrackedRun(run_id, trials_artifact and f"runs:/{run_id}/{trials_artifact}")
+    return TrackedRun(run_id, trials_artifact and f"runs:/{run_id}/{trials_artifact}", children)
 
 
 def _log_trials(run_id: str, result: Any, redactor: Redactor, client: Any) -> str | None:
