@@ -16,7 +16,8 @@ def test_study_names_are_read_back_from_their_storage_and_logged(tmp_path):
     import mlflow
 
     client = mlflow.MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
-    run_id = client.create_run(client.create_experiment("t")).info.run_id
+    experiment = client.create_experiment("t", artifact_location=(tmp_path / "a").as_uri())
+    run_id = client.create_run(experiment).info.run_id
     url = f"sqlite:///{tmp_path / 'optuna.db'}"
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(study_name="train-x.lightgbm.fold0", storage=url)
@@ -27,7 +28,7 @@ def test_study_names_are_read_back_from_their_storage_and_logged(tmp_path):
     assert table.height == 5 and set(table["study"]) == {"train-x.lightgbm.fold0"}
     # Studies run in memory are gone: the trials table the walk-forward kept is logged alone.
     gone = SimpleNamespace(studies=["lost"], storage=None, trials=table.head(2))
-    run2 = client.create_run(client.get_experiment_by_name("t").experiment_id).info.run_id
+    run2 = client.create_run(experiment).info.run_id
     assert _log_trials(run2, gone, Redactor(), client) == "optuna/trials.csv"
     assert pl.read_csv(client.download_artifacts(run2, "optuna/trials.csv")).height == 2
     assert _log_trials(run2, SimpleNamespace(), Redactor(), client) is None
