@@ -95,13 +95,16 @@ class FoldMetrics(Extra):
 
 
 class TrainingRun(Extra):
-    """A `predictions` version's training run: the MLflow run, its seed, its folds' metrics
-    and how many configurations the tuning tried in all (None on versions before it was kept)."""
+    """A `predictions` version's training run: the MLflow (parent) run, its seed, its folds'
+    metrics, how many configurations the tuning tried in all and where each trial's record
+    (parameters, value, validation Sharpe) is: `runs:/<run id>/optuna/trials.csv`. None on
+    versions before it was kept."""
 
     mlflow_run_id: str | None = None
     mlflow_experiment: str | None = None
     seed: int | None = None
     trials: int | None = None
+    trials_artifact: str | None = None
     fold_metrics: list[FoldMetrics] = []
 
 

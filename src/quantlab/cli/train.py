@@ -1,4 +1,5 @@
-"""`quantlab train folds`: the walk-forward windows the train stage would use on the catalog's data."""
+"""`quantlab train folds`: the walk-forward windows the train stage would use on the catalog's data;
+`quantlab train reproduce RUN_ID`: rerun a training run from its lineage, compare bit for bit."""
 
 from __future__ import annotations
 
@@ -47,6 +48,25 @@ def _cmd_folds(ctx: RunContext, args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_reproduce(ctx: RunContext, args: argparse.Namespace) -> int:
+    from quantlab.train.reproduce import reproduce
+
+    print(f"rerunning MLflow run {args.run_id} from its lineage ...", flush=True)
+    out = reproduce(ctx, args.run_id)
+    rec = out.recorded
+    print(
+        f"run {rec.run_id}: {rec.features} x {rec.labels} -> {rec.predictions}, "
+        f"seed {rec.seed}, code {rec.code_version}"
+    )
+    if out.code_version != rec.code_version:
+        print(f"note: the run was trained by code {rec.code_version}; this is {out.code_version}")
+    if out.identical:
+        print(f"bit-identical: {out.rows:,} predictions rows")
+        return 0
+    print(f"predictions differ from {rec.predictions}; first difference: {out.difference}")
+    return 1
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     train = sub.add_parser("train", help="walk-forward training")
     train_sub = train.add_subparsers(dest="train_command", required=True)
@@ -56,3 +76,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     folds.add_argument("--features", type=int, metavar="VERSION", help="default: the latest")
     folds.add_argument("--labels", type=int, metavar="VERSION", help="default: the latest")
     folds.set_defaults(func=_cmd_folds)
+    again = train_sub.add_parser(
+        "reproduce",
+        help="rerun an MLflow training run from its recorded datasets, config and seed; "
+        "exit 0 if its predictions are bit-identical, 1 with the first difference if not",
+    )
+    again.add_argument(
+        "run_id", metavar="RUN_ID", help="the parent run (predictions' mlflow_run_id)"
+    )
+    again.set_defaults(func=_cmd_reproduce)

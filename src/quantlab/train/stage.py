@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
+from typing import Any
 
 import polars as pl
 
@@ -11,21 +13,18 @@ from quantlab.config import slice_hash
 from quantlab.context import RunContext
 from quantlab.errors import DataError
 from quantlab.labels import target_column
-from quantlab.tracking import model_environment, start_experiment
-from quantlab.train.splits import Split, fold_table, make_splits
+from quantlab.train.splits import Split, make_splits
 from quantlab.train.targets import label_column, with_target_time
+from quantlab.train.tracked import FOLDS_ARTIFACT, log_training, tag_output  # noqa: F401 (FOLDS_ARTIFACT: its old home)
 from quantlab.train.walkforward import WalkForwardResult, walk_forward
 from quantlab.vocab import KEY
 
 DATASET = "predictions"
-FOLDS_ARTIFACT = "folds.csv"
 # The config this stage reads, its fingerprint. Where MLflow logs and the registered model's
 # name change no prediction, so renaming them reuses the predictions instead of retraining.
 # The pooled model codes the symbol by its place in universe.symbols, so their order is read.
 READS = ("train", "labels.horizon", "universe.interval", "universe.symbols")
 IGNORES = ("train.experiment", "train.register_as")
-# The fold metrics averaged over folds on the run; each target has some of them.
-SCORES = ("auc", "macro_f1", "logloss", "accuracy", "rmse", "ic", "rank_ic", "hit_rate")
 
 
 def training_frame(ctx: RunContext, features: DatasetRef, labels: DatasetRef) -> pl.DataFrame:
@@ -52,64 +51,41 @@ def splits_of(ctx: RunContext, data: pl.DataFrame) -> list[Split]:
     )
 
 
-def _log_run(
-    ctx: RunContext,
-    result: WalkForwardResult,
-    features: list[str],
-    inputs: list[DatasetRef],
-    folds: pl.DataFrame,
-) -> str:
-    import mlflow
-    import mlflow.lightgbm
-    import mlflow.xgboost
+@dataclass(frozen=True)
+class Trained:
+    """A walk-forward and what it ran on: the training frame, its feature columns, its folds."""
 
-    cfg = ctx.config.train
-    experiment_id = start_experiment(ctx.config.tracking, cfg.experiment)
-    with mlflow.start_run(experiment_id=experiment_id, run_name="walk-forward") as run:
-        mlflow.log_params(
-            {
-                **{f"train.{k}": v for k, v in cfg.model_dump().items()},
-                "labels.horizon": ctx.config.labels.horizon,
-                "features": ",".join(features),
-                "symbols": ",".join(ctx.config.universe.symbols),
-                "interval": ctx.config.universe.interval,
-            }
-        )
-        mlflow.set_tags({f"input.{r.name}": str(r.version) for r in inputs})
-        # The primary kind's metrics keep their plain names; another kind's carry its prefix.
-        prefix = {k: "" if k == result.primary else f"{k}_" for k in cfg.models}
-        for m in result.fold_metrics:
-            step, pre = int(m["fold"]), prefix[m["model"]]
-            for key, value in m.items():
-                if key not in ("fold", "model") and value is not None:
-                    mlflow.log_metric(f"{pre}{key}", value, step=step)
-                    mlflow.log_metric(f"{pre}fold{step}_{key}", value)
-        for kind in cfg.models:
-            own = [m for m in result.fold_metrics if m["model"] == kind]
-            for key in SCORES:  # those the target has, over the folds where defined
-                values = [m[key] for m in own if m.get(key) is not None]
-                if values:
-                    mlflow.log_metric(f"{prefix[kind]}mean_{key}", sum(values) / len(values))
-        mlflow.log_dict({"fold_params": result.fold_params}, "fold_params.json")
-        # Every configuration tried, over all folds and kinds: what a tuned figure is judged by.
-        mlflow.set_tag("trials_total", sum(int(m["trials"]) for m in result.fold_metrics))
-        # The windows each fold trained, validated and tested on, as `quantlab train folds` prints.
-        mlflow.log_text(folds.write_csv(), FOLDS_ARTIFACT)
-        # The primary kind's final model is `model` and is registered; others are logged beside.
-        # Per symbol, each primary-kind model is registered as `<register_as>-<symbol>`.
-        for name, fitted in result.models.items():
-            flavor = mlflow.lightgbm if fitted.kind == "lightgbm" else mlflow.xgboost
-            primary = name == result.primary
-            registered = None
-            if cfg.register_as is not None and fitted.kind == result.primary:
-                registered = cfg.register_as + name.removeprefix(result.primary)
-            flavor.log_model(
-                fitted.booster,
-                name="model" if primary else f"model_{name}",
-                registered_model_name=registered,
-                conda_env=model_environment(),
-            )
-        return run.info.run_id
+    data: pl.DataFrame
+    features: list[str]
+    splits: list[Split]
+    result: WalkForwardResult
+
+
+def train_predictions(
+    ctx: RunContext, features: DatasetRef, labels: DatasetRef, **options: Any
+) -> Trained:
+    """The walk-forward of `features` x `labels` under `ctx.config`, writing nothing: the one
+    code path `run` and `quantlab train reproduce` share, so a rerun is the same computation.
+
+    `options` go to `walk_forward` as they are: where run and reproduce differ (the study
+    storage: reproduce never opens the original's stored studies).
+    """
+    data = training_frame(ctx, features, labels)
+    feature_cols = [c for c in ctx.catalog.scan(features).collect_schema().names() if c not in KEY]
+    splits = splits_of(ctx, data)
+    result = walk_forward(
+        data,
+        feature_cols,
+        target=label_column(ctx.config.train.target, ctx.config.labels),
+        # Every target's score is judged against the same forward return, so IC and hit
+        # rate compare across targets.
+        return_col=target_column(ctx.config.labels),
+        cfg=ctx.config.train,
+        splits=splits,
+        symbols=ctx.config.universe.symbols,
+        **options,
+    )
+    return Trained(data, feature_cols, splits, result)
 
 
 def run(ctx: RunContext, features: DatasetRef, labels: DatasetRef) -> DatasetRef:
@@ -120,32 +96,25 @@ def run(ctx: RunContext, features: DatasetRef, labels: DatasetRef) -> DatasetRef
     # Skip before the expensive part: same inputs, config and code were already trained.
     if (done := ctx.catalog.find(DATASET, fingerprint("train", inputs, cfg_hash))) is not None:
         return done
-    data = training_frame(ctx, features, labels)
-    feature_cols = [c for c in ctx.catalog.scan(features).collect_schema().names() if c not in KEY]
-    splits = splits_of(ctx, data)
-    result = walk_forward(
-        data,
-        feature_cols,
-        target=label_column(cfg.target, ctx.config.labels),
-        # Every target's score is judged against the same forward return, so IC and hit
-        # rate compare across targets.
-        return_col=target_column(ctx.config.labels),
-        cfg=cfg,
-        splits=splits,
-        symbols=ctx.config.universe.symbols,
-    )
-    run_id = _log_run(ctx, result, feature_cols, inputs, fold_table(data, splits))
-    return ctx.catalog.write(
+    trained = train_predictions(ctx, features, labels)
+    result = trained.result
+    tracked = log_training(ctx, trained, inputs, cfg_hash)
+    ref = ctx.catalog.write(
         DATASET,
         result.predictions,
         stage="train",
         inputs=inputs,
         config_hash=cfg_hash,
         extra={
-            "mlflow_run_id": run_id,
+            "mlflow_run_id": tracked.run_id,
             "mlflow_experiment": cfg.experiment,
             "seed": cfg.seed,
             "trials": sum(int(m["trials"]) for m in result.fold_metrics),
             "fold_metrics": json.loads(json.dumps(result.fold_metrics)),
+            # Where each trial's parameters, value and validation Sharpe are (None: no studies).
+            "trials_artifact": tracked.trials_artifact,
         },
     )
+    # The version is known only now; the run points to it, as it points to its inputs.
+    tag_output(ctx, tracked.run_id, ref)
+    return ref

@@ -117,7 +117,7 @@ def _fit_options(
     return {"weight": weight, "categorical": categorical}
 
 
-def _design(
+def design(
     data: pl.DataFrame, features: list[str], symbols: Sequence[str] | None, pooled: bool
 ) -> tuple[np.ndarray, list[str], tuple[int, ...]]:
     """The feature matrix, its column names and its categorical columns. A pooled model
@@ -160,7 +160,7 @@ def walk_forward(
     has_target = data[target].is_not_null().to_numpy()
     if not has_target.any():
         raise DataError(f"no row has a {target} label; build labels past the horizon")
-    x_all, names, categorical = _design(data, features, symbols, not cfg.per_symbol)
+    x_all, names, categorical = design(data, features, symbols, not cfg.per_symbol)
     y_all = encode(task, data[target].fill_null(0).to_numpy())
     returns = data[return_col].to_numpy()
     rank = np.empty(data.height, dtype=np.int64)

@@ -10,7 +10,7 @@ import pytest
 from quantlab.config import TrackingConfig
 from quantlab.tracking import start_experiment
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""MLflow wiring: one place that points MLflow at the configured tracking store."""
+"""Where runs go and what a logged model declares: the experiment on the configured store, the pinned environment."""
 
 from __future__ import annotations
 
