@@ -1,4 +1,5 @@
-"""`run` for the train stage: load features and labels, walk forward, log to MLflow, write `predictions`."""
+"""`run` for the train stage: load features and labels, walk forward, log to MLflow, write
+`feature_importance` (SHAP per fold) and `predictions`."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from quantlab.context import RunContext
 from quantlab.errors import DataError
 from quantlab.labels import target_column
 from quantlab.tracking import model_environment, start_experiment
+from quantlab.train.explain_io import importance_done, record_explanations
 from quantlab.train.splits import Split, fold_table, make_splits
 from quantlab.train.walkforward import WalkForwardResult, walk_forward
 from quantlab.vocab import KEY
@@ -107,7 +109,9 @@ def run(ctx: RunContext, features: DatasetRef, labels: DatasetRef) -> DatasetRef
     inputs = [features, labels]
     cfg_hash = slice_hash(ctx.config, READS, IGNORES)
     # Skip before the expensive part: same inputs, config and code were already trained.
-    if (done := ctx.catalog.find(DATASET, fingerprint("train", inputs, cfg_hash))) is not None:
+    # `feature_importance` is written just before `predictions`; both must hold this training.
+    fp = fingerprint("train", inputs, cfg_hash)
+    if (done := ctx.catalog.find(DATASET, fp)) is not None and importance_done(ctx, fp):
         return done
     data = training_frame(ctx, features, labels)
     feature_cols = [c for c in ctx.catalog.scan(features).collect_schema().names() if c not in KEY]
@@ -121,6 +125,8 @@ def run(ctx: RunContext, features: DatasetRef, labels: DatasetRef) -> DatasetRef
         splits=splits,
     )
     run_id = _log_run(ctx, result, feature_cols, inputs, fold_table(data, splits))
+    # SHAP (quantlab.train.explain_io): stability and beeswarms to the run, `feature_importance`.
+    record_explanations(ctx, result, inputs, cfg_hash, run_id)
     return ctx.catalog.write(
         DATASET,
         result.predictions,

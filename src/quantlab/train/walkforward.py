@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -12,6 +12,7 @@ import polars as pl
 
 from quantlab.config import TrainConfig
 from quantlab.errors import DataError
+from quantlab.train.explain import IMPORTANCE_SCHEMA, FoldExplanation, explain_fold
 from quantlab.train.models import Fitted, booster
 from quantlab.train.splits import Split
 from quantlab.vocab import KEY
@@ -24,11 +25,20 @@ class WalkForwardResult:
     fold_params: list[dict[str, Any]]  # likewise
     models: dict[str, Fitted]  # per kind, fitted on every labelled row; scores the newest bars
     primary: str  # the kind backtest and risk trade (`train.models[0]`)
+    # SHAP of each (model kind, fold) on the test rows that fold scored (quantlab.train.explain).
+    explanations: list[FoldExplanation] = field(default_factory=list)
 
     @property
     def model(self) -> Any:
         """The primary kind's final booster."""
         return self.models[self.primary].booster
+
+    @property
+    def importance(self) -> pl.DataFrame:
+        """Every fold's SHAP importance rows (`feature_importance`), in model and fold order."""
+        if not self.explanations:
+            return pl.DataFrame(schema=IMPORTANCE_SCHEMA)
+        return pl.concat([e.importance for e in self.explanations])
 
 
 def _logloss(y: np.ndarray, p: np.ndarray) -> float:
@@ -124,7 +134,7 @@ def walk_forward(
         data.height
     )
 
-    preds, metrics, fold_params, finals = [], [], [], {}
+    preds, metrics, fold_params, finals, explanations = [], [], [], {}, []
     for kind in cfg.models:
         model = booster(kind)
         rounds = cfg.num_boost_round
@@ -149,6 +159,8 @@ def walk_forward(
             fit = np.concatenate([train, valid])  # in time order: every train bar precedes valid
             fitted = model.fit(x_all[fit], y_all[fit], None, None, best, cfg.seed, rounds)
             prob = model.predict_proba(fitted, x_all[test])
+            # SHAP: the fold's model explained on the very rows it just scored, same rounds.
+            explanations.append(explain_fold(fitted, x_all[test], features, split.fold, cfg.seed))
             y_test = y_all[test]
             metrics.append(
                 {
@@ -180,7 +192,9 @@ def walk_forward(
         .with_columns((pl.col("prob_up") * 2 - 1).alias("score"))
         .sort(*KEY, "model")
     )
-    return WalkForwardResult(predictions, metrics, fold_params, finals, cfg.primary_model)
+    return WalkForwardResult(
+        predictions, metrics, fold_params, finals, cfg.primary_model, explanations=explanations
+    )
 
 
 def _scored(rows: pl.DataFrame, kind: str, fold: int, prob: np.ndarray) -> pl.DataFrame:
