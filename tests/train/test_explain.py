@@ -160,9 +160,9 @@ def test_importance_rows_from_hand_made_values():
     values = np.array([[[1.0, -2.0, 0.5]], [[3.0, 0.0, 0.5]]])
     rows = importance_rows(values, "lightgbm", 2, ["a", "b"])
     assert dict(rows.schema) == IMPORTANCE_SCHEMA
-    assert rows.select("feature", "mean_abs_shap", "mean_shap", "rank").rows() == [
-        ("a", 2.0, 2.0, 1),
-        ("b", 1.0, -1.0, 2),
+    assert rows.select("feature", "mean_abs_shap", "mean_shap", "rank", "rows").rows() == [
+        ("a", 2.0, 2.0, 1, 2),
+        ("b", 1.0, -1.0, 2, 2),
     ]
     assert set(rows["fold"]) == {2} and set(rows["model"]) == {"lightgbm"}
     with pytest.raises(DataError, match="feature names"):
@@ -195,6 +195,7 @@ def _importance(abs_by_fold: list[list[float]], mean_by_fold: list[list[float]])
                 "mean_abs_shap": abs_,
                 "mean_shap": mean,
                 "rank": [1, 2, 3, 4],
+                "rows": 100,
             },
             schema=IMPORTANCE_SCHEMA,
         )
@@ -237,17 +238,23 @@ def test_stability_refuses_folds_of_different_features():
         explain_stability(renamed)
 
 
-def test_the_plot_sample_is_seeded_and_bounded(xy):
+def test_the_explained_sample_is_seeded_and_bounded(xy):
     x, latent = xy
     fitted = _native("lightgbm", "binary", x[:900], (latent[:900] > 0).astype(float), 10)
-    a = explain_fold(fitted, x[900:], FEATURES, fold=3, seed=7, plot_rows=50)
-    b = explain_fold(fitted, x[900:], FEATURES, fold=3, seed=7, plot_rows=50)
-    other = explain_fold(fitted, x[900:], FEATURES, fold=4, seed=7, plot_rows=50)
+    a = explain_fold(fitted, x[900:], FEATURES, fold=3, seed=7, max_rows=50)
+    b = explain_fold(fitted, x[900:], FEATURES, fold=3, seed=7, max_rows=50)
+    other = explain_fold(fitted, x[900:], FEATURES, fold=4, seed=7, max_rows=50)
     assert a.rows == 300 and len(a.sample_rows) == 50
     assert np.array_equal(a.sample_rows, b.sample_rows)
     assert not np.array_equal(a.sample_rows, other.sample_rows)
     assert np.array_equal(a.sample_data, x[900:][a.sample_rows], equal_nan=True)
     assert a.sample_values.shape == (50, 1, 6)
+    # The importance is the sample's: its means over exactly those rows.
+    assert set(a.importance["rows"]) == {50}
+    sample = contributions(fitted, x[900:][a.sample_rows])
+    assert np.allclose(a.importance["mean_abs_shap"], np.abs(sample[:, 0, :-1]).mean(axis=0))
+    every = explain_fold(fitted, x[900:], FEATURES, fold=3, seed=7, max_rows=None)
+    assert every.rows == len(every.sample_rows) == 300
 
 
 def test_a_beeswarm_per_class_is_a_png(xy):
@@ -256,6 +263,6 @@ def test_a_beeswarm_per_class_is_a_png(xy):
     x, latent = xy
     y = np.digitize(latent, [-1.0, 1.0]).astype(float)
     fitted = _native("xgboost", "multi:softprob", x[:900], y[:900], rounds=10)
-    pngs = fold_beeswarms(explain_fold(fitted, x[900:], FEATURES, fold=1, seed=1, plot_rows=100))
+    pngs = fold_beeswarms(explain_fold(fitted, x[900:], FEATURES, fold=1, seed=1, max_rows=100))
     assert sorted(pngs) == [f"beeswarm_xgboost_fold1_class{c}.png" for c in range(3)]
     assert all(png.startswith(PNG_MAGIC) and len(png) > 1000 for png in pngs.values())

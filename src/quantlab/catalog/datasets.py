@@ -311,6 +311,7 @@ DATASETS = Registry(
                 "mean_abs_shap": pl.Float64(),
                 "mean_shap": pl.Float64(),
                 "rank": pl.Int32(),
+                "rows": pl.Int32(),  # the test rows explained: a seeded sample of the fold's
             },
             "train",  # SHAP of each fold's model on its test rows, beside `predictions`
             ("model", "fold", "output", "feature"),

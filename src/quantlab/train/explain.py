@@ -19,9 +19,14 @@ import xgboost as xgb
 from quantlab.errors import DataError
 from quantlab.train.models import THREADS, Fitted
 
-# Rows of a fold's test slice kept for its beeswarm plot: a few thousand points already show
-# the spread per feature, and more only slow the plot. Chosen by a seeded draw.
-PLOT_ROWS = 2000
+# Rows of a fold's test slice explained (and plotted): a seeded draw of at most this many.
+# TreeSHAP costs far more per row than a boosting round (LightGBM's leaf-wise trees run deep,
+# and the cost grows with depth squared): on the whole slice of the shipped sample it cost
+# LightGBM about 120% of the fold's fit and XGBoost about 45%, 2,000 rows still about 29% for
+# LightGBM (bench/bench_train_models.py), against a goal of 20%. On 1,000 rows the standard
+# error of a mean |SHAP| is about 3% of its spread; the bench prints how close the sample's
+# ranking comes to the whole slice's (Spearman 1.00 and the same top 10 at 2,000 rows).
+EXPLAIN_ROWS = 1000
 # Contributions and margins are float32 in XGBoost, and summing a few hundred trees' leaves
 # in another order moves the last digits; wrong rounds or a wrong model move whole units.
 ADDITIVITY_TOL = 1e-4
@@ -34,21 +39,22 @@ IMPORTANCE_SCHEMA: dict[str, pl.DataType] = {
     "mean_abs_shap": pl.Float64(),  # mean |contribution| over the fold's test rows
     "mean_shap": pl.Float64(),  # its signed mean: which way the feature pushed on average
     "rank": pl.Int32(),  # 1 = the largest mean |SHAP| of this model, fold and output
+    "rows": pl.Int32(),  # the test rows the means are over (a seeded sample of the fold's)
 }
 
 
 @dataclass(frozen=True)
 class FoldExplanation:
-    """One fold's SHAP: its importance rows and a seeded sample of rows for its plots."""
+    """One fold's SHAP on a seeded sample of its test rows: importance rows and plot data."""
 
     model: str
     fold: int
     feature_names: tuple[str, ...]
-    rows: int  # test rows explained
+    rows: int  # the fold's test rows, of which `sample_rows` were explained
     importance: pl.DataFrame  # IMPORTANCE_SCHEMA rows of this model and fold
-    sample_rows: np.ndarray  # positions (into the fold's test rows) of the sample, sorted
-    sample_values: np.ndarray  # (m, outputs, f + 1) contributions of the sample, bias last
-    sample_data: np.ndarray  # (m, f) the sample's feature values
+    sample_rows: np.ndarray  # positions (into the fold's test rows) explained, sorted
+    sample_values: np.ndarray  # (m, outputs, f + 1) their contributions, bias last
+    sample_data: np.ndarray  # (m, f) their feature values
 
     @property
     def outputs(self) -> int:
@@ -131,6 +137,7 @@ def importance_rows(values: np.ndarray, model: str, fold: int, features: list[st
             "mean_abs_shap": mean_abs.ravel(),
             "mean_shap": mean.ravel(),
             "rank": rank.ravel().astype(np.int32),
+            "rows": np.full(outputs * len(features), n, dtype=np.int32),
         },
         schema=IMPORTANCE_SCHEMA,
     )
@@ -142,14 +149,18 @@ def explain_fold(
     features: list[str],
     fold: int,
     seed: int,
-    plot_rows: int = PLOT_ROWS,
+    max_rows: int | None = EXPLAIN_ROWS,
 ) -> FoldExplanation:
-    """SHAP of one fold's model on its test rows `x`: checked, summarised, and sampled for plots."""
-    values = contributions(fitted, x)
-    check_additivity(values, raw_margin(fitted, x), f"{fitted.kind} fold {fold}")
-    # A seeded draw, different per fold, the same on every rerun.
-    rng = np.random.default_rng([seed, fold])
-    keep = np.sort(rng.choice(len(x), size=min(plot_rows, len(x)), replace=False))
+    """SHAP of one fold's model on its test rows `x` (a seeded sample of at most `max_rows`;
+    None: every row), checked for additivity and summarised per feature."""
+    keep = np.arange(len(x))
+    if max_rows is not None and len(x) > max_rows:
+        # A seeded draw, different per fold, the same on every rerun.
+        rng = np.random.default_rng([seed, fold])
+        keep = np.sort(rng.choice(len(x), size=max_rows, replace=False))
+    rows = np.asarray(x[keep], dtype=np.float64)
+    values = contributions(fitted, rows)
+    check_additivity(values, raw_margin(fitted, rows), f"{fitted.kind} fold {fold}")
     return FoldExplanation(
         model=fitted.kind,
         fold=fold,
@@ -157,6 +168,6 @@ def explain_fold(
         rows=len(x),
         importance=importance_rows(values, fitted.kind, fold, list(features)),
         sample_rows=keep,
-        sample_values=values[keep],
-        sample_data=np.asarray(x[keep], dtype=np.float64),
+        sample_values=values,
+        sample_data=rows,
     )

@@ -53,7 +53,7 @@ def beeswarm_png(
 
 def fold_beeswarms(explanation: FoldExplanation) -> dict[str, bytes]:
     """A beeswarm per output of one fold, by file name (`beeswarm_<model>_fold<k>[_class<c>].png`),
-    drawn from the fold's seeded row sample."""
+    of the rows it explained."""
     e = explanation
     pngs = {}
     for output in range(e.outputs):
@@ -61,7 +61,8 @@ def fold_beeswarms(explanation: FoldExplanation) -> dict[str, bytes]:
         name = f"beeswarm_{e.model}_fold{e.fold}{suffix}.png"
         title = (
             f"{e.model} fold {e.fold}{suffix.replace('_', ' ')}: SHAP on "
-            f"{len(e.sample_rows):,} of {e.rows:,} test rows (seeded sample)"
+            f"{len(e.sample_rows):,} of {e.rows:,} test rows"
+            + (" (seeded sample)" if len(e.sample_rows) < e.rows else "")
         )
         pngs[name] = beeswarm_png(
             e.sample_values[:, output, :-1],
