@@ -46,6 +46,17 @@ def test_a_report_or_tracking_edit_reuses_every_version(runs):
     assert {n: again[n] for n in RESEARCH} == {n: first[n] for n in RESEARCH}
 
 
+def test_feature_importance_moves_with_predictions(runs):
+    """Train's second dataset: reused by the report-only run, rewritten with the universe."""
+    (ctx, _), _, (_, dropped) = runs
+    importance = ctx.catalog.latest("feature_importance")
+    assert len(ctx.catalog.versions("feature_importance")) == 2  # first and dropped
+    assert (
+        ctx.catalog.lineage(importance).fingerprint
+        == ctx.catalog.lineage(dropped["predictions"]).fingerprint
+    )
+
+
 def test_a_universe_edit_writes_new_versions_downstream(runs):
     (_, first), _, (_, dropped) = runs
     for name in RESEARCH:

@@ -63,6 +63,26 @@ def test_lineage_walks_from_paper_back_to_ingest(dag_run):
     assert predictions.extra["seed"] == ctx.config.train.seed
 
 
+def test_train_writes_feature_importance_beside_predictions(dag_run):
+    """SHAP per fold of the same training: same inputs, fingerprint and MLflow run."""
+    from quantlab.catalog import DATASETS
+    from quantlab.context import RunContext
+
+    config, _, _ = dag_run
+    ctx = RunContext.load(config)
+    ref = ctx.catalog.latest("feature_importance")
+    importance, predictions = (
+        ctx.catalog.lineage(ref),
+        ctx.catalog.lineage(ctx.catalog.latest("predictions")),
+    )
+    assert importance.stage == "train" and importance.inputs == predictions.inputs
+    assert importance.fingerprint == predictions.fingerprint
+    assert importance.extra["mlflow_run_id"] == predictions.extra["mlflow_run_id"]
+    frame = ctx.catalog.read(ref)
+    DATASETS["feature_importance"].check(frame)
+    assert sorted(frame["fold"].unique()) == [0, 1, 2]
+
+
 def test_mlflow_holds_the_run_with_per_fold_metrics(dag_run):
     import mlflow
 
@@ -100,10 +120,12 @@ def test_a_second_run_writes_nothing_new(dag_run):
     config, _, _ = dag_run
     ctx = RunContext.load(config)
     before = {name: ctx.catalog.latest(name) for name in STAGES}
+    importance = ctx.catalog.latest("feature_importance")  # train's second dataset
     with Ledger.connect(ctx.config.paper.ledger_url) as ledger:
         orders_before = ledger.orders(ctx.config.paper.account)
     after = run_research(ctx)
     assert after == before
+    assert ctx.catalog.latest("feature_importance") == importance
     with Ledger.connect(ctx.config.paper.ledger_url) as ledger:
         assert ledger.orders(ctx.config.paper.account) == orders_before
     klines = ctx.catalog.read(after["klines"])
@@ -162,7 +184,7 @@ def test_cli_lists_datasets_and_shows_lineage(dag_run, capsys):
     config, _, _ = dag_run
     assert main(["--config", str(config), "datasets", "list"]) == 0
     listing = capsys.readouterr().out
-    assert all(name in listing for name in STAGES)
+    assert all(name in listing for name in (*STAGES, "feature_importance"))
     assert main(["--config", str(config), "datasets", "show", "paper_orders"]) == 0
     shown = capsys.readouterr().out
     for stage in ("paper", "risk", "backtest", "train", "labels", "features", "validate", "ingest"):

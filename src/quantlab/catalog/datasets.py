@@ -108,6 +108,29 @@ class TrainingRun(Extra):
     fold_metrics: list[FoldMetrics] = []
 
 
+class ShapStability(Extra):
+    """How one model's (and output's) SHAP importances agree across the walk-forward folds."""
+
+    model: str
+    output: int = 0
+    folds: int
+    top_k: int
+    rank_corr_median: float | None = None  # pairwise Spearman of the folds' mean |SHAP|
+    rank_corr_min: float | None = None
+    topk_jaccard_median: float | None = None  # pairwise overlap of the folds' top-k features
+    topk_jaccard_min: float | None = None
+    sign_flips: int = 0  # features whose mean SHAP is > 0 in one fold and < 0 in another
+
+
+class ExplainRun(Extra):
+    """A `feature_importance` version's facts: the MLflow run holding its plots and tables,
+    and the stability of its importances across folds."""
+
+    mlflow_run_id: str | None = None
+    stability: list[ShapStability] = []
+    flipped: list[str] = []  # "model/output/feature" of each sign flip
+
+
 class KillSwitch(Extra):
     """A `targets` version's kill-switch state, decided from the backtest's drawdown."""
 
@@ -293,6 +316,22 @@ DATASETS = Registry(
             "train",
             ("symbol", "open_time", "model"),  # one row per bar and booster kind (train.models)
             extra=TrainingRun,
+        ),
+        Dataset(
+            "feature_importance",
+            {
+                "model": pl.String(),
+                "fold": pl.Int32(),
+                "output": pl.Int32(),  # the class index for a multi-class model, else 0
+                "feature": pl.String(),
+                "mean_abs_shap": pl.Float64(),
+                "mean_shap": pl.Float64(),
+                "rank": pl.Int32(),
+                "rows": pl.Int32(),  # the test rows explained: a seeded sample of the fold's
+            },
+            "train",  # SHAP of each fold's model on its test rows, beside `predictions`
+            ("model", "fold", "output", "feature"),
+            extra=ExplainRun,
         ),
         Dataset(
             "backtest",

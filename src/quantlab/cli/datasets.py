@@ -15,14 +15,14 @@ def _cmd_datasets_list(ctx: RunContext, args: argparse.Namespace) -> int:
     if not names:
         print(f"no datasets yet in {ctx.catalog.root}; run `make run` to build them")
         return 0
-    print(f"{'dataset':<16} {'version':>7} {'rows':>9}  {'created (UTC)':<25} stage")
+    print(f"{'dataset':<20} {'version':>7} {'rows':>9}  {'created (UTC)':<25} stage")
     for name in names:
         info = ctx.catalog.versions(name)[-1]
         lin = info.lineage
         rows = lin.row_count if lin else "?"
         created = lin.created_at if lin else "?"
         stage = lin.stage if lin else info.operation
-        print(f"{name:<16} {info.ref.version:>7} {rows:>9}  {created:<25} {stage}")
+        print(f"{name:<20} {info.ref.version:>7} {rows:>9}  {created:<25} {stage}")
     return 0
 
 

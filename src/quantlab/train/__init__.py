@@ -2,7 +2,8 @@
 
 Input datasets: `features`, `labels`. Output: `predictions` (out-of-fold scores for
 every tested bar, plus the final model's scores for the newest bars whose label
-is not known yet), with the MLflow run id in its lineage.
+is not known yet), with the MLflow run id in its lineage; and `feature_importance`
+(each fold's SHAP on its test rows, `quantlab.train.explain`) with the same lineage.
 """
 
 from quantlab.train.models import Fitted, booster

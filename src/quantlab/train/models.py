@@ -223,7 +223,7 @@ class XGBoost:
         categorical: tuple[int, ...] = (),
     ) -> Fitted:
         full = {**self._base(seed), **params}
-        train = _dmatrix(x_train, categorical, label=y_train, weight=weight)
+        train = dmatrix(x_train, categorical, label=y_train, weight=weight)
         done = partial(
             Fitted,
             self.kind,
@@ -234,7 +234,7 @@ class XGBoost:
         if x_valid is None or early_stopping_rounds is None:
             booster = xgb.train(full, train, num_boost_round=rounds, verbose_eval=False)
             return done(booster, rounds)
-        valid = _dmatrix(x_valid, categorical, label=y_valid)
+        valid = dmatrix(x_valid, categorical, label=y_valid)
         booster = xgb.train(
             full,
             train,
@@ -247,7 +247,7 @@ class XGBoost:
         return done(booster, booster.best_iteration + 1)
 
     def predict(self, fitted: Fitted, x: np.ndarray) -> np.ndarray:
-        data = _dmatrix(x, fitted.categorical)
+        data = dmatrix(x, fitted.categorical)
         # XGBoost predicts in float32; widen so every kind's scores share one dtype.
         prob = fitted.booster.predict(data, iteration_range=(0, fitted.rounds))
         return prob.astype(np.float64)
@@ -255,7 +255,7 @@ class XGBoost:
     predict_proba = predict
 
 
-def _dmatrix(x: np.ndarray, categorical: tuple[int, ...], **kw: Any) -> xgb.DMatrix:
+def dmatrix(x: np.ndarray, categorical: tuple[int, ...], **kw: Any) -> xgb.DMatrix:
     if not categorical:
         return xgb.DMatrix(x, nthread=THREADS, **kw)
     types = ["c" if j in categorical else "q" for j in range(x.shape[1])]

@@ -1,4 +1,5 @@
-"""`run` for the train stage: load features and labels, walk forward, log to MLflow, write `predictions`."""
+"""`run` for the train stage: load features and labels, walk forward, log to MLflow, write
+`feature_importance` (SHAP per fold) and `predictions`."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from quantlab.config import slice_hash
 from quantlab.context import RunContext
 from quantlab.errors import DataError
 from quantlab.labels import target_column
+from quantlab.train.explain_io import importance_done, record_explanations
 from quantlab.train.splits import Split, make_splits
 from quantlab.train.targets import label_column, with_target_time
 from quantlab.train.tracked import FOLDS_ARTIFACT, log_training, tag_output  # noqa: F401 (FOLDS_ARTIFACT: its old home)
@@ -94,11 +96,15 @@ def run(ctx: RunContext, features: DatasetRef, labels: DatasetRef) -> DatasetRef
     inputs = [features, labels]
     cfg_hash = slice_hash(ctx.config, READS, IGNORES)
     # Skip before the expensive part: same inputs, config and code were already trained.
-    if (done := ctx.catalog.find(DATASET, fingerprint("train", inputs, cfg_hash))) is not None:
+    # `feature_importance` is written just before `predictions`; both must hold this training.
+    fp = fingerprint("train", inputs, cfg_hash)
+    if (done := ctx.catalog.find(DATASET, fp)) is not None and importance_done(ctx, fp):
         return done
     trained = train_predictions(ctx, features, labels)
     result = trained.result
     tracked = log_training(ctx, trained, inputs, cfg_hash)
+    # SHAP (quantlab.train.explain_io): stability and beeswarms to the run, `feature_importance`.
+    record_explanations(ctx, result, inputs, cfg_hash, tracked.run_id)
     ref = ctx.catalog.write(
         DATASET,
         result.predictions,

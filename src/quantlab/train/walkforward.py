@@ -13,6 +13,7 @@ import polars as pl
 
 from quantlab.config import TrainConfig
 from quantlab.errors import DataError
+from quantlab.train.explain import IMPORTANCE_SCHEMA, FoldExplanation, explain_fold
 from quantlab.train.models import Fitted, Task, booster
 from quantlab.train.splits import Split
 from quantlab.train.targets import (
@@ -42,6 +43,8 @@ class WalkForwardResult:
     primary: str  # the kind backtest and risk trade (`train.models[0]`)
     target: str = "binary"  # train.target
     features: list[str] = field(default_factory=list)  # the boosters' columns, in order
+    # SHAP of each (model, fold) on the test rows that fold scored (quantlab.train.explain).
+    explanations: list[FoldExplanation] = field(default_factory=list)
 
     @property
     def model(self) -> Any:
@@ -52,6 +55,13 @@ class WalkForwardResult:
                 f"({sorted(self.models)}); pick one from `models`"
             )
         return self.models[self.primary].booster
+
+    @property
+    def importance(self) -> pl.DataFrame:
+        """Every fold's SHAP importance rows (`feature_importance`), in model and fold order."""
+        if not self.explanations:
+            return pl.DataFrame(schema=IMPORTANCE_SCHEMA)
+        return pl.concat([e.importance for e in self.explanations])
 
 
 def model_name(kind: str, symbol: str | None = None) -> str:
@@ -172,7 +182,7 @@ def walk_forward(
     else:
         groups = [(None, np.ones(data.height, dtype=bool))]
 
-    preds, metrics, fold_params, finals = [], [], [], {}
+    preds, metrics, fold_params, finals, explanations = [], [], [], {}, []
     for kind in cfg.models:
         model = booster(kind, task)
         last: dict[str | None, tuple[dict[str, Any], int]] = {}  # each group's last fold
@@ -212,6 +222,17 @@ def walk_forward(
                 pred = model.predict(fitted, x_all[test])
                 score = score_of(task, pred, fitted.scale)
                 preds.append(_scored(data[test], kind, split.fold, task, pred, score))
+                # SHAP: the fold's model explained on the very rows it just scored, same rounds.
+                explanations.append(
+                    explain_fold(
+                        fitted,
+                        x_all[test],
+                        names,
+                        split.fold,
+                        cfg.seed,
+                        model=model_name(kind, symbol),
+                    )
+                )
                 tested.append(test)
                 pred_parts.append(pred)
                 score_parts.append(score)
@@ -261,7 +282,14 @@ def walk_forward(
                 preds.append(_scored(data[newest], kind, -1, task, pred, score))
     predictions = pl.concat(preds).sort(*KEY, "model")
     return WalkForwardResult(
-        predictions, metrics, fold_params, finals, cfg.primary_model, cfg.target, names
+        predictions,
+        metrics,
+        fold_params,
+        finals,
+        cfg.primary_model,
+        cfg.target,
+        names,
+        explanations,
     )
 
 
