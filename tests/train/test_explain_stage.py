@@ -58,6 +58,7 @@ def test_feature_importance_has_its_schema_key_and_lineage(runs):
     assert frame.columns == list(DATASETS["feature_importance"].schema)
     assert frame.select("model", "fold", "output", "feature").is_unique().all()
     features = [c for c in ctx.catalog.read(feats).columns if c not in ("symbol", "open_time")]
+    features.append("symbol")  # the pooled model's (the default's) symbol code is explained too
     # Every feature of every fold (3) of both kinds, one output each (binary).
     assert frame.height == 2 * 3 * len(features)
     assert set(frame["feature"]) == set(features) and set(frame["output"]) == {0}
