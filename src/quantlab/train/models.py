@@ -7,6 +7,7 @@ fixed seed and thread count, so the same data, parameters and seed give the same
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -51,9 +52,12 @@ class Booster(Protocol):
         seed: int,
         rounds: int,
         early_stopping_rounds: int | None = None,
+        callbacks: Sequence[Any] = (),
     ) -> Fitted:
         """Boost up to `rounds` rounds; with a valid slice and `early_stopping_rounds`, stop
-        once its logloss has not improved for that many rounds and keep the best round."""
+        once its logloss has not improved for that many rounds and keep the best round.
+        `callbacks` (the library's own, e.g. Optuna's pruning ones) see the valid slice's
+        metric every round."""
         ...
 
     def predict_proba(self, fitted: Fitted, x: np.ndarray) -> np.ndarray:
@@ -94,17 +98,23 @@ class LightGBM:
         seed: int,
         rounds: int,
         early_stopping_rounds: int | None = None,
+        callbacks: Sequence[Any] = (),
     ) -> Fitted:
         full = {**self._base(seed), **params}
         train = lgb.Dataset(x_train, label=y_train)
-        if x_valid is None or early_stopping_rounds is None:
+        if x_valid is None or (early_stopping_rounds is None and not callbacks):
             return Fitted(self.kind, lgb.train(full, train, num_boost_round=rounds), rounds)
+        stop = (
+            []
+            if early_stopping_rounds is None
+            else [lgb.early_stopping(early_stopping_rounds, verbose=False)]
+        )
         booster = lgb.train(
             full,
             train,
             num_boost_round=rounds,
             valid_sets=[lgb.Dataset(x_valid, label=y_valid, reference=train)],
-            callbacks=[lgb.early_stopping(early_stopping_rounds, verbose=False)],
+            callbacks=[*stop, *callbacks],
         )
         best = booster.best_iteration if booster.best_iteration > 0 else rounds
         return Fitted(self.kind, booster, best)
@@ -145,10 +155,11 @@ class XGBoost:
         seed: int,
         rounds: int,
         early_stopping_rounds: int | None = None,
+        callbacks: Sequence[Any] = (),
     ) -> Fitted:
         full = {**self._base(seed), **params}
         train = xgb.DMatrix(x_train, label=y_train, nthread=THREADS)
-        if x_valid is None or early_stopping_rounds is None:
+        if x_valid is None or (early_stopping_rounds is None and not callbacks):
             booster = xgb.train(full, train, num_boost_round=rounds, verbose_eval=False)
             return Fitted(self.kind, booster, rounds)
         valid = xgb.DMatrix(x_valid, label=y_valid, nthread=THREADS)
@@ -159,7 +170,10 @@ class XGBoost:
             evals=[(valid, "valid")],
             early_stopping_rounds=early_stopping_rounds,
             verbose_eval=False,
+            callbacks=list(callbacks),
         )
+        if early_stopping_rounds is None:
+            return Fitted(self.kind, booster, rounds)
         # best_iteration is 0-based; predict() would use every tree unless told the range.
         return Fitted(self.kind, booster, booster.best_iteration + 1)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import polars as pl
 
@@ -12,6 +13,7 @@ from quantlab.context import RunContext
 from quantlab.errors import DataError
 from quantlab.labels import target_column
 from quantlab.tracking import model_environment, start_experiment
+from quantlab.train.search import search_settings
 from quantlab.train.splits import Split, fold_table, make_splits
 from quantlab.train.walkforward import WalkForwardResult, walk_forward
 from quantlab.vocab import KEY
@@ -20,8 +22,18 @@ DATASET = "predictions"
 FOLDS_ARTIFACT = "folds.csv"
 # The config this stage reads, its fingerprint. Where MLflow logs and the registered model's
 # name change no prediction, so renaming them reuses the predictions instead of retraining.
-READS = ("train", "labels.horizon", "universe.interval")
-IGNORES = ("train.experiment", "train.register_as")
+# Each Optuna trial records its valid Sharpe after the signal rule and costs, so those are read.
+# Where the studies live (train.storage) and how often a worker beats (train.heartbeat_s) change
+# no trial: the study names come from this fingerprint, so moving the storage only moves them.
+READS = (
+    "train",
+    "labels.horizon",
+    "universe.interval",
+    "signal",
+    "backtest.fees",
+    "backtest.slippage",
+)
+IGNORES = ("train.experiment", "train.register_as", "train.storage", "train.heartbeat_s")
 
 
 def training_frame(ctx: RunContext, features: DatasetRef, labels: DatasetRef) -> pl.DataFrame:
@@ -34,6 +46,27 @@ def training_frame(ctx: RunContext, features: DatasetRef, labels: DatasetRef) ->
             "build both from the same klines version"
         )
     return data
+
+
+def stage_key(ctx: RunContext, inputs: list[DatasetRef]) -> str:
+    """This stage's fingerprint on `inputs`: its output's identity, and its studies' name."""
+    return fingerprint("train", inputs, slice_hash(ctx.config, READS, IGNORES))
+
+
+def walk_forward_args(ctx: RunContext, features: DatasetRef, labels: DatasetRef) -> dict[str, Any]:
+    """`walk_forward`'s arguments on these inputs: what `run` trains and `train tune` tunes,
+    written once so a tuned study is always the stage's own."""
+    data = training_frame(ctx, features, labels)
+    return {
+        "data": data,
+        "features": [
+            c for c in ctx.catalog.scan(features).collect_schema().names() if c not in KEY
+        ],
+        "target": "label_up",
+        "return_col": target_column(ctx.config.labels),
+        "cfg": ctx.config.train,
+        "splits": splits_of(ctx, data),
+    }
 
 
 def splits_of(ctx: RunContext, data: pl.DataFrame) -> list[Split]:
@@ -62,7 +95,8 @@ def _log_run(
     with mlflow.start_run(experiment_id=experiment_id, run_name="walk-forward") as run:
         mlflow.log_params(
             {
-                **{f"train.{k}": v for k, v in cfg.model_dump().items()},
+                # train.storage may hold a database password: never a param.
+                **{f"train.{k}": v for k, v in cfg.model_dump(exclude={"storage"}).items()},
                 "labels.horizon": ctx.config.labels.horizon,
                 "features": ",".join(features),
                 "symbols": ",".join(ctx.config.universe.symbols),
@@ -106,20 +140,13 @@ def run(ctx: RunContext, features: DatasetRef, labels: DatasetRef) -> DatasetRef
     cfg = ctx.config.train
     inputs = [features, labels]
     cfg_hash = slice_hash(ctx.config, READS, IGNORES)
+    key = stage_key(ctx, inputs)
     # Skip before the expensive part: same inputs, config and code were already trained.
-    if (done := ctx.catalog.find(DATASET, fingerprint("train", inputs, cfg_hash))) is not None:
+    if (done := ctx.catalog.find(DATASET, key)) is not None:
         return done
-    data = training_frame(ctx, features, labels)
-    feature_cols = [c for c in ctx.catalog.scan(features).collect_schema().names() if c not in KEY]
-    splits = splits_of(ctx, data)
-    result = walk_forward(
-        data,
-        feature_cols,
-        target="label_up",
-        return_col=target_column(ctx.config.labels),
-        cfg=cfg,
-        splits=splits,
-    )
+    args = walk_forward_args(ctx, features, labels)
+    data, feature_cols, splits = args["data"], args["features"], args["splits"]
+    result = walk_forward(**args, search=search_settings(ctx.config, key))
     run_id = _log_run(ctx, result, feature_cols, inputs, fold_table(data, splits))
     return ctx.catalog.write(
         DATASET,

@@ -1,18 +1,21 @@
-"""Purged, embargoed walk-forward training: a pure core with no I/O and no tracking."""
+"""Purged, embargoed walk-forward training: a core with no catalog I/O and no tracking.
+
+Its only side effect is the Optuna studies it tunes, in `search.storage` (in memory unless
+the caller names an RDB), so a rerun or `quantlab train tune` can find them.
+"""
 
 from __future__ import annotations
 
-import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import optuna
 import polars as pl
 
 from quantlab.config import TrainConfig
 from quantlab.errors import DataError
 from quantlab.train.models import Fitted, booster
+from quantlab.train.search import TRIAL_COLUMNS, Evaluated, FoldSearch, SearchSettings, tune_fold
 from quantlab.train.splits import Split
 from quantlab.vocab import KEY
 
@@ -24,6 +27,10 @@ class WalkForwardResult:
     fold_params: list[dict[str, Any]]  # likewise
     models: dict[str, Fitted]  # per kind, fitted on every labelled row; scores the newest bars
     primary: str  # the kind backtest and risk trade (`train.models[0]`)
+    # Every Optuna trial of every (kind, fold) study: search.TRIAL_COLUMNS.
+    trials: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=TRIAL_COLUMNS))
+    studies: list[str] = field(default_factory=list)  # their names, in `storage`
+    storage: str | None = None  # the studies' RDB URL (None: in memory, gone)
 
     @property
     def model(self) -> Any:
@@ -60,35 +67,35 @@ def _tune(
     train: np.ndarray,
     valid: np.ndarray,
     cfg: TrainConfig,
-) -> tuple[dict[str, Any], int, int]:
-    """Optuna search for `kind` fitted on the split's `train` rows, scored on its `valid` rows.
+    fold: int,
+    search: SearchSettings,
+    valid_rows: pl.DataFrame | None,
+) -> FoldSearch:
+    """The fold's Optuna study for `kind`: fitted on the split's `train` rows, scored on its
+    `valid` rows (quantlab.train.search).
 
-    Returns the best parameters, the boosting rounds they ran (fewer than
+    Its result carries the best parameters, the boosting rounds they ran (fewer than
     `cfg.num_boost_round` when early stopping on `valid` cut them short) and how many
     trials the study ran: the configurations tried, which every tuned figure must carry.
     """
     model = booster(kind)
 
-    def objective(trial: optuna.Trial) -> float:
+    def fit_score(params: dict[str, Any], callbacks: Any) -> Evaluated:
         fitted = model.fit(
             x[train],
             y[train],
             x[valid],
             y[valid],
-            model.suggest(trial),
+            params,
             cfg.seed,
             cfg.num_boost_round,
             cfg.early_stopping_rounds,
+            callbacks=callbacks,
         )
-        trial.set_user_attr("rounds", fitted.rounds)
-        return _logloss(y[valid], model.predict_proba(fitted, x[valid]))
+        prob = model.predict_proba(fitted, x[valid])
+        return Evaluated(fitted.rounds, _logloss(y[valid], prob), prob * 2 - 1)
 
-    optuna.logging.set_verbosity(logging.WARNING)
-    study = optuna.create_study(
-        direction="minimize", sampler=optuna.samplers.TPESampler(seed=cfg.seed)
-    )
-    study.optimize(objective, n_trials=cfg.trials)
-    return dict(study.best_params), int(study.best_trial.user_attrs["rounds"]), len(study.trials)
+    return tune_fold(kind, fold, model.suggest, fit_score, cfg, search, valid_rows)
 
 
 def _in_time_order(rows: np.ndarray, rank: np.ndarray, keep: np.ndarray) -> np.ndarray:
@@ -105,6 +112,8 @@ def walk_forward(
     return_col: str,
     cfg: TrainConfig,
     splits: list[Split],
+    *,
+    search: SearchSettings | None = None,
 ) -> WalkForwardResult:
     """Train and score fold by fold; every score is made by a model that never saw that bar's label.
 
@@ -112,7 +121,15 @@ def walk_forward(
     `return_col` and `label_time`; `splits` are `make_splits(data, ...)`. Each fold is
     tuned on its `train` rows against its `valid` rows, then refitted on both and scores
     its labelled `test` rows; rows without a label are scored by the final model only.
+    `search` says where the Optuna studies live and how a trial's valid Sharpe is taken
+    (None: in memory, no Sharpe); with a `search.sharpe`, `data` holds its return column.
     """
+    search = search or SearchSettings()
+    if search.sharpe is not None and search.sharpe.return_col not in data.columns:
+        raise DataError(
+            f"the training frame has no {search.sharpe.return_col}, which each trial's valid "
+            "Sharpe is taken on; add 1 to labels.horizons and rebuild the labels"
+        )
     has_target = data[target].is_not_null().to_numpy()
     if not has_target.any():
         raise DataError(f"no row has a {target} label; build labels past the horizon")
@@ -124,7 +141,7 @@ def walk_forward(
         data.height
     )
 
-    preds, metrics, fold_params, finals = [], [], [], {}
+    preds, metrics, fold_params, finals, searches = [], [], [], {}, []
     for kind in cfg.models:
         model = booster(kind)
         rounds = cfg.num_boost_round
@@ -139,7 +156,14 @@ def walk_forward(
                         f"fold {split.fold} has no labelled {name} rows (`quantlab train folds` "
                         "shows the windows); lengthen the data or change the train windows"
                     )
-            best, rounds, tried = _tune(kind, x_all, y_all, train, valid, cfg)
+            valid_rows = (
+                None
+                if search.sharpe is None
+                else data[valid].select(*KEY, search.sharpe.return_col)
+            )
+            found = _tune(kind, x_all, y_all, train, valid, cfg, split.fold, search, valid_rows)
+            searches.append(found)
+            best, rounds, tried = found.params, found.rounds, found.trials
             # The fold's model is refitted on train + valid: the valid rows are purged against
             # the test block exactly as the train rows are, so using them leaks nothing, and
             # they are the freshest bars before the test; without them every fold would
@@ -180,7 +204,16 @@ def walk_forward(
         .with_columns((pl.col("prob_up") * 2 - 1).alias("score"))
         .sort(*KEY, "model")
     )
-    return WalkForwardResult(predictions, metrics, fold_params, finals, cfg.primary_model)
+    return WalkForwardResult(
+        predictions,
+        metrics,
+        fold_params,
+        finals,
+        cfg.primary_model,
+        trials=pl.concat([f.frame for f in searches]),
+        studies=[f.study for f in searches],
+        storage=search.storage,
+    )
 
 
 def _scored(rows: pl.DataFrame, kind: str, fold: int, prob: np.ndarray) -> pl.DataFrame:
