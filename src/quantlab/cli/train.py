@@ -50,12 +50,13 @@ def _cmd_folds(ctx: RunContext, args: argparse.Namespace) -> int:
 
 
 def _cmd_tune(ctx: RunContext, args: argparse.Namespace) -> int:
-    from quantlab.train.tune import tune, with_trials
+    from quantlab.train.tune import check_workers, tune, with_trials
 
     if args.trials is not None and args.trials < 1:
         print("error: --trials must be 1 or more", file=sys.stderr)
         return 2
     ctx = RunContext(config=with_trials(ctx.config, args.trials), catalog=ctx.catalog)
+    check_workers(ctx.config, args.workers)  # before the catalog: the storage is the first fix
     features, labels = (
         ctx.catalog.latest(name) if version is None else DatasetRef(name, version)
         for name, version in (("features", args.features), ("labels", args.labels))

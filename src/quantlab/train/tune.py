@@ -72,12 +72,8 @@ def _worker(config: Config, features: DatasetRef, labels: DatasetRef, worker: in
     walk_forward(**args, search=search_settings(config, key, worker=worker))
 
 
-def tune(ctx: RunContext, features: DatasetRef, labels: DatasetRef, workers: int) -> TuneReport:
-    """Run `workers` processes on the stage's studies for `features` x `labels` until each
-    study holds `train.trials` finished (complete + pruned) trials."""
-    from quantlab.train.stage import stage_key, walk_forward_args
-
-    config = ctx.config
+def check_workers(config: Config, workers: int) -> str:
+    """The study storage URL, if `workers` processes may share it: SQLite takes one."""
     url = storage_url(config.train, config.paths.experiments)
     if workers < 1:
         raise ConfigError(f"--workers is {workers}; give 1 or more")
@@ -89,6 +85,16 @@ def tune(ctx: RunContext, features: DatasetRef, labels: DatasetRef, workers: int
             "postgresql+psycopg2://USER:PASSWORD@HOST:PORT/DB (configs/stack.yaml does), "
             "or run --workers 1"
         )
+    return url
+
+
+def tune(ctx: RunContext, features: DatasetRef, labels: DatasetRef, workers: int) -> TuneReport:
+    """Run `workers` processes on the stage's studies for `features` x `labels` until each
+    study holds `train.trials` finished (complete + pruned) trials."""
+    from quantlab.train.stage import stage_key, walk_forward_args
+
+    config = ctx.config
+    url = check_workers(config, workers)
     open_storage(url, config.train.heartbeat_s)  # fail here, clearly, if it cannot be reached
     key = stage_key(ctx, [features, labels])
     splits = walk_forward_args(ctx, features, labels)["splits"]
