@@ -235,3 +235,19 @@ def test_a_storage_url_sqlalchemy_cannot_use_is_refused_with_the_fix():
     with pytest.raises(ConfigError, match=r"train\.storage") as err:
         open_storage(url, 10)
     assert "s3cret" not in str(err.value) and "127.0.0.1:1/optuna" in str(err.value)
+
+
+def test_the_storage_defaults_to_sqlite_beside_mlflow_and_a_relative_one_resolves(
+    tmp_path, monkeypatch
+):
+    from helpers import write_config
+    from quantlab.config import load_config
+    from quantlab.train.search import storage_url
+
+    monkeypatch.setenv("QUANTLAB_HOME", str(tmp_path))
+    default = load_config(write_config(tmp_path))
+    assert default.train.storage is None
+    url = storage_url(default.train, default.paths.experiments)
+    assert url == f"sqlite:///{tmp_path / 'experiments' / 'optuna.db'}"
+    moved = load_config(write_config(tmp_path, train={"storage": "sqlite:///studies/o.db"}))
+    assert moved.train.storage == f"sqlite:///{tmp_path / 'studies' / 'o.db'}"
