@@ -204,6 +204,7 @@ def main() -> None:
     parser.add_argument("--budget", type=float, default=60.0, help="seconds per race arm")
     parser.add_argument("--symbols", type=int, default=10, help="synthetic panel symbols")
     parser.add_argument("--days", type=int, default=730, help="synthetic panel days of 1h bars")
+    parser.add_argument("--skip-race", action="store_true")
     parser.add_argument("--skip-default", action="store_true")
     parser.add_argument("--skip-synthetic", action="store_true")
     parser.add_argument("--postgres", help="admin URL for the `train tune` workers benchmark")
@@ -214,8 +215,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-search-") as tmp:
         folder = Path(tmp)
         sample = sample_frame(cfg)
-        bench_race("shipped sample", sample, cfg, args.budget, folder)
-        if not args.skip_synthetic:
+        if not args.skip_race:
+            bench_race("shipped sample", sample, cfg, args.budget, folder)
+        if not args.skip_synthetic and not args.skip_race:
             synth = synthetic_frame(cfg, args.symbols, args.days)
             bench_race(f"SYNTHETIC {args.symbols} symbols", synth, cfg, args.budget, folder)
         if not args.skip_default:
