@@ -89,3 +89,15 @@ def ledger(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator:
     finally:
         admin.cursor().execute(f"DROP DATABASE IF EXISTS {name}")
         admin.close()
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh database on the local PostgreSQL (127.0.0.1:5432) as a psycopg2 SQLAlchemy URL,
+    dropped afterwards, even while a killed process's connection lingers."""
+    admin, name = _postgres_database()
+    try:
+        yield f"postgresql+psycopg2://postgres@127.0.0.1:5432/{name}"
+    finally:
+        admin.cursor().execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        admin.close()

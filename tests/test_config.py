@@ -56,7 +56,10 @@ def test_stack_config_extends_the_default_and_reads_secrets_from_env(monkeypatch
     default = load_config(DEFAULT_CONFIG)
     assert cfg.paper.ledger_url == "postgresql://quantlab:pw@127.0.0.1:5432/quantlab"
     assert cfg.tracking.uri == "http://mlflow:5000"
-    assert cfg.train == default.train and cfg.universe == default.universe
+    assert cfg.universe == default.universe
+    # Only where the Optuna studies live differs: the stack's Postgres, same credentials.
+    assert cfg.train.storage == "postgresql+psycopg2://quantlab:pw@127.0.0.1:5432/quantlab"
+    assert cfg.train.model_copy(update={"storage": None}) == default.train
 
 
 def test_extends_cycle_is_an_error(tmp_path):

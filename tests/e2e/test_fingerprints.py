@@ -126,10 +126,15 @@ def _edit(cfg, section: str, **values):
         ("train", {"seed": 7}, {"train"}),
         # Backtest and risk trade the first kind listed: which one it is is part of their result.
         ("train", {"models": ("xgboost", "lightgbm")}, {"train", "backtest", "risk"}),
-        ("signal", {"threshold": 0.3}, {"backtest", "risk"}),
+        # Each Optuna trial records its valid Sharpe by the signal rule after costs.
+        ("signal", {"threshold": 0.3}, {"backtest", "risk", "train"}),
+        ("backtest", {"fees": 0.002}, {"backtest", "train"}),
+        ("backtest", {"init_cash": 5e4}, {"backtest"}),
         ("paper", {"qty_decimals": 3}, {"paper"}),
         # Report knobs and destinations: nothing reads them into a result.
         ("train", {"experiment": "elsewhere", "register_as": "other-name"}, set()),
+        # Where the Optuna studies live: their names come from the fingerprint, not the URL.
+        ("train", {"storage": "postgresql+psycopg2://q:pw@127.0.0.1/optuna"}, set()),
         ("tracking", {"uri": "sqlite:////tmp/elsewhere.db"}, set()),
         ("paper", {"ledger_url": "postgresql://q:pw@127.0.0.1/ledger"}, set()),
         ("validate", {"known_outages": None}, set()),  # its content is hashed on its own

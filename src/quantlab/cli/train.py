@@ -1,9 +1,11 @@
 """`quantlab train folds`: the walk-forward windows the train stage would use on the catalog's data;
+`quantlab train tune`: fill the train stage's Optuna studies with N worker processes;
 `quantlab train reproduce RUN_ID`: rerun a training run from its lineage, compare bit for bit."""
 
 from __future__ import annotations
 
 import argparse
+import sys
 from datetime import datetime
 
 from quantlab.catalog import DatasetRef
@@ -67,6 +69,42 @@ def _cmd_reproduce(ctx: RunContext, args: argparse.Namespace) -> int:
     return 1
 
 
+def _cmd_tune(ctx: RunContext, args: argparse.Namespace) -> int:
+    from quantlab.train.tune import check_workers, tune, with_trials
+
+    if args.trials is not None and args.trials < 1:
+        print("error: --trials must be 1 or more", file=sys.stderr)
+        return 2
+    ctx = RunContext(config=with_trials(ctx.config, args.trials), catalog=ctx.catalog)
+    check_workers(ctx.config, args.workers)  # before the catalog: the storage is the first fix
+    features, labels = (
+        ctx.catalog.latest(name) if version is None else DatasetRef(name, version)
+        for name, version in (("features", args.features), ("labels", args.labels))
+    )
+    report = tune(ctx, features, labels, args.workers)
+    print(f"{features} x {labels}: {len(report.studies)} studies in {report.storage}")
+    print(f"{'study':<48} {'complete':>8} {'pruned':>7} {'failed':>7} {'running':>8} {'best':>10}")
+    for s in report.studies:
+        best = "-" if s.best_value is None else f"{s.best_value:.5f}"
+        print(f"{s.name:<48} {s.complete:>8} {s.pruned:>7} {s.failed:>7} {s.running:>8} {best:>10}")
+    lost = [(i, code) for i, code in enumerate(report.exit_codes) if code != 0]
+    for i, code in lost:
+        print(f"worker {i} exited with {code}; a trial it was running is FAIL, not counted")
+    if not report.done:
+        print(
+            f"error: a study holds fewer than {report.target} finished trials; "
+            "run `quantlab train tune` again to finish it",
+            file=sys.stderr,
+        )
+        return 1
+    print(
+        f"Every study holds {report.target} finished (complete + pruned) trials; the train "
+        f"stage reuses them while the data, code and config (train.trials: {report.target}) "
+        "stay the same."
+    )
+    return 0
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     train = sub.add_parser("train", help="walk-forward training")
     train_sub = train.add_subparsers(dest="train_command", required=True)
@@ -85,3 +123,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         "run_id", metavar="RUN_ID", help="the parent run (predictions' mlflow_run_id)"
     )
     again.set_defaults(func=_cmd_reproduce)
+    tune = train_sub.add_parser(
+        "tune",
+        help="fill the train stage's Optuna studies (every kind x fold) with N worker processes",
+    )
+    tune.add_argument("--workers", type=int, default=1, help="processes (>1 needs PostgreSQL)")
+    tune.add_argument(
+        "--trials", type=int, help="finished trials per study (default: train.trials)"
+    )
+    tune.add_argument("--features", type=int, metavar="VERSION", help="default: the latest")
+    tune.add_argument("--labels", type=int, metavar="VERSION", help="default: the latest")
+    tune.set_defaults(func=_cmd_tune)

@@ -167,6 +167,9 @@ def load_config(path: str | Path | None = None) -> Config:
                     else None
                 }
             ),
+            "train": cfg.train.model_copy(update={"storage": _resolve_url(cfg.train.storage, root)})
+            if cfg.train.storage is not None
+            else cfg.train,
             "paper": cfg.paper.model_copy(
                 update={"ledger_url": _resolve_url(cfg.paper.ledger_url, root)}
             ),

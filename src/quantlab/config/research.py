@@ -166,6 +166,22 @@ class LabelsConfig(_Model):
 _PERIOD = re.compile(r"[1-9][0-9]*(h|d|w|mo|q|y)")
 
 
+def check_storage_url(url: str) -> None:
+    """Reject a study storage URL Optuna cannot use here, saying which form to write."""
+    scheme = url.split("://", 1)[0] if "://" in url else ""
+    if scheme == "postgresql":
+        raise ValueError(
+            "train.storage uses postgresql://, which SQLAlchemy 2 maps to psycopg 3 (not "
+            "installed); write postgresql+psycopg2://USER:PASSWORD@HOST:PORT/DB"
+        )
+    if scheme not in ("sqlite", "postgresql+psycopg2"):
+        raise ValueError(
+            f"train.storage {scheme or url!r} is not a study storage URL; use "
+            "postgresql+psycopg2://USER:PASSWORD@HOST:PORT/DB, sqlite:///PATH, or null "
+            "for SQLite under paths.experiments"
+        )
+
+
 class TrainConfig(_Model):
     """Walk-forward training; the windows (`quantlab.train.make_splits`) are by time.
 
@@ -207,7 +223,26 @@ class TrainConfig(_Model):
     valid_bars: int | None = Field(default=None, ge=1)
     embargo_bars: int | None = Field(default=None, ge=0, description="None: labels.horizon")
     early_stopping_rounds: int | None = Field(default=None, ge=1)
-    trials: int = Field(default=4, ge=1)
+    # Optuna (quantlab.train.search): one study per kind and fold, on an RDB storage.
+    trials: int = Field(
+        default=20, ge=1, description="finished (complete + pruned) trials per study"
+    )
+    pruner: Literal["median", "none"] = Field(
+        default="median", description="stop a trial whose valid loss trails the median at a round"
+    )
+    prune_warmup_rounds: int = Field(
+        default=20, ge=0, description="rounds before a trial may be pruned"
+    )
+    prune_startup_trials: int = Field(
+        default=5, ge=0, description="trials that finish unpruned first"
+    )
+    report_interval: int = Field(
+        default=10, ge=1, description="report to the pruner every N rounds"
+    )
+    storage: str | None = Field(
+        default=None, description="study storage URL; None: SQLite under paths.experiments"
+    )
+    heartbeat_s: int = Field(default=10, ge=1, description="a trial silent 2x this long is FAIL")
     num_boost_round: int = Field(default=200, ge=10)
     seed: int = 42
     experiment: str = "research"
@@ -239,6 +274,8 @@ class TrainConfig(_Model):
             raise ValueError(
                 f"train.test_period {self.test_period!r} is not a period such as 30d, 2w or 1mo"
             )
+        if self.storage is not None:
+            check_storage_url(self.storage)
         if (self.valid_fraction is None) == (self.valid_bars is None):
             raise ValueError(
                 "train: set exactly one of valid_fraction and valid_bars; set the other to null"

@@ -8,6 +8,7 @@ fixed seed and thread count, so the same data, parameters and seed give the same
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, Literal, Protocol
@@ -80,12 +81,14 @@ class Booster(Protocol):
         *,
         weight: np.ndarray | None = None,
         categorical: tuple[int, ...] = (),
+        callbacks: Sequence[Any] = (),
     ) -> Fitted:
         """Boost up to `rounds` rounds; with a valid slice and `early_stopping_rounds`, stop
         once its loss (the task's: logloss, multi-class logloss, l2) has not improved for that
         many rounds and keep the best round. `weight` weighs the training rows (the valid
         rows stay unweighted); `categorical` lists the columns of non-negative integer codes
-        to split as categories."""
+        to split as categories; `callbacks` (the library's own, e.g. Optuna's pruning ones)
+        see the valid slice's metric every round."""
         ...
 
     def predict(self, fitted: Fitted, x: np.ndarray) -> np.ndarray:
@@ -145,6 +148,7 @@ class LightGBM:
         *,
         weight: np.ndarray | None = None,
         categorical: tuple[int, ...] = (),
+        callbacks: Sequence[Any] = (),
     ) -> Fitted:
         full = {**self._base(seed), **params}
         train = lgb.Dataset(
@@ -157,14 +161,19 @@ class LightGBM:
             categorical=categorical,
             scale=_scale(self.task, y_train),
         )
-        if x_valid is None or early_stopping_rounds is None:
+        if x_valid is None or (early_stopping_rounds is None and not callbacks):
             return done(lgb.train(full, train, num_boost_round=rounds), rounds)
+        stop = (
+            []
+            if early_stopping_rounds is None
+            else [lgb.early_stopping(early_stopping_rounds, verbose=False)]
+        )
         booster = lgb.train(
             full,
             train,
             num_boost_round=rounds,
             valid_sets=[lgb.Dataset(x_valid, label=y_valid, reference=train)],
-            callbacks=[lgb.early_stopping(early_stopping_rounds, verbose=False)],
+            callbacks=[*stop, *callbacks],
         )
         best = booster.best_iteration if booster.best_iteration > 0 else rounds
         return done(booster, best)
@@ -221,6 +230,7 @@ class XGBoost:
         *,
         weight: np.ndarray | None = None,
         categorical: tuple[int, ...] = (),
+        callbacks: Sequence[Any] = (),
     ) -> Fitted:
         full = {**self._base(seed), **params}
         train = dmatrix(x_train, categorical, label=y_train, weight=weight)
@@ -231,7 +241,7 @@ class XGBoost:
             categorical=categorical,
             scale=_scale(self.task, y_train),
         )
-        if x_valid is None or early_stopping_rounds is None:
+        if x_valid is None or (early_stopping_rounds is None and not callbacks):
             booster = xgb.train(full, train, num_boost_round=rounds, verbose_eval=False)
             return done(booster, rounds)
         valid = dmatrix(x_valid, categorical, label=y_valid)
@@ -242,7 +252,10 @@ class XGBoost:
             evals=[(valid, "valid")],
             early_stopping_rounds=early_stopping_rounds,
             verbose_eval=False,
+            callbacks=list(callbacks),
         )
+        if early_stopping_rounds is None:
+            return done(booster, rounds)
         # best_iteration is 0-based; predict() would use every tree unless told the range.
         return done(booster, booster.best_iteration + 1)
 

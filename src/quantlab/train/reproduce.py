@@ -84,13 +84,18 @@ def _predictions_of(ctx: RunContext, run_id: str, tags: dict[str, str]) -> Datas
 def rerun_options(config: Config, features: DatasetRef, labels: DatasetRef) -> dict[str, Any]:
     """What `train_predictions` gets beyond the stage's defaults for a rerun: its Optuna
     studies run in memory, so the rerun neither loads the original's stored studies (whose
-    finished trials it would reuse instead of searching again) nor adds trials to them.
-
-    Today every study is in memory already. LEAD (merge with i14-search): return
-    `{"search": dataclasses.replace(search_settings(config, stage_key(...)), storage=None)}`:
-    the same study names, sampler seeds and Sharpe rule as the run, on no storage.
+    finished trials it would reuse instead of searching again) nor adds trials to them. The
+    study names, sampler seeds and Sharpe rule are the run's.
     """
-    return {}
+    from dataclasses import replace
+
+    from quantlab.catalog import fingerprint
+    from quantlab.config import slice_hash
+    from quantlab.train.search import search_settings
+    from quantlab.train.stage import IGNORES, READS
+
+    key = fingerprint("train", [features, labels], slice_hash(config, READS, IGNORES))
+    return {"search": replace(search_settings(config, key), storage=None)}
 
 
 def read_recorded(ctx: RunContext, run_id: str) -> Recorded:

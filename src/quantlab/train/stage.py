@@ -15,6 +15,7 @@ from quantlab.context import RunContext
 from quantlab.errors import DataError
 from quantlab.labels import target_column
 from quantlab.train.explain_io import importance_done, record_explanations
+from quantlab.train.search import search_settings
 from quantlab.train.splits import Split, make_splits
 from quantlab.train.targets import label_column, with_target_time
 from quantlab.train.tracked import FOLDS_ARTIFACT, log_training, tag_output  # noqa: F401 (FOLDS_ARTIFACT: its old home)
@@ -25,8 +26,19 @@ DATASET = "predictions"
 # The config this stage reads, its fingerprint. Where MLflow logs and the registered model's
 # name change no prediction, so renaming them reuses the predictions instead of retraining.
 # The pooled model codes the symbol by its place in universe.symbols, so their order is read.
-READS = ("train", "labels.horizon", "universe.interval", "universe.symbols")
-IGNORES = ("train.experiment", "train.register_as")
+# Each Optuna trial records its valid Sharpe after the signal rule and costs, so those are read.
+# Where the studies live (train.storage) and how often a worker beats (train.heartbeat_s) change
+# no trial: the study names come from this fingerprint, so moving the storage only moves them.
+READS = (
+    "train",
+    "labels.horizon",
+    "universe.interval",
+    "universe.symbols",
+    "signal",
+    "backtest.fees",
+    "backtest.slippage",
+)
+IGNORES = ("train.experiment", "train.register_as", "train.storage", "train.heartbeat_s")
 
 
 def training_frame(ctx: RunContext, features: DatasetRef, labels: DatasetRef) -> pl.DataFrame:
@@ -41,6 +53,30 @@ def training_frame(ctx: RunContext, features: DatasetRef, labels: DatasetRef) ->
             "build both from the same klines version"
         )
     return with_target_time(data, ctx.config.train.target, ctx.config.labels)
+
+
+def stage_key(ctx: RunContext, inputs: list[DatasetRef]) -> str:
+    """This stage's fingerprint on `inputs`: its output's identity, and its studies' name."""
+    return fingerprint("train", inputs, slice_hash(ctx.config, READS, IGNORES))
+
+
+def walk_forward_args(ctx: RunContext, features: DatasetRef, labels: DatasetRef) -> dict[str, Any]:
+    """`walk_forward`'s arguments on these inputs: what `run` trains and `train tune` tunes,
+    written once so a tuned study is always the stage's own."""
+    data = training_frame(ctx, features, labels)
+    return {
+        "data": data,
+        "features": [
+            c for c in ctx.catalog.scan(features).collect_schema().names() if c not in KEY
+        ],
+        "target": label_column(ctx.config.train.target, ctx.config.labels),
+        # Every target's score is judged against the same forward return, so IC and hit
+        # rate compare across targets.
+        "return_col": target_column(ctx.config.labels),
+        "cfg": ctx.config.train,
+        "splits": splits_of(ctx, data),
+        "symbols": ctx.config.universe.symbols,
+    }
 
 
 def splits_of(ctx: RunContext, data: pl.DataFrame) -> list[Split]:
@@ -72,22 +108,9 @@ def train_predictions(
     `options` go to `walk_forward` as they are: where run and reproduce differ (the study
     storage: reproduce never opens the original's stored studies).
     """
-    data = training_frame(ctx, features, labels)
-    feature_cols = [c for c in ctx.catalog.scan(features).collect_schema().names() if c not in KEY]
-    splits = splits_of(ctx, data)
-    result = walk_forward(
-        data,
-        feature_cols,
-        target=label_column(ctx.config.train.target, ctx.config.labels),
-        # Every target's score is judged against the same forward return, so IC and hit
-        # rate compare across targets.
-        return_col=target_column(ctx.config.labels),
-        cfg=ctx.config.train,
-        splits=splits,
-        symbols=ctx.config.universe.symbols,
-        **options,
-    )
-    return Trained(data, feature_cols, splits, result)
+    args = walk_forward_args(ctx, features, labels)
+    result = walk_forward(**args, **options)
+    return Trained(args["data"], args["features"], args["splits"], result)
 
 
 def run(ctx: RunContext, features: DatasetRef, labels: DatasetRef) -> DatasetRef:
@@ -95,12 +118,12 @@ def run(ctx: RunContext, features: DatasetRef, labels: DatasetRef) -> DatasetRef
     cfg = ctx.config.train
     inputs = [features, labels]
     cfg_hash = slice_hash(ctx.config, READS, IGNORES)
+    key = stage_key(ctx, inputs)
     # Skip before the expensive part: same inputs, config and code were already trained.
     # `feature_importance` is written just before `predictions`; both must hold this training.
-    fp = fingerprint("train", inputs, cfg_hash)
-    if (done := ctx.catalog.find(DATASET, fp)) is not None and importance_done(ctx, fp):
+    if (done := ctx.catalog.find(DATASET, key)) is not None and importance_done(ctx, key):
         return done
-    trained = train_predictions(ctx, features, labels)
+    trained = train_predictions(ctx, features, labels, search=search_settings(ctx.config, key))
     result = trained.result
     tracked = log_training(ctx, trained, inputs, cfg_hash)
     # SHAP (quantlab.train.explain_io): stability and beeswarms to the run, `feature_importance`.

@@ -52,7 +52,12 @@ def git_sha(version: str) -> str | None:
 def _params(ctx: RunContext, features: list[str]) -> dict[str, Any]:
     cfg = ctx.config
     return {
-        **{f"train.{k}": v for k, v in cfg.train.model_dump(mode="json").items()},
+        # train.storage may hold a database password: never a param (the redactor masks a
+        # URL's password anyway; this keeps the host and user out too).
+        **{
+            f"train.{k}": v
+            for k, v in cfg.train.model_dump(mode="json", exclude={"storage"}).items()
+        },
         "labels.horizon": cfg.labels.horizon,
         "features": ",".join(features),
         "symbols": ",".join(cfg.universe.symbols),
@@ -128,13 +133,9 @@ def log_training(
 def _log_trials(run_id: str, result: Any, redactor: Redactor, client: Any) -> str | None:
     """The Optuna studies and trials table, where the walk-forward hands them over: Study
     objects, or study names in the RDB `storage` they were run on (read back from there;
-    in-memory studies that are gone leave the trials table alone).
-
-    LEAD (merge): `trials`, `studies` and `storage` are the search lane's WalkForwardResult
-    fields; they are read with getattr until then.
-    """
-    studies = list(getattr(result, "studies", None) or ())
-    trials, storage = getattr(result, "trials", None), getattr(result, "storage", None)
+    in-memory studies that are gone leave the trials table alone)."""
+    studies = list(result.studies)
+    trials, storage = result.trials, result.storage
     if studies and isinstance(studies[0], str):
         studies = load_studies(storage, studies) if storage else []
     if studies or trials is not None:

@@ -1,20 +1,23 @@
-"""Purged, embargoed walk-forward training: a pure core with no I/O and no tracking."""
+"""Purged, embargoed walk-forward training: a core with no catalog I/O and no tracking.
+
+Its only side effect is the Optuna studies it tunes, in `search.storage` (in memory unless
+the caller names an RDB), so a rerun or `quantlab train tune` can find them.
+"""
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import optuna
 import polars as pl
 
 from quantlab.config import TrainConfig
 from quantlab.errors import DataError
 from quantlab.train.explain import IMPORTANCE_SCHEMA, FoldExplanation, explain_fold
 from quantlab.train.models import Fitted, Task, booster
+from quantlab.train.search import TRIAL_COLUMNS, Evaluated, FoldSearch, SearchSettings, tune_fold
 from quantlab.train.splits import Split
 from quantlab.train.targets import (
     class_weights,
@@ -45,6 +48,10 @@ class WalkForwardResult:
     features: list[str] = field(default_factory=list)  # the boosters' columns, in order
     # SHAP of each (model, fold) on the test rows that fold scored (quantlab.train.explain).
     explanations: list[FoldExplanation] = field(default_factory=list)
+    # Every Optuna trial of every (model, fold) study: search.TRIAL_COLUMNS.
+    trials: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=TRIAL_COLUMNS))
+    studies: list[str] = field(default_factory=list)  # their names, in `storage`
+    storage: str | None = None  # the studies' RDB URL (None: in memory, gone)
 
     @property
     def model(self) -> Any:
@@ -71,16 +78,21 @@ def model_name(kind: str, symbol: str | None = None) -> str:
 
 def _tune(
     kind: str,
+    name: str,
     x: np.ndarray,
     y: np.ndarray,
     train: np.ndarray,
     valid: np.ndarray,
     cfg: TrainConfig,
+    fold: int,
+    search: SearchSettings,
+    valid_rows: pl.DataFrame | None,
     **fit: Any,
-) -> tuple[dict[str, Any], int, int]:
-    """Optuna search for `kind` fitted on the split's `train` rows, scored on its `valid` rows.
+) -> FoldSearch:
+    """The fold's Optuna study for model `name` (a `kind` booster): fitted on the split's
+    `train` rows, scored on its `valid` rows by the target's loss (quantlab.train.search).
 
-    Returns the best parameters, the boosting rounds they ran (fewer than
+    Its result carries the best parameters, the boosting rounds they ran (fewer than
     `cfg.num_boost_round` when early stopping on `valid` cut them short) and how many
     trials the study ran: the configurations tried, which every tuned figure must carry.
     `fit` is passed to every fit (`_fit_options`: class weights, categorical columns).
@@ -88,27 +100,25 @@ def _tune(
     task = task_of(cfg.target)
     model = booster(kind, task)
 
-    def objective(trial: optuna.Trial) -> float:
+    def fit_score(params: dict[str, Any], callbacks: Any) -> Evaluated:
         fitted = model.fit(
             x[train],
             y[train],
             x[valid],
             y[valid],
-            model.suggest(trial),
+            params,
             cfg.seed,
             cfg.num_boost_round,
             cfg.early_stopping_rounds,
+            callbacks=callbacks,
             **fit,
         )
-        trial.set_user_attr("rounds", fitted.rounds)
-        return valid_loss(task, y[valid], model.predict(fitted, x[valid]))
+        pred = model.predict(fitted, x[valid])
+        return Evaluated(
+            fitted.rounds, valid_loss(task, y[valid], pred), score_of(task, pred, fitted.scale)
+        )
 
-    optuna.logging.set_verbosity(logging.WARNING)
-    study = optuna.create_study(
-        direction="minimize", sampler=optuna.samplers.TPESampler(seed=cfg.seed)
-    )
-    study.optimize(objective, n_trials=cfg.trials)
-    return dict(study.best_params), int(study.best_trial.user_attrs["rounds"]), len(study.trials)
+    return tune_fold(kind, fold, model.suggest, fit_score, cfg, search, valid_rows, label=name)
 
 
 def _in_time_order(rows: np.ndarray, rank: np.ndarray, keep: np.ndarray) -> np.ndarray:
@@ -155,6 +165,8 @@ def walk_forward(
     cfg: TrainConfig,
     splits: list[Split],
     symbols: Sequence[str] | None = None,
+    *,
+    search: SearchSettings | None = None,
 ) -> WalkForwardResult:
     """Train and score fold by fold; every score is made by a model that never saw that bar's label.
 
@@ -164,9 +176,17 @@ def walk_forward(
     `train` rows against its `valid` rows, then refitted on both and scores its labelled
     `test` rows; rows without a label are scored by the final model only. `symbols` orders
     the pooled model's symbol codes (default: sorted); with `cfg.per_symbol` every symbol
-    gets its own models instead.
+    gets its own models instead. `search` says where the Optuna studies live and how a
+    trial's valid Sharpe is taken (None: in memory, no Sharpe); with a `search.sharpe`,
+    `data` holds its return column.
     """
     task = task_of(cfg.target)
+    search = search or SearchSettings()
+    if search.sharpe is not None and search.sharpe.return_col not in data.columns:
+        raise DataError(
+            f"the training frame has no {search.sharpe.return_col}, which each trial's valid "
+            "Sharpe is taken on; add 1 to labels.horizons and rebuild the labels"
+        )
     has_target = data[target].is_not_null().to_numpy()
     if not has_target.any():
         raise DataError(f"no row has a {target} label; build labels past the horizon")
@@ -182,7 +202,7 @@ def walk_forward(
     else:
         groups = [(None, np.ones(data.height, dtype=bool))]
 
-    preds, metrics, fold_params, finals, explanations = [], [], [], {}, []
+    preds, metrics, fold_params, finals, explanations, searches = [], [], [], {}, [], []
     for kind in cfg.models:
         model = booster(kind, task)
         last: dict[str | None, tuple[dict[str, Any], int]] = {}  # each group's last fold
@@ -205,7 +225,26 @@ def walk_forward(
                             "windows" + ("" if symbol is None else ", or set per_symbol: false")
                         )
                 fit_kw = _fit_options(cfg, task, y_all, train, categorical)
-                best, rounds, tried = _tune(kind, x_all, y_all, train, valid, cfg, **fit_kw)
+                valid_rows = (
+                    None
+                    if search.sharpe is None
+                    else data[valid].select(*KEY, search.sharpe.return_col)
+                )
+                found = _tune(
+                    kind,
+                    model_name(kind, symbol),
+                    x_all,
+                    y_all,
+                    train,
+                    valid,
+                    cfg,
+                    split.fold,
+                    search,
+                    valid_rows,
+                    **fit_kw,
+                )
+                searches.append(found)
+                best, rounds, tried = found.params, found.rounds, found.trials
                 # The fold's model is refitted on train + valid: the valid rows are purged
                 # against the test block exactly as the train rows are, so using them leaks
                 # nothing, and they are the freshest bars before the test; without them every
@@ -290,6 +329,9 @@ def walk_forward(
         cfg.target,
         names,
         explanations,
+        trials=pl.concat([f.frame for f in searches]),
+        studies=[f.study for f in searches],
+        storage=search.storage,
     )
 
 
