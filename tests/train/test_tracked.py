@@ -31,4 +31,6 @@ def test_study_names_are_read_back_from_their_storage_and_logged(tmp_path):
     run2 = client.create_run(experiment).info.run_id
     assert _log_trials(run2, gone, Redactor(), client) == "optuna/trials.csv"
     assert pl.read_csv(client.download_artifacts(run2, "optuna/trials.csv")).height == 2
-    assert _log_trials(run2, SimpleNamespace(), Redactor(), client) is None
+    # No study and no trial (nothing was tuned): nothing to log.
+    empty = SimpleNamespace(studies=[], storage=None, trials=table.clear())
+    assert _log_trials(run2, empty, Redactor(), client) is None

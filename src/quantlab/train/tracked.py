@@ -138,7 +138,7 @@ def _log_trials(run_id: str, result: Any, redactor: Redactor, client: Any) -> st
     trials, storage = result.trials, result.storage
     if studies and isinstance(studies[0], str):
         studies = load_studies(storage, studies) if storage else []
-    if studies or trials is not None:
+    if studies or (trials is not None and trials.height):
         return log_studies(run_id, studies, trials, redactor=redactor, client=client)
     return None
 
