@@ -25,6 +25,8 @@ from urllib.parse import quote
 import httpx
 import pytest
 
+from quantlab.catalog import DatasetRef
+
 ROOT = Path(__file__).resolve().parents[2]
 STACK_SH = ROOT / "infra" / "native" / "stack.sh"
 STACK_ENV = ROOT / ".stack" / ".env"
@@ -357,6 +359,55 @@ def test_mlflow_holds_the_runs_per_fold_metrics(
     listed = _ok(mlflow_api.get("/artifacts/list", params={"run_id": mlflow_run.run_id}))
     assert "fold_params.json" in {f["path"] for f in listed.get("files", [])}
     assert not (ROOT / "mlflow-artifacts:").exists()
+
+
+@pytest.mark.timeout(RUN_TIMEOUT_S + 600)
+def test_mlflow_shows_the_fold_children_datasets_optuna_shap_and_registered_model(
+    stack: Stack, mlflow_run: MlflowRun, mlflow_api: httpx.Client
+):
+    """What the MLflow UI shows for a walk-forward, read through the server's REST API."""
+    ctx = stack.context()
+    cfg = ctx.config.train
+    parent = mlflow_run.run_id
+    children = _ok(
+        mlflow_api.post(
+            "/runs/search",
+            json={
+                "experiment_ids": [mlflow_run.experiment_id],
+                "filter": f"tags.mlflow.parentRunId = '{parent}'",
+                "max_results": 100,
+            },
+        )
+    ).get("runs", [])
+    # One nested run per (model kind, fold), each with its fold's metrics.
+    assert len(children) == len(cfg.models) * cfg.folds
+    for child in children:
+        assert {"auc", "logloss"} <= {m["key"] for m in child["data"]["metrics"]}
+    # Every dataset version it read, with the catalog fingerprint as the digest.
+    inputs = mlflow_run.run["inputs"]["dataset_inputs"]
+    named = {i["dataset"]["name"].split("@")[0]: i["dataset"] for i in inputs}
+    assert {"features", "labels", "klines"} <= set(named)
+    predictions = ctx.catalog.latest("predictions")
+    features_version = ctx.catalog.lineage(predictions).inputs["features"]
+    features_fp = ctx.catalog.lineage(DatasetRef("features", features_version)).fingerprint
+    assert named["features"]["digest"] == features_fp
+
+    # The Optuna record (trials in the stack's PostgreSQL storage) and the SHAP artifacts.
+    def listed(path: str) -> set[str]:
+        body = _ok(mlflow_api.get("/artifacts/list", params={"run_id": parent, "path": path}))
+        return {f["path"] for f in body.get("files", [])}
+
+    assert {"optuna/trials.csv", "optuna/optimization_history.html"} <= listed("optuna")
+    assert "shap/importance.csv" in listed("shap")
+    tags = {t["key"]: t["value"] for t in mlflow_run.run["data"]["tags"]}
+    assert int(tags["trials_total"]) >= len(cfg.models) * cfg.folds * cfg.trials
+    assert {"git_sha", "config_hash", "seed"} <= set(tags)
+    assert cfg.storage is not None and cfg.storage.startswith("postgresql+psycopg2://")
+    # The final model, registered under train.register_as, points back to this run.
+    versions = _ok(
+        mlflow_api.get("/model-versions/search", params={"filter": f"name='{cfg.register_as}'"})
+    )["model_versions"]
+    assert parent in {v["run_id"] for v in versions}
 
 
 @pytest.mark.timeout(RUN_TIMEOUT_S + 600)
