@@ -180,6 +180,9 @@ def test_rank_correlation_jaccard_and_sign_flips_on_arrays():
     assert jaccard(set(), set()) == 1.0
     means = np.array([[0.5, 0.1, 0.0, -0.1], [0.4, 0.2, -0.1, 0.0], [-0.2, 0.3, -0.3, 0.05]])
     assert sign_flips(means).tolist() == [True, False, False, True]
+    # Against each fold's mean |SHAP|: a's down fold (-0.2 of 3) is too small to be a direction.
+    abs_ = np.array([[1.0, 1.0, 1.0, 0.2], [1.0, 1.0, 1.0, 0.2], [3.0, 1.0, 1.0, 0.2]])
+    assert sign_flips(means, abs_).tolist() == [False, False, False, True]
     assert top_k_of(40) == 10 and top_k_of(4) == 2 and top_k_of(1) == 1
 
 
@@ -208,7 +211,7 @@ def test_stability_across_hand_made_folds():
     # either, and its top 2 {c, a} overlaps {a, b} in one of three features.
     importance = _importance(
         [[4, 3, 2, 1], [4, 3, 2, 1], [3, 1, 4, 2]],
-        [[0.5, 0.1, 0.0, -0.1], [0.4, 0.2, -0.1, 0.0], [-0.2, 0.3, -0.3, 0.05]],
+        [[2.0, 0.1, 0.0, -0.5], [1.6, 0.2, -0.1, 0.0], [-1.0, -0.3, -0.3, 0.5]],
     )
     got = explain_stability(importance)
     summary = got.summary.row(0, named=True)
@@ -220,7 +223,8 @@ def test_stability_across_hand_made_folds():
     pairs = {(r["fold_a"], r["fold_b"]): r for r in got.pairs.iter_rows(named=True)}
     assert pairs[(0, 1)]["rank_corr"] == pytest.approx(1.0)
     assert pairs[(0, 1)]["topk_jaccard"] == pytest.approx(1.0)
-    # a pushes up in folds 0-1 and down in 2; d down, then up. c only touches zero: no flip.
+    # a pushes up in folds 0-1 and down in 2; d down, then up. c only touches zero, and b's
+    # up folds (0.1, 0.2 of 3) are too small against its |SHAP| to be a direction: no flip.
     assert summary["sign_flips"] == 2
     flips = got.flips.select("feature", "folds_positive", "folds_negative").rows()
     assert flips == [("a", 2, 1), ("d", 1, 1)]  # the larger mean |SHAP| first

@@ -48,10 +48,25 @@ def jaccard(s: set[int], t: set[int]) -> float:
     return len(s & t) / len(s | t) if s | t else 1.0
 
 
-def sign_flips(mean_shap: np.ndarray) -> np.ndarray:
-    """Per feature (column) of a (folds, features) array: whether some fold's mean SHAP is
-    strictly positive and another's strictly negative."""
-    return (mean_shap > 0).any(axis=0) & (mean_shap < 0).any(axis=0)
+# A fold's mean SHAP gives a feature a direction only when it is at least this share of the
+# feature's mean |SHAP| there: a feature that pushes both ways about equally (mean near zero,
+# |SHAP| large) has no direction to flip, and on the shipped data most features are like
+# that, so a bare sign change flagged 34 of 40 of them and said nothing.
+MATERIAL = 0.2
+
+
+def directions(mean_shap: np.ndarray, mean_abs: np.ndarray | None = None) -> np.ndarray:
+    """+1, -1 or 0 per entry of a (folds, features) array: the sign of the mean SHAP where it
+    is material (|mean| >= MATERIAL x mean |SHAP|; without `mean_abs`, any non-zero mean)."""
+    floor = 0.0 if mean_abs is None else MATERIAL * mean_abs
+    return np.where(mean_shap > floor, 1, np.where(mean_shap < -floor, -1, 0))
+
+
+def sign_flips(mean_shap: np.ndarray, mean_abs: np.ndarray | None = None) -> np.ndarray:
+    """Per feature (column) of a (folds, features) array: whether it pushes up in some fold
+    and down in another (`directions`)."""
+    way = directions(mean_shap, mean_abs)
+    return (way > 0).any(axis=0) & (way < 0).any(axis=0)
 
 
 @dataclass(frozen=True)
@@ -145,15 +160,16 @@ def explain_stability(importance: pl.DataFrame, top_k: int = TOP_K) -> Stability
             corr.append(rank_correlation(abs_[i], abs_[j]))
             jac.append(jaccard(top_set(abs_[i], k), top_set(abs_[j], k)))
             pairs.append((model, output, folds[i], folds[j], corr[-1], jac[-1]))
-        flipped = sign_flips(mean)
+        way = directions(mean, abs_)
+        flipped = sign_flips(mean, abs_)
         for c in np.flatnonzero(flipped):
             flips.append(
                 (
                     model,
                     output,
                     features[c],
-                    int((mean[:, c] > 0).sum()),
-                    int((mean[:, c] < 0).sum()),
+                    int((way[:, c] > 0).sum()),
+                    int((way[:, c] < 0).sum()),
                     float(mean[:, c].min()),
                     float(mean[:, c].max()),
                     float(abs_[:, c].mean()),
