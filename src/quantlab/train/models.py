@@ -31,6 +31,16 @@ N_CLASSES = 3  # the 3-class targets' classes -1/0/+1, encoded 0/1/2 by targets.
 THREADS = 2
 
 
+def use_threads(n: int) -> None:
+    """Fit and predict with `n` threads from now on, in this process. Only `train tune`'s
+    worker processes call it: N workers of THREADS threads each on fewer cores oversubscribe
+    OpenMP, which stalls LightGBM (2 workers x 2 threads on 2 cores ran 5x slower than one
+    worker); and a study tuned in parallel is not reproducible bit for bit anyway (Optuna FAQ).
+    """
+    global THREADS
+    THREADS = max(1, n)
+
+
 @dataclass(frozen=True)
 class Fitted:
     """A fitted booster and the rounds it predicts with (the best one under early stopping).

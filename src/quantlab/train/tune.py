@@ -9,6 +9,7 @@ thrown away (about one fit per fold against `train.trials` trials).
 from __future__ import annotations
 
 import multiprocessing
+import os
 import time
 import warnings
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from quantlab.catalog import DatasetRef
 from quantlab.config import Config
 from quantlab.context import RunContext
 from quantlab.errors import ConfigError
+from quantlab.train.models import THREADS
 from quantlab.train.search import (
     masked,
     open_storage,
@@ -60,9 +62,15 @@ def with_trials(config: Config, trials: int | None) -> Config:
     return config.model_copy(update={"train": config.train.model_copy(update={"trials": trials})})
 
 
-def _worker(config: Config, features: DatasetRef, labels: DatasetRef, worker: int) -> None:
-    """One worker process: the stage's walk-forward on the stage's studies, its own seed."""
+def _worker(
+    config: Config, features: DatasetRef, labels: DatasetRef, worker: int, threads: int
+) -> None:
+    """One worker process: the stage's walk-forward on the stage's studies, its own seed,
+    its share of the cores."""
     from quantlab.catalog import Catalog
+    from quantlab.train.models import use_threads
+
+    use_threads(threads)
     from quantlab.train.stage import stage_key, walk_forward_args
     from quantlab.train.walkforward import walk_forward
 
@@ -110,8 +118,10 @@ def tune(ctx: RunContext, features: DatasetRef, labels: DatasetRef, workers: int
     ]
     # spawn, not fork: a forked child inherits the parent's OpenMP and database state.
     spawn = multiprocessing.get_context("spawn")
+    # The workers share the cores: one worker keeps the fits' own thread count.
+    threads = THREADS if workers == 1 else max(1, (os.cpu_count() or 1) // workers)
     procs = [
-        spawn.Process(target=_worker, args=(config, features, labels, i), name=f"tune-{i}")
+        spawn.Process(target=_worker, args=(config, features, labels, i, threads), name=f"tune-{i}")
         for i in range(workers)
     ]
     for p in procs:
