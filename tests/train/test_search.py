@@ -23,6 +23,7 @@ from quantlab.train.search import (
     Evaluated,
     SearchSettings,
     SharpeRule,
+    make_pruner,
     open_storage,
     sampler_seed,
     tune_fold,
@@ -251,3 +252,26 @@ def test_the_storage_defaults_to_sqlite_beside_mlflow_and_a_relative_one_resolve
     assert url == f"sqlite:///{tmp_path / 'experiments' / 'optuna.db'}"
     moved = load_config(write_config(tmp_path, train={"storage": "sqlite:///studies/o.db"}))
     assert moved.train.storage == f"sqlite:///{tmp_path / 'studies' / 'o.db'}"
+
+
+def test_the_percentile_pruner_keeps_only_the_best_share_of_trials(learnable):
+    base = CFG.model_copy(
+        update={
+            "trials": 10,
+            "num_boost_round": 40,
+            "prune_startup_trials": 2,
+            "report_interval": 2,
+        }
+    )
+    assert isinstance(make_pruner(base), optuna.pruners.PercentilePruner)  # the default
+    assert isinstance(
+        make_pruner(base.model_copy(update={"pruner": "median"})), optuna.pruners.MedianPruner
+    )
+    pruned = {}
+    for pruner in ("median", "percentile"):
+        found, _ = _lightgbm_fold(
+            learnable, base.model_copy(update={"pruner": pruner}), SearchSettings()
+        )
+        pruned[pruner] = found.frame.filter(pl.col("state") == "PRUNED").height
+    # Keeping the best quarter at each round stops at least as many trials as keeping half.
+    assert pruned["percentile"] >= pruned["median"] and pruned["percentile"] > 0

@@ -227,14 +227,19 @@ class TrainConfig(_Model):
     trials: int = Field(
         default=20, ge=1, description="finished (complete + pruned) trials per study"
     )
-    pruner: Literal["median", "none"] = Field(
-        default="median", description="stop a trial whose valid loss trails the median at a round"
+    pruner: Literal["percentile", "median", "none"] = Field(
+        default="percentile",
+        description="stop a trial whose valid loss is outside the best prune_percentile "
+        "(percentile) or half (median) of the earlier trials at a round",
+    )
+    prune_percentile: float = Field(
+        default=25.0, gt=0, lt=100, description="percentile: the share of trials kept at a round"
     )
     prune_warmup_rounds: int = Field(
-        default=20, ge=0, description="rounds before a trial may be pruned"
+        default=10, ge=0, description="rounds before a trial may be pruned"
     )
     prune_startup_trials: int = Field(
-        default=5, ge=0, description="trials that finish unpruned first"
+        default=3, ge=0, description="trials that finish unpruned first"
     )
     report_interval: int = Field(
         default=10, ge=1, description="report to the pruner every N rounds"
