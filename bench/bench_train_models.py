@@ -16,6 +16,8 @@ top-10 Jaccard). The beeswarm PNGs are drawn once per fold and timed apart (plot
 SHAP). Fits, and SHAP, of the two kinds run alternately, best of `--runs`, so a burst of load
 on the shared machine hits both alike; the totals also give CPU seconds, which other load
 sways less than wall time. Ratios are of times measured in this run; nothing is asserted.
+This ratio is against one fixed 200-round refit, the hardest reading of the goal; what SHAP
+costs the train stage against its own tuning and refits is printed by bench_train_search.py.
 
     .venv/bin/python bench/bench_train_models.py [--runs 3] [--symbols 10] [--days 30]
 """
