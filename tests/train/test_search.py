@@ -11,11 +11,9 @@ import polars as pl
 import pytest
 from pydantic import ValidationError
 
-from helpers import load_sample_klines
-from quantlab.config import FeaturesConfig, LabelsConfig, SignalConfig, TrainConfig
+from quantlab.config import FeaturesConfig, SignalConfig, TrainConfig
 from quantlab.errors import ConfigError
-from quantlab.features import build_features, feature_names
-from quantlab.labels import build_labels
+from quantlab.features import feature_names
 from quantlab.portfolio.returns import signal_returns, signal_sharpe
 from quantlab.train import make_splits, walk_forward
 from quantlab.train.models import booster
@@ -32,15 +30,6 @@ from quantlab.train.search import (
 CFG = TrainConfig(folds=3, trials=10, num_boost_round=60, embargo_bars=12, prune_warmup_rounds=5)
 # A rule that trades every score, so a trial's book is never flat and its Sharpe is defined.
 RULE = SharpeRule(SignalConfig(smoothing=1, threshold=0.0), cost=0.0015, periods_per_year=8760)
-
-
-@pytest.fixture(scope="module")
-def data():
-    bars = pl.concat(
-        [load_sample_klines(s, ("2024-01", "2024-02")) for s in ("BTCUSDT", "ETHUSDT")]
-    )
-    feats = build_features(bars, FeaturesConfig())
-    return feats.join(build_labels(bars, LabelsConfig(horizon=4)), on=["symbol", "open_time"])
 
 
 def _lightgbm_fold(rows, cfg: TrainConfig, search: SearchSettings, valid_rows=None, number=0):

@@ -9,23 +9,12 @@ import numpy as np
 import polars as pl
 import pytest
 
-from helpers import load_sample_klines
-from quantlab.config import FeaturesConfig, LabelsConfig, TrainConfig
-from quantlab.features import build_features, feature_names
-from quantlab.labels import build_labels
+from quantlab.config import FeaturesConfig, TrainConfig
+from quantlab.features import feature_names
 from quantlab.train import make_splits, walk_forward
 
 CFG = TrainConfig(folds=3, trials=2, num_boost_round=30, embargo_bars=12)
 EMBARGO = timedelta(hours=12)
-
-
-@pytest.fixture(scope="module")
-def data():
-    bars = pl.concat(
-        [load_sample_klines(s, ("2024-01", "2024-02")) for s in ("BTCUSDT", "ETHUSDT")]
-    )
-    feats = build_features(bars, FeaturesConfig())
-    return feats.join(build_labels(bars, LabelsConfig(horizon=4)), on=["symbol", "open_time"])
 
 
 def splits_of(data: pl.DataFrame, cfg: TrainConfig = CFG) -> list:
