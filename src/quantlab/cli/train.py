@@ -16,14 +16,21 @@ def _t(value: datetime | None) -> str:
     return "end" if value is None else value.strftime("%Y-%m-%d %H:%M")
 
 
-def _cmd_folds(ctx: RunContext, args: argparse.Namespace) -> int:
-    from quantlab.train.splits import fold_table
-    from quantlab.train.stage import splits_of, training_frame
-
+def _inputs(ctx: RunContext, args: argparse.Namespace) -> tuple[DatasetRef, DatasetRef]:
+    """The features and labels versions a subcommand was given (--features, --labels), else
+    the latest of each."""
     features, labels = (
         ctx.catalog.latest(name) if version is None else DatasetRef(name, version)
         for name, version in (("features", args.features), ("labels", args.labels))
     )
+    return features, labels
+
+
+def _cmd_folds(ctx: RunContext, args: argparse.Namespace) -> int:
+    from quantlab.train.splits import fold_table
+    from quantlab.train.stage import splits_of, training_frame
+
+    features, labels = _inputs(ctx, args)
     data = training_frame(ctx, features, labels)
     splits = splits_of(ctx, data)
     table = fold_table(data, splits)
@@ -77,10 +84,7 @@ def _cmd_tune(ctx: RunContext, args: argparse.Namespace) -> int:
         return 2
     ctx = RunContext(config=with_trials(ctx.config, args.trials), catalog=ctx.catalog)
     check_workers(ctx.config, args.workers)  # before the catalog: the storage is the first fix
-    features, labels = (
-        ctx.catalog.latest(name) if version is None else DatasetRef(name, version)
-        for name, version in (("features", args.features), ("labels", args.labels))
-    )
+    features, labels = _inputs(ctx, args)
     report = tune(ctx, features, labels, args.workers)
     print(f"{features} x {labels}: {len(report.studies)} studies in {report.storage}")
     print(f"{'study':<48} {'complete':>8} {'pruned':>7} {'failed':>7} {'running':>8} {'best':>10}")
