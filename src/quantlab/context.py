@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from quantlab._numba import use_cache_dir
 from quantlab.catalog import Catalog
 from quantlab.config import Config, load_config
 
@@ -18,4 +19,5 @@ class RunContext:
     def load(cls, config_path: str | Path | None = None) -> RunContext:
         """Build the context from `config_path`, `$QUANTLAB_CONFIG` or the default config."""
         config = load_config(config_path)
+        use_cache_dir(config.paths.data)
         return cls(config=config, catalog=Catalog(config.paths.catalog))
