@@ -9,7 +9,9 @@ from quantlab import metrics as m
 
 def test_min_trl_mlfinlab_vector_b3():
     # B3: MinTRL(SR 1.14, SR* 1, γ3 0, γ4 3, α 0.05) = 228.73498 (mlfinlab expects 228.73497).
-    assert m.min_track_record_length(1.14, 1.0, 0.0, 3.0, 0.05) == pytest.approx(228.73498, abs=1e-4)
+    assert m.min_track_record_length(1.14, 1.0, 0.0, 3.0, 0.05) == pytest.approx(
+        228.73498, abs=1e-4
+    )
 
 
 def test_min_trl_is_where_psr_reaches_one_minus_alpha():
