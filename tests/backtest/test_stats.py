@@ -196,3 +196,18 @@ def test_drawdown_duration_in_bars_and_days():
     got = _drawdown_duration(frame["equity"], frame["open_time"], 100.0, True)
     # Peak 110 on day 2, trough 88 on day 4, back above 110 on day 6: 4 bars, 4 days.
     assert got == {"max_drawdown_bars": 4, "max_drawdown_days": 4.0, "max_drawdown_recovered": True}
+
+
+def test_a_flat_book_has_no_sharpe_and_says_why(bars):
+    flat = build_result(bars, min_notional=1e12)  # every entry is rejected: nothing is held
+    s = summarize(flat, periods_per_year=PPY, benchmark=bars)
+    assert flat.fills.height == 0 and s["n_rejections"] == flat.rejections.height > 0
+    assert s["sharpe"] is None and s["psr"] is None and s["dsr"] is None and s["min_trl"] is None
+    assert "flat book" in s["dsr_note"]
+    assert (s["turnover"], s["exposure"], s["max_drawdown"], s["n_round_trips"]) == (
+        0.0,
+        0.0,
+        0.0,
+        0,
+    )
+    assert s["hit_rate"] is None and s["benchmark_total_return"] > 0

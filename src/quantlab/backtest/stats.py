@@ -149,7 +149,8 @@ def _returns_stats(
     total = float(np.prod(1.0 + r) - 1.0) if n else None
     annual = None
     if total is not None and total > -1.0:
-        annual = metrics._finite((1.0 + total) ** (periods_per_year / n) - 1.0)
+        annual = (1.0 + total) ** (periods_per_year / n) - 1.0
+        annual = annual if math.isfinite(annual) else None
     mdd = metrics.max_drawdown(returns=r) if n else None
     stats = {
         "total_return": total,
