@@ -151,3 +151,17 @@ def test_a_flat_book_renders_with_no_numbers_made_up():
     assert "<b id='dsr'>n/a</b>" in text and "<b id='psr'>n/a</b>" in text
     assert "id='fills-empty'" in text and "The kill-switch never tripped." in text
     assert "id='rejection-reasons'" in text
+
+
+def test_a_page_that_links_plotly_from_a_cdn_does_not_draw_here(browser, tmp_path):
+    """The offline check has teeth: the same chart with plotly.js from its CDN stays blank."""
+    from selenium.webdriver.common.by import By
+
+    fig = charts.costs_figure(build_result(load_bars()))
+    linked = fig.to_html(full_html=True, include_plotlyjs="cdn", div_id="chart-costs")
+    path = tmp_path / "cdn.html"
+    path.write_text(linked, encoding="utf-8")
+    browser.get(path.as_uri())
+    assert browser.find_elements(By.ID, "chart-costs")
+    assert browser.execute_script("return typeof Plotly") == "undefined"
+    assert not browser.find_elements(By.CSS_SELECTOR, "#chart-costs svg.main-svg")
