@@ -211,3 +211,34 @@ def test_a_flat_book_has_no_sharpe_and_says_why(bars):
         0,
     )
     assert s["hit_rate"] is None and s["benchmark_total_return"] > 0
+
+
+def test_dsr_over_a_sizing_grid_equals_vectorbt(bars):
+    """Four kill-switch settings tried on the same period are four trials: our DSR of each
+    equals vectorbt 1.2's `deflated_sharpe_ratio` over the four columns (raw kurtosis, ddof 1)."""
+    import pandas as pd
+    import vectorbt as vbt  # noqa: F401
+
+    grid = {k: build_result(bars, kill_drawdown=k) for k in (0.04, 0.06, 0.1, 1.0)}
+    sharpes = [metrics.sharpe(r.equity["returns"]) for r in grid.values()]
+    trials = TrialSet().extend("sizing_grid", sharpes)
+    frame = pd.DataFrame(
+        {k: r.equity["returns"].to_numpy() for k, r in grid.items()},
+        index=grid[0.06].equity["open_time"].to_pandas(),
+    )
+    acc = frame.vbt.returns(freq="1h", year_freq=pd.Timedelta(days=365))
+    expected = acc.deflated_sharpe_ratio(ddof=1)
+    for k, result in grid.items():
+        s = summarize(result, periods_per_year=PPY, trials=trials)
+        assert s["n_trials"] == 4
+        assert s["dsr"] == pytest.approx(expected[k], rel=1e-9, abs=1e-12), k
+
+
+def test_headline_prints_sharpe_with_n_psr_and_dsr(result, trials):
+    from quantlab.backtest.stats import headline
+
+    s = summarize(result, periods_per_year=PPY, trials=trials)
+    line = headline(s)
+    assert line.startswith(f"Sharpe {s['sharpe']:.2f}") and "N = 8 trials" in line
+    assert f"PSR {s['psr']:.1%}" in line and f"DSR {s['dsr']:.1%}" in line
+    assert "DSR n/a" in headline({**s, "dsr": None})

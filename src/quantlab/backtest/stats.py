@@ -137,6 +137,19 @@ def deflation(returns: np.ndarray, trials: TrialSet, periods_per_year: int) -> d
     return out
 
 
+def headline(stats: dict[str, Any]) -> str:
+    """One line for a terminal: the Sharpe with the N, PSR and DSR that qualify it."""
+
+    def pct(key: str) -> str:
+        return "n/a" if stats.get(key) is None else f"{stats[key]:.1%}"
+
+    sharpe = "n/a" if stats.get("sharpe") is None else f"{stats['sharpe']:.2f}"
+    return (
+        f"Sharpe {sharpe} (annualised, {stats.get('n_periods')} bars), N = {stats.get('n_trials')} "
+        f"trials, PSR {pct('psr')}, DSR {pct('dsr')}"
+    )
+
+
 def _span(frame: pl.DataFrame, start: datetime | None) -> pl.DataFrame:
     time = "funding_time" if "funding_time" in frame.columns else "open_time"
     return frame if start is None else frame.filter(pl.col(time) >= start)
