@@ -184,6 +184,12 @@ def test_a_later_start_is_the_out_of_fold_span(result):
         later["equity"][-1] / later["equity"][0] * (1 + later["returns"][0]) - 1
     )
     assert s["fees"] == pytest.approx(later["fees"].sum())
+    trips = round_trips(result.fills).filter(pl.col("exit_time") >= start)  # whole trips
+    assert s["n_round_trips"] == trips.height and s["hit_rate"] == pytest.approx(
+        (trips["pnl"] > 0).mean()
+    )
+    curve = np.concatenate([[later["equity"][0] / (1 + later["returns"][0])], later["equity"]])
+    assert s["max_drawdown"] == pytest.approx((curve / np.maximum.accumulate(curve) - 1).min())
 
 
 def test_drawdown_duration_in_bars_and_days():
@@ -193,7 +199,7 @@ def test_drawdown_duration_in_bars_and_days():
     frame = pl.DataFrame({"open_time": t, "equity": equity, "returns": returns})
     from quantlab.backtest.stats import _drawdown_duration
 
-    got = _drawdown_duration(frame["equity"], frame["open_time"], 100.0, True)
+    got = _drawdown_duration(frame["equity"], frame["open_time"], 100.0)
     # Peak 110 on day 2, trough 88 on day 4, back above 110 on day 6: 4 bars, 4 days.
     assert got == {"max_drawdown_bars": 4, "max_drawdown_days": 4.0, "max_drawdown_recovered": True}
 

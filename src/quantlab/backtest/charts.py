@@ -113,7 +113,8 @@ def rolling_figure(result: Any, periods_per_year: int) -> Any:
     eq = result.equity.sort("open_time")
     r = eq["returns"].fill_null(0.0)
     mean, std = r.rolling_mean(window), r.rolling_std(window)
-    sharpe = (mean / std * math.sqrt(periods_per_year)).fill_nan(None)
+    ratio = mean / std * math.sqrt(periods_per_year)
+    sharpe = pl.select(pl.when(ratio.is_finite()).then(ratio)).to_series()  # sd 0: no Sharpe
     vol = std * math.sqrt(periods_per_year)
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08)
     fig.add_trace(go.Scatter(x=eq["open_time"], y=sharpe, name="Sharpe", mode="lines"), 1, 1)

@@ -78,9 +78,11 @@ def summarize(
         "periods_per_year": periods_per_year,
     }
     out.update(_returns_stats(r, periods_per_year, prefix=""))
-    out.update(_drawdown_duration(equity["equity"], times, result.init_cash, start is None))
+    # The value before the first bar: the starting cash, or the close before `start`.
+    base = result.init_cash if start is None else equity["equity"][0] / (1.0 + returns[0])
+    out.update(_drawdown_duration(equity["equity"], times, base))
     out.update(_activity(result, equity, start, periods_per_year))
-    out.update(_trades(_span(result.fills, start)))
+    out.update(_trades(result.fills, start))
     out.update(_costs(equity, _span(result.rejections, start), _span(result.kills, start)))
     if benchmark is not None:
         base = result.init_cash
@@ -182,15 +184,12 @@ def _returns_stats(
     return {f"{prefix}{k}": v for k, v in stats.items()}
 
 
-def _drawdown_duration(
-    equity: pl.Series, times: pl.Series, init_cash: float, from_cash: bool
-) -> dict[str, Any]:
+def _drawdown_duration(equity: pl.Series, times: pl.Series, base: float) -> dict[str, Any]:
     """The deepest drawdown's length, from its peak to its recovery (or the end if it never
-    recovered), in bars and in days of clock time."""
-    e = equity.to_numpy().astype(np.float64)
-    curve = np.concatenate([[init_cash], e]) if from_cash else e
+    recovered), in bars and in days of clock time; `base` is the value before the first bar."""
+    curve = np.concatenate([[base], equity.to_numpy().astype(np.float64)])
     stamps = times.to_list()
-    stamps = [stamps[0], *stamps] if from_cash else stamps  # the start value sits at the first bar
+    stamps = [stamps[0], *stamps]  # the value before the first bar is dated at the first bar
     peak = np.fmax.accumulate(curve)
     trough = int(np.argmin(curve / peak))
     if curve[trough] >= peak[trough]:
@@ -228,9 +227,12 @@ def _activity(
     }
 
 
-def _trades(fills: pl.DataFrame) -> dict[str, Any]:
-    """Hit rate, profit factor and the average win and loss of CLOSED ROUND TRIPS."""
+def _trades(fills: pl.DataFrame, start: datetime | None) -> dict[str, Any]:
+    """Hit rate, profit factor and the average win and loss of CLOSED ROUND TRIPS: those
+    closed in the span, built from every fill (a trip opened before `start` counts whole)."""
     trips = round_trips(fills)
+    if start is not None:
+        trips = trips.filter(pl.col("exit_time") >= start)
     pnl = trips["pnl"].to_numpy()
     wins, losses = pnl[pnl > 0], pnl[pnl < 0]
     return {
