@@ -365,3 +365,24 @@ def deflated_sharpe_ratio(
     """
     sr0 = expected_max_sharpe(n_trials, var_trials)
     return probabilistic_sharpe_ratio(sharpe, n, sr0, skew, kurtosis)
+
+
+def min_track_record_length(
+    sharpe: float,
+    sr_benchmark: float = 0.0,
+    skew: float = 0.0,
+    kurtosis: float = 3.0,
+    alpha: float = 0.05,
+) -> float | None:
+    """MinTRL: the returns needed before PSR(`sr_benchmark`) reaches 1 − `alpha` (Bailey & LdP 2012).
+
+    MinTRL = 1 + (1 − γ3·SR + (γ4 − 1)/4·SR²) · (Φ⁻¹(1 − α) / (SR − SR*))², in periods, with SR
+    and SR* per period and γ4 the RAW kurtosis. None when SR ≤ SR* (no track record is long
+    enough), an input is not finite, or the variance term is not positive.
+    """
+    if not all(map(math.isfinite, (sharpe, sr_benchmark, skew, kurtosis))) or not 0 < alpha < 1:
+        return None
+    var = 1.0 - skew * sharpe + (kurtosis - 1.0) / 4.0 * sharpe**2
+    if sharpe <= sr_benchmark or var <= 0:
+        return None
+    return _finite(1.0 + var * (stats.norm.ppf(1.0 - alpha) / (sharpe - sr_benchmark)) ** 2)
