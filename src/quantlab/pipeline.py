@@ -1,7 +1,12 @@
 """The research stage graph, written once: the DAG, `quantlab run [STAGE]` and the summary read it.
 
-    ingest ─> validate ──────────────┬─> features ─> labels ─> train ─> backtest ─> risk ─> paper
-       └──> funding ─> validate_funding ┘  (funding: a USD-M universe with funding features only)
+    ingest ─> validate ──────────────┬─> features ─> labels ─> train ─> risk ─> backtest
+       ├──> funding ─> validate_funding ┘ (USD-M only) ─────────────────────┤      └─> paper
+       └──> exchange_info ─> validate_exchange_info ───────────────────────┘
+
+risk sizes the out-of-fold predictions into targets with the one sizing function live trading
+uses; the backtest trades those targets (rounded to the exchange's filters, with fees,
+slippage and, on perpetuals, funding); paper trades the newest of them.
 
 Each stage names the dataset it writes, the stages whose outputs it takes (in the order its
 `run` takes them) and its `run` as an import path, resolved only when the stage runs: importing
@@ -22,8 +27,8 @@ if TYPE_CHECKING:
 
 
 def uses_funding(config: Config) -> bool:
-    """Funding features need a USD-M perpetuals universe and configured funding features."""
-    return config.universe.market == "futures_um" and bool(config.features.funding)
+    """A USD-M perpetuals universe pays funding (the backtest charges it) and may use it as features."""
+    return config.universe.market == "futures_um"
 
 
 @dataclass(frozen=True)
@@ -74,6 +79,19 @@ RESEARCH: tuple[Stage, ...] = (
         gate=True,
     ),
     Stage(
+        "exchange_info",
+        "exchange_info",
+        "quantlab.ingest:run_universe_exchange_info",
+        after=("ingest",),
+    ),
+    Stage(
+        "validate_exchange_info",
+        "exchange_info_checks",
+        "quantlab.quality:run",
+        ("exchange_info",),
+        gate=True,
+    ),
+    Stage(
         "features",
         "features",
         "quantlab.features:run",
@@ -81,13 +99,22 @@ RESEARCH: tuple[Stage, ...] = (
     ),
     Stage("labels", "labels", "quantlab.labels:run", ("ingest", "validate"), after=("features",)),
     Stage("train", "predictions", "quantlab.train:run", ("features", "labels")),
+    Stage("risk", "targets", "quantlab.risk:run", ("train", "ingest", "validate", "labels")),
     Stage(
         "backtest",
         "backtest",
         "quantlab.backtest:run",
-        ("train", "ingest", "validate"),
+        (
+            "risk",
+            "train",
+            "ingest",
+            "validate",
+            "exchange_info",
+            "validate_exchange_info",
+            "funding?",
+            "validate_funding?",
+        ),
     ),
-    Stage("risk", "targets", "quantlab.risk:run", ("train", "ingest", "validate", "backtest")),
     Stage("paper", "paper_orders", "quantlab.paper:run", ("risk", "ingest")),
 )
 STAGES: dict[str, Stage] = {stage.name: stage for stage in RESEARCH}

@@ -1,8 +1,11 @@
-"""`run` for the backtest stage: the strategy on out-of-fold predictions, with fees and slippage.
+"""`run` for the backtest stage: the sized targets traded as the venue would trade them.
 
-Input datasets: `predictions`, `klines` (a version that passed the gate). Output:
-`backtest`, the portfolio's equity curve, with the summary statistics in its
-lineage and an HTML report beside it.
+Input datasets: `targets` (the risk stage's sizing of the out-of-fold predictions), the
+`predictions` behind them (for the trials their tuning ran), `klines` and `exchange_info`
+(versions that passed the gate) and, on a USD-M universe, `funding_rates`. Outputs, one
+version each, with lineage: `backtest` (the book per bar close, its statistics with N, PSR,
+DSR and MinTRL in the lineage, the tearsheet beside it), `backtest_fills`,
+`backtest_funding` and `backtest_rejections`.
 """
 
 from __future__ import annotations
@@ -11,56 +14,109 @@ from pathlib import Path
 
 import polars as pl
 
-from quantlab.backtest.engine import simulate
-from quantlab.backtest.html import render_report
+from quantlab.backtest.engine import BacktestResult, simulate
+from quantlab.backtest.inputs import BacktestInputs, load_inputs
+from quantlab.backtest.stats import summarize
+from quantlab.backtest.tearsheet import render_tearsheet
+from quantlab.backtest.tracked import log_backtest
+from quantlab.backtest.study import study_trials
 from quantlab.catalog import DatasetRef
 from quantlab.config import slice_hash
 from quantlab.context import RunContext
-from quantlab.portfolio.signals import directions_from_scores, smooth_scores
-from quantlab.quality.read import load_bars
 from quantlab.vocab import bars_per_year
 
-# The config this stage reads, its fingerprint: the universe's bars, the costs, the signal rule.
-READS = ("universe", "backtest", "signal", "train.models")  # the first listed kind is traded
-REPORT = "report.html"
+# The config this stage reads, its fingerprint: the universe's bars, the costs and venue, the
+# kill-switch (risk.kill_*: the engine applies it on the path), the tracking store it logs to.
+READS = ("universe", "backtest", "risk", "train.models")
+TEARSHEET = "tearsheet.html"
+SIDE_DATASETS = ("backtest_fills", "backtest_funding", "backtest_rejections")
 
 
 def run(
-    ctx: RunContext, predictions: DatasetRef, klines: DatasetRef, checks: DatasetRef
+    ctx: RunContext,
+    targets: DatasetRef,
+    predictions: DatasetRef,
+    klines: DatasetRef,
+    checks: DatasetRef,
+    exchange_info: DatasetRef,
+    exchange_info_checks: DatasetRef,
+    funding: DatasetRef | None = None,
+    funding_checks: DatasetRef | None = None,
 ) -> DatasetRef:
-    """Backtest the out-of-fold scores in `predictions` on the gated `klines`."""
-    cfg, signal = ctx.config.backtest, ctx.config.signal
-    scores = ctx.catalog.read(predictions).filter(
-        (pl.col("model") == ctx.config.train.primary_model) & (pl.col("fold") >= 0)
+    """Backtest `targets` on the gated bars, filters and funding; write the four datasets."""
+    data = load_inputs(
+        ctx,
+        targets,
+        predictions,
+        klines,
+        checks,
+        exchange_info,
+        exchange_info_checks,
+        funding,
+        funding_checks,
     )
-    oof = smooth_scores(scores, signal)
-    # Only the out-of-fold span is tested: bars before the first prediction would
-    # count as a flat stretch and water down every statistic.
-    bars = (
-        load_bars(ctx, klines, checks)
-        .filter(pl.col("open_time") >= oof["open_time"].min())
-        .select("symbol", "open_time", "open", "close")
-        .collect()
+    periods = bars_per_year(ctx.config.universe.interval)
+    result = backtest(ctx, data, periods)
+    trials = study_trials(ctx, predictions, periods)
+    stats = summarize(result, periods_per_year=periods, benchmark=data.bars, trials=trials)
+    config_hash = slice_hash(ctx.config, READS)
+    side = {
+        "backtest_fills": result.fills,
+        "backtest_funding": result.funding,
+        "backtest_rejections": result.rejections,
+    }
+    written = {
+        name: ctx.catalog.write(
+            name, frame, stage="backtest", inputs=data.refs, config_hash=config_hash
+        )
+        for name, frame in side.items()
+    }
+    html = render_tearsheet(
+        result, stats, title=f"quantlab backtest of {targets}", benchmark=data.bars, trials=trials
     )
-    result = simulate(
-        bars,
-        directions_from_scores(oof.select("symbol", "open_time", "score"), signal),
-        cfg,
-        periods_per_year=bars_per_year(ctx.config.universe.interval),
-    )
-    return ctx.catalog.write(
+    ref = ctx.catalog.write(
         "backtest",
         result.equity,
         stage="backtest",
-        inputs=[predictions, klines, checks],
-        config_hash=slice_hash(ctx.config, READS),
-        extra={"stats": result.stats},
-        artifacts=lambda ref, folder: (folder / REPORT).write_text(
-            render_report(result, title=f"quantlab {ref}")
-        ),
+        inputs=[*data.refs, *written.values()],
+        config_hash=config_hash,
+        extra={
+            "stats": stats,
+            "kills": result.kills.to_dicts(),
+            "rejections": _counts(result.rejections),
+            "trials": {name: c["scored"] + c["unscored"] for name, c in trials.counts().items()},
+        },
+        artifacts=lambda _ref, folder: (folder / TEARSHEET).write_text(html),
+    )
+    log_backtest(ctx, ref, stats, tearsheet_path(ctx, ref), predictions)
+    return ref
+
+
+def backtest(ctx: RunContext, data: BacktestInputs, periods_per_year: int) -> BacktestResult:
+    """The engine on the loaded inputs under this config: what `run` records, and nothing else."""
+    return simulate(
+        data.bars,
+        data.targets,
+        ctx.config.backtest,
+        data.rules,
+        market=ctx.config.universe.market,
+        periods_per_year=periods_per_year,
+        funding_rates=data.funding,
+        mark_klines=data.mark_klines,
+        kill=ctx.config.risk,
     )
 
 
-def report_path(ctx: RunContext, ref: DatasetRef) -> Path:
-    """Where the HTML report of one backtest version lives."""
-    return ctx.catalog.artifacts(ref) / REPORT
+def _counts(rejections: pl.DataFrame) -> dict[str, int]:
+    if rejections.height == 0:
+        return {}
+    counts = rejections.group_by("reason").len().sort("reason")
+    return dict(zip(counts["reason"].to_list(), counts["len"].to_list(), strict=True))
+
+
+def tearsheet_path(ctx: RunContext, ref: DatasetRef) -> Path:
+    """Where the tearsheet of one backtest version lives."""
+    return ctx.catalog.artifacts(ref) / TEARSHEET
+
+
+report_path = tearsheet_path  # the name the CLI and the summary used for the HTML report

@@ -63,16 +63,28 @@ class BacktestStats(Extra):
     model_config = ConfigDict(frozen=True, extra="allow")
 
     total_return: float | None = None
-    sharpe: float | None = None
+    sharpe: float | None = None  # annualised, from the per-bar returns of the out-of-fold span
     max_drawdown: float | None = None
     trades: int | None = None
     psr: float | None = None  # P(true Sharpe > 0); None before it was kept
+    # The deflation (Bailey & Lopez de Prado), per bar: None on versions before it was kept.
+    sharpe_per_period: float | None = None
+    n_periods: int | None = None
+    skew: float | None = None
+    kurtosis: float | None = None  # raw (Pearson): 3 for normal returns
+    n_trials: int | None = None  # every configuration tried: Optuna trials, signal/sizing grids
+    trials_sharpe_var: float | None = None  # variance of the trials' per-bar Sharpes
+    dsr: float | None = None  # P(true Sharpe > the best of n_trials unskilled tries)
+    min_trl: float | None = None  # bars of track record needed for PSR(0) at 95%
 
 
 class BacktestRun(Extra):
     """A `backtest` version's lineage facts: its statistics, read by risk and the summary."""
 
     stats: BacktestStats = BacktestStats()
+    kills: list[dict[str, Any]] = []  # kill-switch trips on the path: open_time, reason, equity
+    rejections: dict[str, int] = {}  # orders the venue would reject, by reason
+    trials: dict[str, int] = {}  # the configurations behind n_trials, by where they were tried
 
 
 class FoldMetrics(Extra):
@@ -333,17 +345,79 @@ DATASETS = Registry(
             ("model", "fold", "output", "feature"),
             extra=ExplainRun,
         ),
+        # The backtest of the sized targets (quantlab.backtest.engine): per bar close the book;
+        # money columns are that bar's cash amounts, so equity moves by
+        # gross_pnl - fees - slippage + funding. Its fills, funding payments and rejected
+        # orders are datasets of their own, written with it.
         Dataset(
             "backtest",
             {
                 "open_time": UTC_MS,
-                "equity": pl.Float64(),
-                "returns": pl.Float64(),
-                "drawdown": pl.Float64(),
+                **dict.fromkeys(
+                    (
+                        "equity",
+                        "cash",
+                        "gross_exposure",
+                        "net_exposure",
+                        "returns",
+                        "gross_pnl",
+                        "fees",
+                        "slippage",
+                        "funding",
+                        "drawdown",
+                    ),
+                    pl.Float64(),
+                ),
             },
             "backtest",
             ("open_time",),
             extra=BacktestRun,
+        ),
+        Dataset(
+            "backtest_fills",
+            {
+                **_BAR,  # the bar whose open fills it (decided at the previous bar's close)
+                "side": pl.String(),
+                **dict.fromkeys(
+                    ("qty", "price", "fee", "slippage_cost", "notional"), pl.Float64()
+                ),
+            },
+            "backtest",
+        ),
+        Dataset(
+            "backtest_funding",
+            {
+                "symbol": pl.String(),
+                "funding_time": UTC_MS,
+                **dict.fromkeys(("qty", "mark_price", "rate", "payment"), pl.Float64()),
+                "price_source": pl.String(),  # mark | funding_rates | bar (no mark price known)
+            },
+            "backtest",
+            ("symbol", "funding_time"),
+        ),
+        Dataset(  # quantlab backtest sweep: a study, every row a trial of later backtests
+            "backtest_sweep",
+            {
+                "config_id": pl.Int32(),
+                "params": pl.String(),
+                **dict.fromkeys(
+                    ("sharpe", "sharpe_per_period", "total_return", "max_drawdown"), pl.Float64()
+                ),
+                **dict.fromkeys(("fills", "rejections", "kills"), pl.Int64()),
+            },
+            "backtest",
+            ("config_id",),
+        ),
+        Dataset(
+            "backtest_rejections",
+            {
+                **_BAR,
+                "side": pl.String(),
+                **dict.fromkeys(("qty", "price", "notional"), pl.Float64()),
+                "reason": pl.String(),
+                "detail": pl.String(),
+            },
+            "backtest",
         ),
         Dataset(
             "targets",

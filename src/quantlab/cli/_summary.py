@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from quantlab.catalog import BacktestRun, KillSwitch, TrainingRun
+from quantlab.catalog import BacktestRun, TrainingRun
 from quantlab.context import RunContext
 from quantlab.pipeline import outputs
 
@@ -17,7 +17,11 @@ def print_summary(ctx: RunContext) -> int:
     if not catalog.exists(FINAL):
         print(f"no research run found in {catalog.root}; run `make run` first")
         return 1
-    chain = catalog.walk_lineage(catalog.latest(FINAL))
+    # paper trades the targets and the backtest judges them: two ends of one run's graph.
+    ends = [catalog.latest(FINAL)]
+    if catalog.exists("backtest"):
+        ends.append(catalog.latest("backtest"))
+    chain = list({ref: (ref, lin) for end in ends for ref, lin in catalog.walk_lineage(end)}.values())
     print("Datasets (name@version, rows, stage):")
     rank = {name: i for i, name in enumerate(outputs())}  # graph order
     for ref, lin in sorted(chain, key=lambda item: (rank.get(item[0].name, 99), item[0].name)):
@@ -41,20 +45,26 @@ def print_summary(ctx: RunContext) -> int:
             print(f"  {m.model} fold {m.fold}: {scores} train={m.train_rows} test={m.test_rows}")
         print(f"  browse: uv run mlflow ui --backend-store-uri {ctx.config.tracking.uri}")
     if "backtest" in by_name:
-        from quantlab.backtest.stage import report_path
+        from quantlab.backtest.stage import tearsheet_path
 
         ref, lin = by_name["backtest"]
-        s = BacktestRun.of(lin).stats
+        run = BacktestRun.of(lin)
+        s = run.stats
         print(
             f"\nBacktest {ref}: sharpe={_fmt(s.sharpe)} "
             f"max_drawdown={_fmt(s.max_drawdown, pct=True)} "
-            f"total_return={_fmt(s.total_return, pct=True)} trades={s.trades or 0} "
-            f"psr={_fmt(s.psr)}"
+            f"total_return={_fmt(s.total_return, pct=True)} trades={s.trades or 0}"
         )
-        # The signal rule (threshold, smoothing) is fixed in config: the trials behind its
-        # choice are not recorded, so this Sharpe cannot be deflated yet.
-        print("  not deflated: the signal rule's trials are not recorded (signal in config)")
-        print(f"  report: {report_path(ctx, ref)}")
+        print(
+            f"  tried N={s.n_trials or 1} configurations: psr={_fmt(s.psr)} dsr={_fmt(s.dsr)} "
+            f"min_trl={_fmt(s.min_trl)} bars (of {s.n_periods or 0})"
+        )
+        if run.rejections:
+            listed = ", ".join(f"{n} {why}" for why, n in run.rejections.items())
+            print(f"  orders rejected before the venue: {listed}")
+        for kill in run.kills:
+            print(f"  kill-switch tripped {kill['open_time']}: {kill['reason']}")
+        print(f"  tearsheet: {tearsheet_path(ctx, ref)}")
     if "targets" in by_name:
         ref, lin = by_name["targets"]
         targets = catalog.read(ref)
@@ -65,8 +75,6 @@ def print_summary(ctx: RunContext) -> int:
                 f"  {row['symbol']:<8} smoothed score {row['score']:+.3f} "
                 f"-> target weight {row['target_weight']:+.3f}"
             )
-        if (switch := KillSwitch.of(lin)).killed:
-            print(f"  kill-switch ON: {switch.kill_reason}")
     orders = catalog.read(catalog.latest(FINAL))
     print(
         f"\nPaper orders booked for these targets in account '{ctx.config.paper.account}': "

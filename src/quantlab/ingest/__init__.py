@@ -15,6 +15,7 @@ over the shipped sample). Outputs:
 
 from quantlab.ingest._gaps import GapWindow, clear_gaps, read_gaps
 from quantlab.ingest.exchange_info import run_exchange_info
+from quantlab.ingest.exchange_info import run_universe as run_universe_exchange_info
 from quantlab.ingest.funding import run_funding
 from quantlab.ingest.funding import run_universe as run_universe_funding
 from quantlab.ingest.klines import IngestResult, Progress, SeriesReport, ingest_klines
@@ -37,6 +38,7 @@ __all__ = [
     "rest_source",
     "run",
     "run_exchange_info",
+    "run_universe_exchange_info",
     "run_funding",
     "run_symbol",
     "run_universe_funding",

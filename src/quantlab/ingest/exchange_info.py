@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from quantlab.catalog import Catalog
+from quantlab.catalog import Catalog, DatasetRef
 from quantlab.config import slice_hash
 from quantlab.context import RunContext
 from quantlab.exchange.exchange_info import parse_exchange_info
@@ -83,3 +83,13 @@ def run_exchange_info(
         weight_used=weight,
         counts={"symbols": frame.height, "snapshot_time": snapshot_ms, "written": changed},
     )
+
+
+def run_universe(ctx: RunContext) -> DatasetRef:
+    """The research universe's filters (tick, step, min notional): what the backtest rounds to.
+
+    Snapshots the universe market's exchangeInfo for `universe.symbols` (an unchanged snapshot
+    writes nothing) and returns the `exchange_info` version holding it.
+    """
+    universe = ctx.config.universe
+    return run_exchange_info(ctx, universe.market, list(universe.symbols)).ref

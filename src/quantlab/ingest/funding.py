@@ -154,19 +154,20 @@ def run_funding(
 
 
 def run_universe(ctx: RunContext) -> DatasetRef | None:
-    """Funding of the research universe's perpetuals, for the funding features; else None.
+    """Funding of the research universe's perpetuals, for the backtest and the funding features.
 
-    Only a `futures_um` universe with `features.funding` configured has any. Each symbol
-    is fetched from before `universe.start` by the longest warm-up of those features (in
-    8-hour payments), so the first bars get full windows. Returns the `funding_rates`
+    Only a `futures_um` universe has any (else None). Each symbol is fetched from before
+    `universe.start` by the longest warm-up of the configured funding features (in 8-hour
+    payments), so the first bars get full windows. Returns the `funding_rates`
     version holding them, or None when the exchange had no funding for any symbol.
     """
     from quantlab.features import resolve
 
     universe, names = ctx.config.universe, ctx.config.features.funding
-    if universe.market != MARKET or not names:
+    if universe.market != MARKET:
         return None
-    warmup = max(resolve(name, ctx.config.features).warmup for name in names)
+    # The backtest charges funding over the universe's span; features reach back their warm-up.
+    warmup = max((resolve(name, ctx.config.features).warmup for name in names), default=0)
     start = to_ms(universe.start) - (warmup + 1) * _FUNDING_EVERY_MS
     for symbol in universe.symbols:
         run_funding(ctx, symbol, start, universe.end)
