@@ -87,7 +87,7 @@ RESEARCH: tuple[Stage, ...] = (
         "quantlab.backtest:run",
         ("train", "ingest", "validate"),
     ),
-    Stage("risk", "targets", "quantlab.risk:run", ("train", "ingest", "validate", "backtest")),
+    Stage("risk", "targets", "quantlab.risk:run", ("train", "ingest", "validate", "labels")),
     Stage("paper", "paper_orders", "quantlab.paper:run", ("risk", "ingest")),
 )
 STAGES: dict[str, Stage] = {stage.name: stage for stage in RESEARCH}

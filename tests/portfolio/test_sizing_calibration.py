@@ -26,7 +26,12 @@ def test_the_reliability_table_and_brier_score_by_hand():
     up = [0, 0, 1, 1, 1, None, 1]  # the last two: no outcome yet / no probability
     fold = [0, 0, 0, 0, 1, 1, 1]
     table, brier = calibration(*_frames(prob, up, fold), bins=10)
-    assert table.select("fold", "bin", "count").rows() == [(0, 0, 1), (0, 1, 2), (0, 9, 1), (1, 5, 1)]
+    assert table.select("fold", "bin", "count").rows() == [
+        (0, 0, 1),
+        (0, 1, 2),
+        (0, 9, 1),
+        (1, 5, 1),
+    ]
     row = table.row(1, named=True)
     assert row["mean_predicted"] == pytest.approx(0.135)
     assert row["observed"] == pytest.approx(0.5)

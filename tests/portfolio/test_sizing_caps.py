@@ -53,7 +53,9 @@ caps = st.fixed_dictionaries(
 )
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(kw=caps, seed=st.integers(0, 10_000), short=st.booleans())
 def test_no_cap_is_ever_breached(bars, kw, seed, short):
     cfg = RiskConfig(vol_min_bars=24, payoff_window=100, **kw)
@@ -63,7 +65,8 @@ def test_no_cap_is_ever_breached(bars, kw, seed, short):
     assert cap_breaches(out, cfg) == []
     # cap_breaches itself reads the weights: recompute the book vol it trusts independently.
     per_bar = out.group_by("open_time").agg(
-        pl.col("target_weight").abs().sum().alias("gross"), pl.col("target_weight").sum().alias("net")
+        pl.col("target_weight").abs().sum().alias("gross"),
+        pl.col("target_weight").sum().alias("net"),
     )
     assert per_bar["gross"].max() <= cfg.max_gross * (1 + 1e-9)
     assert per_bar["net"].abs().max() <= cfg.max_net * (1 + 1e-9)
@@ -91,9 +94,7 @@ def test_book_vol_is_sqrt_w_sigma_w_of_the_ewma_covariance(bars):
         .select("symbol", "open_time", "ret")
     )
     w = {"BTCUSDT": 0.3, "ETHUSDT": -0.2, "SOLUSDT": 0.1}
-    weights = rets.select(
-        "symbol", "open_time", pl.col("symbol").replace_strict(w).alias("weight")
-    )
+    weights = rets.select("symbol", "open_time", pl.col("symbol").replace_strict(w).alias("weight"))
     got = book_vol(rets, weights, lam, HOURLY).sort("open_time")
     wide = rets.pivot(on="symbol", index="open_time", values="ret").sort("open_time")
     r = wide.select(sorted(w)).to_numpy()
@@ -109,7 +110,9 @@ def test_the_book_vol_cap_cuts_correlated_longs_to_the_cap(bars):
     signal = SignalConfig(smoothing=1, threshold=0.05)
     preds = _random_preds(bars, 0).with_columns(score=pl.lit(0.9))  # long everything
     free = size_targets(preds, bars, loose, signal, HOURLY).drop_nulls("vol")
-    capped = size_targets(preds, bars, loose.model_copy(update={"max_book_vol": 0.3}), signal, HOURLY)
+    capped = size_targets(
+        preds, bars, loose.model_copy(update={"max_book_vol": 0.3}), signal, HOURLY
+    )
     capped = capped.drop_nulls("vol")
     assert free["book_vol"].max() > 0.3  # crypto longs move together: the uncapped book is above
     assert capped["book_vol"].max() == pytest.approx(0.3, rel=1e-9)

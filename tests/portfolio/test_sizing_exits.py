@@ -25,7 +25,9 @@ def _synthetic(after: list[float], scores: list[float]):
         closes.append(closes[-1] * (1.01 if i % 2 == 0 else 1 / 1.01))
     closes += after
     n = len(closes)
-    times = pl.datetime_range(T0, T0.replace(day=1 + (n - 1) // 24, hour=(n - 1) % 24), "1h", eager=True)
+    times = pl.datetime_range(
+        T0, T0.replace(day=1 + (n - 1) // 24, hour=(n - 1) % 24), "1h", eager=True
+    )
     bars = pl.DataFrame(
         {"symbol": "SYN", "open_time": times, "open": [closes[0], *closes[:-1]], "close": closes}
     ).with_columns(pl.col("open_time").dt.cast_time_unit("ms"))

@@ -74,7 +74,9 @@ def test_changing_every_input_after_t_leaves_targets_up_to_t_unchanged(bars, pol
         # ...and the perturbation did reach the targets after t, so the test can fail.
         assert not full.filter(~before).equals(moved.filter(~before))
     # Every feature is exercised: caps bind, exits fire, all three directions occur.
-    assert (full["exit"] > 0).any() and (full["raw_weight"].abs() > full["target_weight"].abs()).any()
+    assert (full["exit"] > 0).any() and (
+        full["raw_weight"].abs() > full["target_weight"].abs()
+    ).any()
     assert set(full["direction"].unique().to_list()) == {-1.0, 0.0, 1.0}
 
 

@@ -32,7 +32,9 @@ def _preds(bars, prob_up, prob_down=None, prob_flat=None):
         pl.lit(prob_down, pl.Float64).alias("prob_down"),
         pl.lit(prob_flat, pl.Float64).alias("prob_flat"),
     )
-    score = 2 * pl.col("prob_up") - 1 if prob_down is None else pl.col("prob_up") - pl.col("prob_down")
+    score = (
+        2 * pl.col("prob_up") - 1 if prob_down is None else pl.col("prob_up") - pl.col("prob_down")
+    )
     return out.with_columns(score.alias("score"))
 
 
@@ -61,7 +63,7 @@ def test_vol_target_is_target_vol_over_the_riskmetrics_ewma_vol_per_symbol(bars)
 
 
 def test_the_halflife_sets_lambda():
-    assert RiskConfig(vol_halflife=10).ewma_lambda == pytest.approx(0.5 ** 0.1)
+    assert RiskConfig(vol_halflife=10).ewma_lambda == pytest.approx(0.5**0.1)
     with pytest.raises(ValueError, match="exactly one of vol_halflife and vol_lambda"):
         RiskConfig(vol_halflife=10, vol_lambda=0.94)
 

@@ -29,9 +29,7 @@ from quantlab.vocab import KEY, bars_per_year
 READS = ("universe", "risk", "signal", "train.models", "train.target", "labels.horizon")
 
 
-def outcomes(
-    labels: pl.DataFrame, target: str, cfg_labels: LabelsConfig
-) -> pl.DataFrame | None:
+def outcomes(labels: pl.DataFrame, target: str, cfg_labels: LabelsConfig) -> pl.DataFrame | None:
     """`symbol, open_time, up` (1 when the learnt label is its up class), or None for a
     regression target (no class probabilities to calibrate)."""
     if task_of(target) == "regression":
@@ -79,9 +77,7 @@ def run(
     base: dict[str, float] = {}
     if outcome is not None and oof["prob_up"].null_count() < oof.height:
         table, scores = calibration(oof, outcome, cfg.calibration_bins)
-        ctx.catalog.write(
-            "calibration", table, stage="risk", inputs=inputs, config_hash=cfg_hash
-        )
+        ctx.catalog.write("calibration", table, stage="risk", inputs=inputs, config_hash=cfg_hash)
         brier = {str(r["fold"]): r["brier"] for r in scores.iter_rows(named=True)}
         base = {str(r["fold"]): r["base_rate"] for r in scores.iter_rows(named=True)}
     newest = targets["open_time"].max()

@@ -67,6 +67,8 @@ def size_targets(
             "predictions repeat a (symbol, open_time): size one model's predictions at a "
             "time (filter by `model`, e.g. train.primary_model)"
         )
+    if bars.select(*KEY).is_duplicated().any():
+        raise SchemaError("bars repeat a (symbol, open_time); deduplicate them before sizing")
     if cfg.policy != "vol_target":
         require_probabilities(predictions, cfg.policy)
     lam = cfg.ewma_lambda

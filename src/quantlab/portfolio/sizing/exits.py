@@ -16,7 +16,6 @@ import numpy as np
 import polars as pl
 from numba import njit
 
-from quantlab.vocab import KEY
 
 NO_EXIT, TAKE_PROFIT, STOP_LOSS = 0, 1, 2
 
@@ -70,7 +69,6 @@ def exit_codes(
         frame["symbol"].ne_missing(frame["symbol"].shift(1)).fill_null(True).to_numpy()
     )
     starts = np.append(starts, frame.height).astype(np.int64)
-    assert frame.select(*KEY).is_duplicated().sum() == 0, "one row per symbol and bar"
 
     def arr(name: str) -> np.ndarray:
         return frame[name].cast(pl.Float64).fill_null(np.nan).to_numpy()

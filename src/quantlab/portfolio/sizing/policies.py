@@ -86,9 +86,7 @@ def payoff_ratio(bars: pl.DataFrame, horizon: int, window: int) -> pl.DataFrame:
 
 def _phi(z: pl.Expr) -> pl.Expr:
     """The standard normal CDF (polars has none: scipy's ndtr over the column)."""
-    return z.map_batches(
-        lambda s: pl.Series(s.name, ndtr(s.to_numpy())), return_dtype=pl.Float64
-    )
+    return z.map_batches(lambda s: pl.Series(s.name, ndtr(s.to_numpy())), return_dtype=pl.Float64)
 
 
 def raw_weight(cfg: RiskConfig, n_symbols: int, periods_per_year: float) -> pl.Expr:
@@ -107,7 +105,5 @@ def raw_weight(cfg: RiskConfig, n_symbols: int, periods_per_year: float) -> pl.E
         p = side_probability().clip(1e-12, 1.0 - 1e-12)
         z = (p - 1.0 / n_classes()) / (p * (1.0 - p)).sqrt()
         size = (2.0 * _phi(z.fill_null(0.0)) - 1.0).clip(0.0, 1.0)
-        weight = pl.when((direction != 0) & p.is_not_null()).then(
-            direction * size * cfg.max_weight
-        )
+        weight = pl.when((direction != 0) & p.is_not_null()).then(direction * size * cfg.max_weight)
     return weight.fill_nan(None).fill_null(0.0)

@@ -101,6 +101,9 @@ def book_vol(
     w = wide_w.select(symbols).to_numpy().astype(np.float64)
     var = _book_var(np.where(np.isfinite(r), r, np.nan), np.where(np.isfinite(w), w, 0.0), lam)
     vol = pl.DataFrame(
-        {"open_time": wide_r["open_time"], "book_vol": np.sqrt(np.maximum(var, 0.0) * periods_per_year)}
+        {
+            "open_time": wide_r["open_time"],
+            "book_vol": np.sqrt(np.maximum(var, 0.0) * periods_per_year),
+        }
     )
     return vol.join(weights.select("open_time").unique(), on="open_time", how="semi")
