@@ -16,7 +16,6 @@ import numpy as np
 import polars as pl
 from numba import njit
 
-
 NO_EXIT, TAKE_PROFIT, STOP_LOSS = 0, 1, 2
 
 
