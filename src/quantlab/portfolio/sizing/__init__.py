@@ -58,7 +58,9 @@ def size_targets(
     `predictions`: symbol, open_time, score (plus prob_up, prob_down, prob_flat for kelly
     and prob_size), one model, one row per symbol and bar. `bars`: symbol, open_time, open,
     close (open only read by take-profit / stop-loss). `horizon`: the bars a prediction looks
-    ahead (labels.horizon), over which kelly's payoff ratio b is measured.
+    ahead (labels.horizon), over which kelly's payoff ratio b is measured. vol_target's
+    n_symbols is the number of symbols in `predictions`: the configured universe, fixed
+    before any bar (a symbol listed later still counts from the start).
     """
     require_columns(predictions, ("symbol", "open_time", "score"), "predictions")
     require_columns(bars, ("symbol", "open_time", "open", "close"), "bars")
