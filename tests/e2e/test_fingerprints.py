@@ -121,7 +121,8 @@ def _edit(cfg, section: str, **values):
             {"interval": "4h"},
             {"features", "labels", "backtest", "risk", "train", "validate"},
         ),
-        ("labels", {"horizon": 8}, {"labels", "train", "evaluate"}),
+        # Risk calibrates against the horizon's label and measures Kelly's payoff over it.
+        ("labels", {"horizon": 8}, {"labels", "train", "evaluate", "risk"}),
         ("labels", {"dead_zone": 0.01}, {"labels"}),
         ("train", {"seed": 7}, {"train"}),
         # Backtest and risk trade the first kind listed: which one it is is part of their result.

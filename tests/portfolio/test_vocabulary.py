@@ -8,9 +8,8 @@ import polars as pl
 import pytest
 
 from quantlab.backtest import simulate
-from quantlab.config import BacktestConfig, RiskConfig, SignalConfig
+from quantlab.config import BacktestConfig, SignalConfig
 from quantlab.portfolio import Side, directions_from_scores
-from quantlab.risk import check_kill_switch
 from quantlab.schema import UTC_MS
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
@@ -39,12 +38,3 @@ def test_backtest_reports_fills_in_the_venue_spelling_and_the_target_weights_it_
     assert result.fills["side"].to_list() == [Side.BUY, Side.SELL]
     assert result.fills["fee"].sum() == pytest.approx(result.stats["fees_paid"])
     assert result.targets["target_weight"].to_list() == [0.0, 1.0, 1.0, 0.0]
-
-
-@pytest.mark.parametrize(
-    ("max_drawdown", "killed"), [(-0.30, True), (-0.25, True), (-0.10, False), (None, False)]
-)
-def test_the_kill_switch_trips_at_the_configured_drawdown(max_drawdown, killed):
-    kill = check_kill_switch(max_drawdown, RiskConfig(kill_drawdown=0.25))
-    assert kill.killed is killed
-    assert ("25%" in kill.reason) is killed

@@ -17,6 +17,7 @@ from quantlab.catalog.datasets import (
     GateVerdict,
     KillSwitch,
     Registry,
+    RiskRun,
     ShapStability,
     TrainingRun,
 )
@@ -36,6 +37,7 @@ __all__ = [
     "KillSwitch",
     "Lineage",
     "Registry",
+    "RiskRun",
     "ShapStability",
     "TrainingRun",
     "VersionInfo",

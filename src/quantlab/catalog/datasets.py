@@ -144,10 +144,25 @@ class ExplainRun(Extra):
 
 
 class KillSwitch(Extra):
-    """A `targets` version's kill-switch state, decided from the backtest's drawdown."""
+    """A kill-switch state and why (`quantlab.portfolio.killswitch.kill_path` on an equity
+    path). `targets` versions written before the engine applied the switch on its path
+    carried it; newer ones read as not killed."""
 
     killed: bool = False
     kill_reason: str = ""
+
+
+class RiskRun(Extra):
+    """A `targets` version's sizing: the policy, what it sized, and how calibrated the
+    class probabilities were (Brier score of prob_up per fold; the reliability table is the
+    `calibration` dataset written beside it; empty for a regression model)."""
+
+    policy: str = ""
+    rows: int = 0
+    oof_rows: int = 0  # rows of out-of-fold bars (fold >= 0); the rest are the newest bars
+    newest_open_time: str | None = None
+    brier: dict[str, float] = {}  # fold -> Brier score of prob_up against the outcome
+    base_rate: dict[str, float] = {}  # fold -> share of up outcomes (Brier of a constant guess)
 
 
 # -- the registry ---------------------------------------------------------------------
@@ -420,14 +435,32 @@ DATASETS = Registry(
             "backtest",
         ),
         Dataset(
-            "targets",
+            "targets",  # quantlab.portfolio.sizing.size_targets
             {
                 **_BAR,
-                **dict.fromkeys(("score", "vol", "direction", "target_weight"), pl.Float64()),
+                **dict.fromkeys(("score", "vol", "direction", "raw_weight"), pl.Float64()),
+                "exit": pl.Int8(),  # 0, 1 after a take-profit, 2 after a stop-loss in the run
+                "book_vol": pl.Float64(),
+                "target_weight": pl.Float64(),  # decided at the close of open_time
+                "fold": pl.Int32(),  # the prediction's fold; -1: the newest bars
             },
             "risk",
             ("symbol", "open_time"),
-            extra=KillSwitch,
+            extra=RiskRun,
+        ),
+        Dataset(
+            "calibration",  # reliability of prob_up per fold, beside `targets`
+            {
+                "fold": pl.Int32(),
+                "bin": pl.Int32(),
+                "lower": pl.Float64(),
+                "upper": pl.Float64(),
+                "count": pl.Int64(),
+                "mean_predicted": pl.Float64(),
+                "observed": pl.Float64(),
+            },
+            "risk",
+            ("fold", "bin"),
         ),
         Dataset(
             "paper_orders",

@@ -303,13 +303,66 @@ class BacktestConfig(_Model):
 
 
 class RiskConfig(_Model):
-    target_vol: float = Field(default=0.20, gt=0, description="annualised")
-    vol_window: int = Field(default=72, ge=2)
-    max_weight: float = Field(default=0.5, gt=0)
-    max_gross: float = Field(default=1.0, gt=0)
-    kill_drawdown: float = Field(
-        default=0.5, gt=0, le=1, description="flatten every target if the backtest lost this much"
+    """Sizing (`quantlab.portfolio.sizing.size_targets`), its caps and exits, and the
+    kill-switch on an equity path (`quantlab.portfolio.killswitch`)."""
+
+    policy: Literal["vol_target", "kelly", "prob_size"] = Field(
+        default="vol_target",
+        description="vol_target: target_vol / EWMA vol / n_symbols; kelly: fractional Kelly "
+        "from prob_up/prob_down; prob_size: AFML's 2*Phi(z)-1 times max_weight",
     )
+    target_vol: float = Field(default=0.20, gt=0, description="annualised, per the whole book")
+    vol_halflife: float | None = Field(
+        default=36.0, gt=0, description="bars; the EWMA's lambda = 0.5 ** (1 / halflife)"
+    )
+    vol_lambda: float | None = Field(
+        default=None, gt=0, lt=1, description="RiskMetrics lambda; set it or vol_halflife"
+    )
+    vol_min_bars: int = Field(
+        default=72, ge=2, description="returns seen before an EWMA sigma counts (else no size)"
+    )
+    kelly_fraction: float = Field(default=0.5, gt=0, le=1)
+    kelly_payoff: Literal["empirical", "even"] = Field(
+        default="empirical",
+        description="b from the asset's past average win/loss over the horizon, or b = 1",
+    )
+    payoff_window: int = Field(default=720, ge=2, description="past horizon returns behind b")
+    max_weight: float = Field(default=0.5, gt=0, description="|weight| per symbol")
+    max_gross: float = Field(default=1.0, gt=0, description="sum of |weight|")
+    max_net: float = Field(default=1.0, gt=0, description="|sum of weight|")
+    max_book_vol: float | None = Field(
+        default=None, gt=0, description="annualised sqrt(w' Sigma w), EWMA covariance; None: off"
+    )
+    take_profit: float | None = Field(
+        default=None, gt=0, description="x EWMA sigma at entry x sqrt(bars held); None: off"
+    )
+    stop_loss: float | None = Field(
+        default=None, gt=0, description="x EWMA sigma at entry x sqrt(bars held); None: off"
+    )
+    kill_drawdown: float | None = Field(
+        default=0.25, gt=0, le=1, description="flatten when equity is this far below its peak"
+    )
+    kill_daily_loss: float | None = Field(
+        default=0.05, gt=0, le=1, description="flatten when equity lost this much since 00:00 UTC"
+    )
+    kill_cooldown_bars: int = Field(default=24, ge=1, description="bars held flat after a trip")
+    calibration_bins: int = Field(default=10, ge=2, le=100)
+
+    @model_validator(mode="after")
+    def _check_vol(self) -> RiskConfig:
+        if (self.vol_halflife is None) == (self.vol_lambda is None):
+            raise ValueError(
+                "risk: set exactly one of vol_halflife and vol_lambda; set the other to null"
+            )
+        return self
+
+    @property
+    def ewma_lambda(self) -> float:
+        """The EWMA decay per bar: vol_lambda, or 0.5 ** (1 / vol_halflife)."""
+        if self.vol_lambda is not None:
+            return self.vol_lambda
+        assert self.vol_halflife is not None
+        return 0.5 ** (1.0 / self.vol_halflife)
 
 
 class PaperConfig(_Model):
