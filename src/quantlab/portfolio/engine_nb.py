@@ -68,7 +68,7 @@ def _pay_funding(e, ev, pos, fund_rec, counts, record):
 
 
 @numba.njit(cache=True)
-def _max_qty(s, side, price, cost, cash, pos, vp, lev, cash_account):
+def _max_qty(s, side, price, fee_rate, cash, pos, vp, lev, cash_account):
     """The largest qty of this order that keeps gross/equity <= lev (and cash >= 0 on spot)."""
     gross = 0.0
     equity = cash
@@ -77,11 +77,12 @@ def _max_qty(s, side, price, cost, cash, pos, vp, lev, cash_account):
             gross += abs(pos[j]) * vp[j]
             equity += pos[j] * vp[j]
     o = vp[s]
+    cost = abs(price - o) + price * fee_rate  # lost to equity per unit traded
     # the part of a sign-crossing order that closes the current position frees exposure
     base = abs(pos[s]) if pos[s] * side < 0.0 else 0.0
     q = base + (lev * (equity - base * cost) - (gross - base * o)) / (o + lev * cost)
     if cash_account and side > 0:
-        q = min(q, cash / (price + cost - abs(price - o)))
+        q = min(q, cash / (price * (1.0 + fee_rate)))
     return q
 
 
@@ -140,9 +141,10 @@ def simulate_path(
                 desired[s] = w
                 blocked[s] = np.nan
         while e < n_ev and ev[e, EV_T] == t and ev[e, EV_AT_OPEN] > 0.0:
-            fund_t += _pay_funding(e, ev, pos, fund_rec, counts, record)
+            paid = _pay_funding(e, ev, pos, fund_rec, counts, record)
+            cash += paid
+            fund_t += paid
             e += 1
-        cash += fund_t
         eq_open = cash
         for s in range(n_sym):
             if pos[s] != 0.0:
@@ -185,8 +187,7 @@ def simulate_path(
                 fee_rate = sym[s, SYM_FEE]
                 reduce_only = pos[s] * side < 0.0 and qty <= abs(pos[s])
                 if not reduce_only:
-                    cost = abs(price - o) + price * fee_rate
-                    qmax = _max_qty(s, side, price, cost, cash, pos, vp, lev, cash_account)
+                    qmax = _max_qty(s, side, price, fee_rate, cash, pos, vp, lev, cash_account)
                     if qty > qmax:
                         cut = floor_to_step(max(qmax, 0.0), step)
                         if cut <= 0.0:
@@ -225,12 +226,11 @@ def simulate_path(
                     fills[n, 6] = slip
                     fills[n, 7] = notional
                 counts[C_FILLS] += 1
-        inner = 0.0
         while e < n_ev and ev[e, EV_T] == t:
-            inner += _pay_funding(e, ev, pos, fund_rec, counts, record)
+            paid = _pay_funding(e, ev, pos, fund_rec, counts, record)
+            cash += paid
+            fund_t += paid
             e += 1
-        cash += inner
-        fund_t += inner
         eq = cash
         gross = 0.0
         net = 0.0
