@@ -12,29 +12,13 @@ import numpy as np
 import polars as pl
 import pytest
 
+from engine_data import PATTERN, pattern_targets
 from quantlab.backtest.arrays import KillSettings
 from quantlab.backtest.engine import simulate
 from quantlab.backtest.reference import simulate_reference
 from quantlab.config import BacktestConfig
 
 REL = 1e-9
-
-# weight by symbol, per 6-hour block of the day: the band (0.5 -> 0.51), a min-notional order
-# (0.0002), a book over 100% on spot (margin), a short on a long-only symbol (-0.1)
-PATTERN = {
-    "BTCUSDT": [0.5, 0.51, 0.2, 0.0],
-    "ETHUSDT": [0.3, 0.0002, 0.6, -0.1],
-    "SOLUSDT": [0.3, 0.4, 0.5, 0.0],
-}
-
-
-def pattern_targets(bars: pl.DataFrame, pattern: dict[str, list[float]]) -> pl.DataFrame:
-    block = (pl.col("open_time").dt.hour() // 6 + pl.col("open_time").dt.day()) % 4
-    weight = pl.lit(None, pl.Float64)
-    for symbol, ws in pattern.items():
-        for b, w in enumerate(ws):
-            weight = pl.when((pl.col("symbol") == symbol) & (block == b)).then(w).otherwise(weight)
-    return bars.select("symbol", "open_time", weight.alias("target_weight"))
 
 
 def assert_parity(result, ref):
@@ -49,9 +33,9 @@ def assert_parity(result, ref):
     for col in ("qty", "price", "fee"):
         np.testing.assert_allclose(fills[col].to_numpy(), [f[col] for f in ref.fills], rtol=REL)
     rej = result.rejections
-    assert list(zip(rej["symbol"], rej["open_time"].dt.epoch("ms"), rej["reason"], strict=True)) == [
-        (r["symbol"], r["open_time"], r["reason"]) for r in ref.rejections
-    ]
+    assert list(
+        zip(rej["symbol"], rej["open_time"].dt.epoch("ms"), rej["reason"], strict=True)
+    ) == [(r["symbol"], r["open_time"], r["reason"]) for r in ref.rejections]
     np.testing.assert_allclose(rej["qty"].to_numpy(), [r["qty"] for r in ref.rejections], rtol=REL)
     fund = result.funding
     assert fund.height == len(ref.funding)
@@ -89,8 +73,9 @@ def test_spot_engine_matches_the_event_loop(march_bars, spot_rules, init_cash):
         assert np.allclose(np.round(qty / step) * step, qty, rtol=1e-12, atol=0)
 
 
-def test_usdm_engine_matches_the_event_loop_with_funding(perp_bars, perp_funding, perp_marks,
-                                                          perp_rules):
+def test_usdm_engine_matches_the_event_loop_with_funding(
+    perp_bars, perp_funding, perp_marks, perp_rules
+):
     cfg = BacktestConfig(init_cash=50_000.0, max_leverage=2.0)
     pattern = {"BTCUSDT": [0.8, -0.6, -0.61, 0.0], "ETHUSDT": [-0.5, 0.9, 0.0, 0.7]}
     targets = pattern_targets(perp_bars, pattern)

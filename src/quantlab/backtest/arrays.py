@@ -169,8 +169,7 @@ def prepare_inputs(
     )
     qv = _wide(bars_qv, grid, "qv", symbols)
     prev_qv, sigma = impact_inputs(open_, close, qv, has_bar, costs.ewma_lambda)
-    close_ff = pl.DataFrame(close).select(pl.all().forward_fill()).to_numpy()
-    close_ff = np.ascontiguousarray(close_ff, dtype=np.float64).reshape(close.shape)
+    close_ff = _forward_fill(close)
     ms = grid["open_time"].dt.epoch("ms").to_numpy()
     shorts = (market == "futures_um") if allow_short is None else allow_short
     sym = np.column_stack([
@@ -213,6 +212,14 @@ def prepare_inputs(
         impact_volume="base_volume_x_close" if qv_missing else "quote_volume",
         init_cash=cfg.init_cash,
     )
+
+
+def _forward_fill(a: np.ndarray) -> np.ndarray:
+    """Each NaN replaced by the last non-NaN above it in its column (NaN before the first)."""
+    rows = np.where(~np.isnan(a), np.arange(a.shape[0])[:, None], 0)
+    np.maximum.accumulate(rows, axis=0, out=rows)
+    out = a[rows, np.arange(a.shape[1])[None, :]]
+    return np.ascontiguousarray(out, dtype=np.float64)
 
 
 def _events(funding_rates, mark_klines, bars, ms, symbols) -> pl.DataFrame:

@@ -108,7 +108,9 @@ def run_inputs(inputs: EngineInputs, tgt: np.ndarray) -> BacktestResult:
     rej_df = _rejections_frame(rej[: counts[nb.C_REJ]], symbols, times)
     fund_df = _funding_frame(fund[: counts[nb.C_FUND]], inputs.events)
     kills_df = _kills_frame(kills[: counts[nb.C_KILLS]], times)
-    positions = _positions_frame(pos_out, inputs.close_ff, bar_out[:, nb.BAR_EQUITY], symbols, times)
+    positions = _positions_frame(
+        pos_out, inputs.close_ff, bar_out[:, nb.BAR_EQUITY], symbols, times
+    )
     final = float(bar_out[-1, nb.BAR_EQUITY])
     stats: dict[str, Any] = {
         "final_equity": final,
@@ -250,4 +252,3 @@ def _positions_frame(pos, close_ff, equity, symbols, times) -> pl.DataFrame:
         schema={"symbol": pl.String, "open_time": UTC_MS, "qty": pl.Float64,
                 "close": pl.Float64, "value": pl.Float64, "weight": pl.Float64},
     )  # fmt: skip
-

@@ -7,6 +7,7 @@ floats, so a test that compares the two catches a slip in either.
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass, field
 
@@ -73,22 +74,32 @@ def simulate_reference(
         by_sym.setdefault(r["symbol"], []).append(ms)
     symbols = sorted(by_sym)
     times = sorted({ms for _, ms in bar})
-    filt = {s: {c: float(getattr(rules, c)[rules.index(s)]) for c in
-                ("tick_size", "step_size", "min_qty", "max_qty", "min_notional")} for s in symbols}
+    filt = {
+        s: {
+            c: float(getattr(rules, c)[rules.index(s)])
+            for c in ("tick_size", "step_size", "min_qty", "max_qty", "min_notional")
+        }
+        for s in symbols
+    }
     slip = {}
     for s in symbols:
         own = cfg.slippage.per_symbol.get(s)
         hs = own.half_spread_bps if own and own.half_spread_bps is not None else None
         ic = own.impact_coef if own and own.impact_coef is not None else None
-        slip[s] = ((cfg.slippage.half_spread_bps if hs is None else hs) * 1e-4,
-                   cfg.slippage.impact_coef if ic is None else ic)
+        slip[s] = (
+            (cfg.slippage.half_spread_bps if hs is None else hs) * 1e-4,
+            cfg.slippage.impact_coef if ic is None else ic,
+        )
 
     # a decision at a symbol's bar applies from that symbol's next bar
-    decided = {(r["symbol"], int(r["open_time"].timestamp() * 1000)): r["target_weight"]
-               for r in targets.iter_rows(named=True) if r["target_weight"] is not None}
+    decided = {
+        (r["symbol"], int(r["open_time"].timestamp() * 1000)): r["target_weight"]
+        for r in targets.iter_rows(named=True)
+        if r["target_weight"] is not None
+    }
     applies = {}
     for s, ts in by_sym.items():
-        for a, b in zip(ts, ts[1:], strict=False):
+        for a, b in itertools.pairwise(ts):
             if (s, a) in decided:
                 applies[(s, b)] = decided[(s, a)]
 
@@ -116,8 +127,16 @@ def simulate_reference(
         return p
 
     def reject(s, t, side, qty, price, reason, w):
-        out.rejections.append({"symbol": s, "open_time": t, "side": side, "qty": qty,
-                               "price": price, "reason": reason})
+        out.rejections.append(
+            {
+                "symbol": s,
+                "open_time": t,
+                "side": side,
+                "qty": qty,
+                "price": price,
+                "reason": reason,
+            }
+        )
         blocked[s] = w
 
     for i, t in enumerate(times):
@@ -201,8 +220,16 @@ def simulate_reference(
                 pos[s] += side * qty
                 fees += fee
                 slips += qty * abs(price - o)
-                out.fills.append({"symbol": s, "open_time": t, "side": side, "qty": qty,
-                                  "price": price, "fee": fee})
+                out.fills.append(
+                    {
+                        "symbol": s,
+                        "open_time": t,
+                        "side": side,
+                        "qty": qty,
+                        "price": price,
+                        "fee": fee,
+                    }
+                )
         fund += sum(pay(ev) for ev in events.get((i, False), []))
         for s in symbols:
             if (s, t) in bar:
@@ -221,8 +248,11 @@ def simulate_reference(
             peak = max(peak, eq)
             dd = math.inf if kill.kill_drawdown is None else kill.kill_drawdown
             daily = math.inf if kill.kill_daily_loss is None else kill.kill_daily_loss
-            why = "drawdown" if eq <= peak * (1 - dd) else (
-                "daily_loss" if eq <= day_start * (1 - daily) else None)
+            why = (
+                "drawdown"
+                if eq <= peak * (1 - dd)
+                else ("daily_loss" if eq <= day_start * (1 - daily) else None)
+            )
             if why:
                 cool = kill.cooldown_bars
                 out.kills.append({"open_time": t, "reason": why, "equity": eq})
@@ -238,8 +268,7 @@ def _funding(funding_rates, mark_klines, bar, by_sym, symbols, times) -> dict:
     if mark_klines is not None:
         for r in mark_klines.iter_rows(named=True):
             marks.setdefault((r["symbol"], int(r["open_time"].timestamp() * 1000)), r["open"])
-    end = times[-1] + (min(b - a for a, b in zip(times, times[1:], strict=False))
-                       if len(times) > 1 else HOUR)
+    end = times[-1] + (min(b - a for a, b in itertools.pairwise(times)) if len(times) > 1 else HOUR)
     events: dict = {}
     for r in funding_rates.sort("symbol", "funding_time").iter_rows(named=True):
         s = r["symbol"]
@@ -259,8 +288,13 @@ def _funding(funding_rates, mark_klines, bar, by_sym, symbols, times) -> dict:
             price = bar[(s, after[0])]["open"] if after else bar[(s, before[-1])]["close"]
             src = "bar"
         i = max(k for k, b in enumerate(times) if b <= T)
-        ev = {"symbol": s, "funding_time": T, "rate": r["funding_rate"], "price": price,
-              "price_source": src}
+        ev = {
+            "symbol": s,
+            "funding_time": T,
+            "rate": r["funding_rate"],
+            "price": price,
+            "price_source": src,
+        }
         events.setdefault((i, times[i] == T), []).append(ev)
     for key in events:
         events[key].sort(key=lambda e: (symbols.index(e["symbol"]), e["funding_time"]))

@@ -15,8 +15,6 @@ sweep and the backtest cannot drift apart. Array layouts are the `SYM_*`, `PAR_*
 
 from __future__ import annotations
 
-import math
-
 import numba
 import numpy as np
 
@@ -36,7 +34,9 @@ N_PAR = 8
 EV_T, EV_SYM, EV_AT_OPEN, EV_RATE, EV_PRICE = 0, 1, 2, 3, 4
 N_EV = 5
 # bar_out[T, 8]: per bar close.
-BAR_CASH, BAR_EQUITY, BAR_GROSS, BAR_NET, BAR_GROSS_PNL, BAR_FEES, BAR_SLIPPAGE, BAR_FUNDING = range(8)
+BAR_CASH, BAR_EQUITY, BAR_GROSS, BAR_NET, BAR_GROSS_PNL, BAR_FEES, BAR_SLIPPAGE, BAR_FUNDING = (
+    range(8)
+)
 N_BAR = 8
 # fills[F, 8]: bar, symbol, side (+1 buy / -1 sell), qty, price, fee, slippage_cost, notional.
 N_FILL = 8

@@ -139,13 +139,19 @@ def _bar_fallback(ev: pl.DataFrame, bar_prices: pl.DataFrame) -> pl.DataFrame:
     ).sort("symbol", "funding_time")
     ev = ev.sort("symbol", "funding_time")
     fwd = ev.join_asof(
-        bars.drop("last_close"), on="funding_time", by="symbol", strategy="forward",
+        bars.drop("last_close"),
+        on="funding_time",
+        by="symbol",
+        strategy="forward",
         check_sortedness=False,
     )
     both = fwd.join_asof(
-        bars.drop("next_open"), on="funding_time", by="symbol", strategy="backward",
+        bars.drop("next_open"),
+        on="funding_time",
+        by="symbol",
+        strategy="backward",
         check_sortedness=False,
     )
-    return both.with_columns(
-        pl.coalesce("next_open", "last_close").alias("bar_px")
-    ).drop("next_open", "last_close")
+    return both.with_columns(pl.coalesce("next_open", "last_close").alias("bar_px")).drop(
+        "next_open", "last_close"
+    )
