@@ -137,7 +137,7 @@ def test_fills_are_on_the_venue_grid_and_priced_against_the_taker(march_bars, sp
 
 def test_the_kill_switch_flattens_holds_flat_and_resumes(march_bars, spot_rules):
     targets = march_bars.select("symbol", "open_time", pl.lit(0.33).alias("target_weight"))
-    kill = KillSettings(kill_drawdown=0.03, kill_daily_loss=None, cooldown_bars=4)
+    kill = KillSettings(kill_drawdown=0.03, kill_daily_loss=None, kill_cooldown_bars=4)
     result = run(march_bars, targets, spot_rules, kill=kill)
     assert result.kills.height > 0
     eq = result.equity["equity"].to_numpy()
@@ -183,3 +183,21 @@ def test_bars_of_a_symbol_without_filters_are_refused_naming_the_fix(march_bars)
 def test_funding_on_spot_is_refused(march_bars, spot_rules, perp_funding):
     with pytest.raises(SchemaError, match="only futures_um"):
         run(march_bars, decide(march_bars, {}), spot_rules, funding_rates=perp_funding)
+
+
+def test_usdm_orders_over_max_leverage_are_cut_to_fit(perp_bars, perp_rules):
+    first = perp_bars["open_time"].min()
+    targets = perp_bars.select(
+        "symbol",
+        "open_time",
+        pl.when(pl.col("open_time") == first)
+        .then(pl.when(pl.col("symbol") == "BTCUSDT").then(-0.8).otherwise(0.8))
+        .alias("target_weight"),
+    )
+    cfg = BacktestConfig(init_cash=50_000.0, max_leverage=1.0, rebalance_band=0.5)
+    result = run(perp_bars, targets, perp_rules, cfg, market="futures_um")
+    first_fills = result.fills.filter(pl.col("open_time") == result.fills["open_time"][0])
+    assert first_fills["side"].to_list() == ["SELL", "BUY"]  # a short is allowed on USD-M
+    assert result.stats["orders_cut_to_margin"] >= 1  # ETH gets what is left, later more
+    assert first_fills["notional"].sum() <= cfg.init_cash * cfg.max_leverage
+    assert first_fills["notional"].sum() > 0.99 * cfg.init_cash * cfg.max_leverage

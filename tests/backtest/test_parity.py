@@ -56,7 +56,7 @@ def test_spot_engine_matches_the_event_loop(march_bars, spot_rules, init_cash):
         slippage={"per_symbol": {"SOLUSDT": {"half_spread_bps": 3.0, "impact_coef": 2.0}}},
     )
     targets = pattern_targets(march_bars, PATTERN)
-    kill = KillSettings(kill_drawdown=0.04, kill_daily_loss=0.03, cooldown_bars=5)
+    kill = KillSettings(kill_drawdown=0.04, kill_daily_loss=0.03, kill_cooldown_bars=5)
     kw = dict(market="spot", kill=kill)
     result = simulate(march_bars, targets, cfg, spot_rules, periods_per_year=8760, **kw)
     ref = simulate_reference(march_bars, targets, cfg, spot_rules, **kw)
@@ -79,7 +79,7 @@ def test_usdm_engine_matches_the_event_loop_with_funding(
     cfg = BacktestConfig(init_cash=50_000.0, max_leverage=2.0)
     pattern = {"BTCUSDT": [0.8, -0.6, -0.61, 0.0], "ETHUSDT": [-0.5, 0.9, 0.0, 0.7]}
     targets = pattern_targets(perp_bars, pattern)
-    kill = KillSettings(kill_drawdown=0.03, kill_daily_loss=None, cooldown_bars=3)
+    kill = KillSettings(kill_drawdown=0.03, kill_daily_loss=None, kill_cooldown_bars=3)
     kw = dict(market="futures_um", funding_rates=perp_funding, mark_klines=perp_marks, kill=kill)
     result = simulate(perp_bars, targets, cfg, perp_rules, periods_per_year=8760, **kw)
     ref = simulate_reference(perp_bars, targets, cfg, perp_rules, **kw)

@@ -15,7 +15,7 @@ from quantlab.portfolio import engine_nb as nb
 def test_sweep_matches_one_path_at_a_time():
     bars = data.spot_bars("2023-03")
     cfg = BacktestConfig(init_cash=10_000.0)
-    kill = KillSettings(kill_drawdown=0.05, kill_daily_loss=0.03, cooldown_bars=3)
+    kill = KillSettings(kill_drawdown=0.05, kill_daily_loss=0.03, kill_cooldown_bars=3)
     inputs = prepare_inputs(bars, cfg, data.spot_rules(), market="spot", kill=kill)
     grids = []
     for scale in (0.5, 1.0, 1.4):

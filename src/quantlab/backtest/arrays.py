@@ -28,15 +28,15 @@ DAY_MS = 86_400_000
 @dataclass(frozen=True)
 class KillSettings:
     """The path kill-switch: drawdown from the peak and loss since the UTC day began (fractions;
-    None disables one), then `cooldown_bars` bars flat."""
+    None disables one), then `kill_cooldown_bars` bars flat."""
 
     kill_drawdown: float | None
     kill_daily_loss: float | None
-    cooldown_bars: int
+    kill_cooldown_bars: int
 
     def __post_init__(self) -> None:
-        if self.cooldown_bars < 1:
-            raise ValueError(f"kill cooldown_bars must be >= 1, got {self.cooldown_bars}")
+        if self.kill_cooldown_bars < 1:
+            raise ValueError(f"kill_cooldown_bars must be >= 1, got {self.kill_cooldown_bars}")
         for name in ("kill_drawdown", "kill_daily_loss"):
             v = getattr(self, name)
             if v is not None and not 0 < v <= 1:
@@ -187,7 +187,7 @@ def prepare_inputs(
         par[nb.PAR_KILL_ON] = 1.0
         par[nb.PAR_KILL_DD] = math.inf if kill.kill_drawdown is None else kill.kill_drawdown
         par[nb.PAR_KILL_DAILY] = math.inf if kill.kill_daily_loss is None else kill.kill_daily_loss
-        par[nb.PAR_KILL_COOLDOWN] = kill.cooldown_bars
+        par[nb.PAR_KILL_COOLDOWN] = kill.kill_cooldown_bars
     events = _events(funding_rates, mark_klines, bars, ms, symbols)
     ev = np.column_stack([
         events["t"].to_numpy().astype(np.float64),

@@ -254,7 +254,7 @@ def simulate_reference(
                 else ("daily_loss" if eq <= day_start * (1 - daily) else None)
             )
             if why:
-                cool = kill.cooldown_bars
+                cool = kill.kill_cooldown_bars
                 out.kills.append({"open_time": t, "reason": why, "equity": eq})
         prev_eq = eq
     return out
