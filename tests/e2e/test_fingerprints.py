@@ -14,6 +14,7 @@ import polars as pl
 import pytest
 
 from helpers import write_config
+from quantlab.config.research import FeesConfig
 
 UNIVERSE = {"symbols": ["BTCUSDT", "ETHUSDT", "SOLUSDT"]}
 RESEARCH = ("features", "labels", "predictions", "backtest", "targets", "paper_orders")
@@ -129,7 +130,7 @@ def _edit(cfg, section: str, **values):
         ("train", {"models": ("xgboost", "lightgbm")}, {"train", "backtest", "risk"}),
         # Each Optuna trial records its valid Sharpe by the signal rule after costs.
         ("signal", {"threshold": 0.3}, {"backtest", "risk", "train"}),
-        ("backtest", {"fees": 0.002}, {"backtest", "train"}),
+        ("backtest", {"fees": FeesConfig(bnb_discount=True)}, {"backtest", "train"}),
         ("backtest", {"init_cash": 5e4}, {"backtest"}),
         ("paper", {"qty_decimals": 3}, {"paper"}),
         # Report knobs and destinations: nothing reads them into a result.

@@ -7,7 +7,8 @@ from datetime import UTC, datetime
 import polars as pl
 import pytest
 
-from quantlab.backtest import simulate
+from engine_data import spot_bars, spot_rules
+from quantlab.backtest.engine import simulate
 from quantlab.config import BacktestConfig, SignalConfig
 from quantlab.portfolio import Side, directions_from_scores
 from quantlab.schema import UTC_MS
@@ -29,12 +30,18 @@ def test_directions_from_scores_names_its_output_direction():
     assert out["direction"].to_list() == [1, -1, 0]
 
 
-def test_backtest_reports_fills_in_the_venue_spelling_and_the_target_weights_it_held():
-    bars = _frame(open=[10.0, 11.0, 12.0, 13.0], close=[10.5, 11.5, 12.5, 13.5])
-    directions = _frame(direction=[1.0, 1.0, 0.0, 0.0])
-    cfg = BacktestConfig(init_cash=1000.0, fees=0.001, slippage=0.0)
-    result = simulate(bars.drop("symbol").with_columns(symbol=pl.lit("A")), directions, cfg)
-    assert result.fills.columns == ["symbol", "open_time", "side", "qty", "price", "fee"]
+def test_backtest_reports_fills_in_the_venue_spelling_and_the_positions_it_held():
+    bars = spot_bars("2023-03").filter(pl.col("symbol") == "BTCUSDT").head(4)
+    targets = bars.select("symbol", "open_time").with_columns(
+        target_weight=pl.Series([0.5, 0.5, 0.0, 0.0])
+    )
+    cfg = BacktestConfig(init_cash=1000.0)
+    result = simulate(bars, targets, cfg, spot_rules(["BTCUSDT"]), market="spot",
+                      periods_per_year=8760)  # fmt: skip
+    assert result.fills.columns == [
+        "symbol", "open_time", "side", "qty", "price", "fee", "slippage_cost", "notional",
+    ]  # fmt: skip
     assert result.fills["side"].to_list() == [Side.BUY, Side.SELL]
-    assert result.fills["fee"].sum() == pytest.approx(result.stats["fees_paid"])
-    assert result.targets["target_weight"].to_list() == [0.0, 1.0, 1.0, 0.0]
+    assert result.fills["fee"].sum() == pytest.approx(result.stats["fees_total"])
+    assert result.positions["qty"].to_list()[0] == 0.0
+    assert result.positions["qty"].to_list()[1:] == [result.fills["qty"][0]] * 2 + [0.0]

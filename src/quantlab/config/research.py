@@ -296,10 +296,53 @@ class SignalConfig(_Model):
     allow_short: bool = False
 
 
+class FeeTier(_Model):
+    """Fee rates of one market, as fractions of the traded notional (0.001 = 0.1%)."""
+
+    maker: float = Field(ge=0)
+    taker: float = Field(ge=0)
+
+
+class FeesConfig(_Model):
+    """Binance's base (VIP 0) tiers; market orders at the open pay `taker`."""
+
+    spot: FeeTier = FeeTier(maker=0.001, taker=0.001)
+    futures_um: FeeTier = FeeTier(maker=0.0002, taker=0.0005)
+    bnb_discount: bool = Field(
+        default=False, description="pay fees in BNB: 25% off on spot, 10% off on USD-M"
+    )
+
+
+class SlippageOverride(_Model):
+    """One symbol's own slippage terms; an unset term keeps the section's default."""
+
+    half_spread_bps: float | None = Field(default=None, ge=0)
+    impact_coef: float | None = Field(default=None, ge=0)
+
+
+class SlippageConfig(_Model):
+    """Slippage fraction = half_spread_bps * 1e-4 + impact_coef * sigma_bar * sqrt(participation).
+
+    participation: the order's notional over the previous bar's quote volume; sigma_bar: an
+    EWMA of one-bar log returns up to the previous bar (both causal).
+    """
+
+    half_spread_bps: float = Field(default=1.0, ge=0)
+    impact_coef: float = Field(default=1.0, ge=0)
+    ewma_lambda: float = Field(default=0.94, gt=0, lt=1)
+    per_symbol: dict[str, SlippageOverride] = Field(default_factory=dict)
+
+
 class BacktestConfig(_Model):
     init_cash: float = Field(default=100_000.0, gt=0)
-    fees: float = Field(default=0.001, ge=0)
-    slippage: float = Field(default=0.0005, ge=0)
+    rebalance_band: float = Field(
+        default=0.02, ge=0, lt=1, description="skip an order moving a weight by less than this"
+    )
+    max_leverage: float = Field(
+        default=1.0, gt=0, description="gross exposure / equity after a trade; spot is always 1"
+    )
+    fees: FeesConfig = FeesConfig()
+    slippage: SlippageConfig = SlippageConfig()
 
 
 class RiskConfig(_Model):

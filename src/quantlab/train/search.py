@@ -40,6 +40,7 @@ from optuna.trial import TrialState
 
 from quantlab.config import Config, SignalConfig, TrainConfig
 from quantlab.errors import ConfigError
+from quantlab.portfolio.costs import CostModel
 from quantlab.portfolio.returns import signal_sharpe
 from quantlab.train.pruning import pruning_callback
 from quantlab.vocab import bars_per_year
@@ -65,7 +66,7 @@ class SharpeRule:
     """How a trial's validation Sharpe is computed: the backtest's signal rule and costs."""
 
     signal: SignalConfig
-    cost: float  # backtest.fees + backtest.slippage, per unit of weight traded
+    cost: float  # taker fee + half spread (CostModel.flat_rate), per unit of weight traded
     periods_per_year: int
     return_col: str = "fwd_ret_1"  # log return to the next bar's close
 
@@ -109,7 +110,7 @@ def search_settings(config: Config, key: str, worker: int = 0) -> SearchSettings
         worker=worker,
         sharpe=SharpeRule(
             signal=config.signal,
-            cost=config.backtest.fees + config.backtest.slippage,
+            cost=CostModel.from_config(config.backtest, config.universe.market).flat_rate(),
             periods_per_year=bars_per_year(config.universe.interval),
         ),
     )

@@ -35,8 +35,9 @@ READS = (
     "universe.interval",
     "universe.symbols",
     "signal",
+    "universe.market",
     "backtest.fees",
-    "backtest.slippage",
+    "backtest.slippage.half_spread_bps",
 )
 IGNORES = ("train.experiment", "train.register_as", "train.storage", "train.heartbeat_s")
 
