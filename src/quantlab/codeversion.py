@@ -30,6 +30,11 @@ def code_version() -> str:
     return describe_code(_ROOT, _PACKAGE)
 
 
+def git_sha(version: str) -> str | None:
+    """The commit in a `code_version()` string; None outside a git checkout."""
+    return None if version.startswith("quantlab-") else version.split("-dirty-")[0]
+
+
 def describe_code(root: Path, package: Path) -> str:
     """`<sha>` or `<sha>-dirty-<hash of the changes>` when `root` is a git checkout,
     else `quantlab-<version>+<hash of package's .py files>`."""

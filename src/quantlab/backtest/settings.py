@@ -11,5 +11,5 @@ def kill_settings(risk: RiskConfig) -> KillSettings:
     return KillSettings(
         kill_drawdown=risk.kill_drawdown,
         kill_daily_loss=risk.kill_daily_loss,
-        cooldown_bars=risk.kill_cooldown_bars,
+        kill_cooldown_bars=risk.kill_cooldown_bars,
     )

@@ -19,6 +19,7 @@ from quantlab.backtest.inputs import BacktestInputs, load_inputs
 from quantlab.backtest.stats import summarize
 from quantlab.backtest.tearsheet import render_tearsheet
 from quantlab.backtest.tracked import log_backtest
+from quantlab.backtest.settings import kill_settings
 from quantlab.backtest.study import study_trials
 from quantlab.catalog import DatasetRef
 from quantlab.config import slice_hash
@@ -103,7 +104,8 @@ def backtest(ctx: RunContext, data: BacktestInputs, periods_per_year: int) -> Ba
         periods_per_year=periods_per_year,
         funding_rates=data.funding,
         mark_klines=data.mark_klines,
-        kill=ctx.config.risk,
+        kill=kill_settings(ctx.config.risk),
+        allow_short=ctx.config.signal.allow_short,
     )
 
 

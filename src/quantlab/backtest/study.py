@@ -53,6 +53,7 @@ def run_study(ctx: RunContext, grid_items: Sequence[str]) -> tuple[DatasetRef, S
         funding_rates=data.funding,
         mark_klines=data.mark_klines,
         kill=kill_settings(ctx.config.risk),
+        allow_short=ctx.config.signal.allow_short,
     )
     result = run_sweep(inputs, data.bars, sized, [c for c, _ in combos], periods)
     best = result.table.sort("sharpe", descending=True, nulls_last=True).row(0, named=True)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from quantlab.catalog import DatasetRef
-from quantlab.codeversion import code_version
+from quantlab.codeversion import code_version, git_sha
 from quantlab.tracking import Redactor, start_experiment
 from quantlab.tracking.datasets import describe_versions, fold_inputs, version_inputs
 from quantlab.tracking.models import EXAMPLE_ROWS, log_booster
@@ -42,11 +42,6 @@ class TrackedRun:
     run_id: str  # the parent
     trials_artifact: str | None  # `runs:/<id>/optuna/trials.csv`; None without Optuna studies
     children: dict[tuple[str, int], str]  # the nested run of each (model kind, fold)
-
-
-def git_sha(version: str) -> str | None:
-    """The commit in a `code_version()` string; None outside a git checkout."""
-    return None if version.startswith("quantlab-") else version.split("-dirty-")[0]
 
 
 def _params(ctx: RunContext, features: list[str]) -> dict[str, Any]:
