@@ -1,6 +1,6 @@
 """`run` for the quality stage: the gate between ingest and everything downstream.
 
-Input dataset: one version of `klines` (every market and interval it holds),
+Input dataset: one version of `klines` or `mark_klines` (every market and interval it holds),
 `funding_rates` or `exchange_info`; for klines also the latest `klines_gaps`, the
 candles the exchange confirmed missing, which are known gaps and not errors. Output:
 `<name>_checks`, one row per check (check, severity, success, unexpected_count,
@@ -33,9 +33,15 @@ from quantlab.quality._project import Project, checkpoint_runner, open_project
 from quantlab.quality.checks import CheckReport
 from quantlab.quality.exchange_info import check_exchange_info
 from quantlab.quality.funding_rates import check_funding_rates
-from quantlab.quality.klines import check_klines
+from quantlab.quality.klines import AMOUNTS, check_klines
 from quantlab.quality.outages import load_outages
-from quantlab.schema import EXCHANGE_INFO_KEY, KLINES_PARTITIONS, conform_klines
+from quantlab.schema import (
+    EXCHANGE_INFO_KEY,
+    KLINES_PARTITIONS,
+    KLINES_SCHEMA,
+    SOURCE_OPTIONAL,
+    conform_klines,
+)
 from quantlab.vocab import INTERVAL_MS
 
 log = logging.getLogger(__name__)
@@ -68,7 +74,32 @@ def _klines(
 ) -> CheckReport:
     """Every interval the version holds, each validated on its own grid, one series at a time
     (the gate's memory stays that of one series, however many the version holds). Missing
-    candles in `klines_gaps` (when `context` has it) are known, not errors."""
+    candles in `klines_gaps` (when `context` has it) are known, not errors. Series whose
+    source lacks columns (`schema.SOURCE_OPTIONAL`, null on every row: freqtrade's OHLCV)
+    are validated apart from the others, without the checks that read those columns."""
+    return _candles(ctx, ref, as_of, runner_for, context)
+
+
+def _mark_klines(
+    ctx: RunContext,
+    ref: DatasetRef,
+    as_of: datetime,
+    runner_for: RunnerFor,
+    context: dict[str, DatasetRef],
+) -> CheckReport:
+    """Mark-price candles: the klines checks on their prices and times; they have no volume."""
+    return _candles(ctx, ref, as_of, runner_for, context, mark=True)
+
+
+def _candles(
+    ctx: RunContext,
+    ref: DatasetRef,
+    as_of: datetime,
+    runner_for: RunnerFor,
+    context: dict[str, DatasetRef],
+    *,
+    mark: bool = False,
+) -> CheckReport:
     cfg = ctx.config.validate_
     outages = load_outages(cfg.known_outages)
     gaps = context.get("klines_gaps")
@@ -78,17 +109,19 @@ def _klines(
         else None
     )
     default = ctx.config.universe.interval
-    series, read = _series(ctx, ref)
+    series, read = _series(ctx, ref, pad=mark)
+    lacking = dict.fromkeys(map(_key_tuple, series), AMOUNTS) if mark else _lacking(ctx, ref)
     # A series whose interval is missing or unknown is checked on the configured grid,
     # where it fails not_null.interval or interval_matches.
-    grids: dict[str, list[SeriesKey]] = {}
+    grids: dict[tuple[str, tuple[str, ...]], list[SeriesKey]] = {}
     for key in series:
         label = key["interval"]
-        grids.setdefault(label if label in INTERVAL_MS else default, []).append(key)
+        iv = label if label in INTERVAL_MS else default
+        grids.setdefault((iv, lacking.get(_key_tuple(key), ())), []).append(key)
     parts = [
         # A Delta version keeps no row order, so the order of rows is not a check here.
         (
-            iv,
+            iv if not absent or mark else f"{iv} ({'+'.join(absent)} absent)",
             check_klines(
                 _read_ahead(read, keys),
                 iv,
@@ -96,29 +129,58 @@ def _klines(
                 outages=outages,
                 confirmed_gaps=(
                     confirmed.filter(pl.col("interval") == iv).collect()
-                    if confirmed is not None
+                    if confirmed is not None and not mark
                     else None
                 ),
                 as_of=as_of,
                 row_order=False,
-                runner=runner_for(iv),
+                runner=runner_for(iv if not absent or mark else f"{iv}-lacking"),
+                absent=absent,
+                dataset=ref.name,
             ),
         )
-        for iv, keys in sorted((grids or {default: []}).items())
+        for (iv, absent), keys in sorted((grids or {(default, ()): []}).items())
     ]
     return CheckReport.merge(parts, key="interval")
+
+
+def _key_tuple(key: SeriesKey) -> tuple[str | None, ...]:
+    return tuple(key[c] for c in KLINES_PARTITIONS)
+
+
+def _lacking(ctx: RunContext, ref: DatasetRef) -> dict[tuple[str | None, ...], tuple[str, ...]]:
+    """The `SOURCE_OPTIONAL` columns each series of a klines version has on no row (one
+    narrow scan of the version); series that lack none are left out."""
+    counts = (
+        ctx.catalog.scan(ref)
+        .group_by(KLINES_PARTITIONS)
+        .agg(*[pl.col(c).count() for c in SOURCE_OPTIONAL])
+        .collect()
+    )
+    out = {}
+    for row in counts.iter_rows(named=True):
+        lacks = tuple(c for c in SOURCE_OPTIONAL if row[c] == 0)
+        if lacks:
+            out[tuple(row[c] for c in KLINES_PARTITIONS)] = lacks
+    return out
 
 
 SeriesKey = dict[str, str | None]
 
 
 def _series(
-    ctx: RunContext, ref: DatasetRef
+    ctx: RunContext, ref: DatasetRef, *, pad: bool = False
 ) -> tuple[list[SeriesKey], Callable[[SeriesKey], pl.DataFrame]]:
     """The (market, interval, symbol) series a klines version holds, in order, and how to
     read one in the klines schema. `ingest` partitions klines by those columns, so a series
-    reads only its own files; a version written otherwise is read once and split."""
+    reads only its own files; a version written otherwise is read once and split. With
+    `pad` (mark-price candles), the volume columns they lack are added as nulls."""
     scan = ctx.catalog.scan(ref)
+    if pad:
+        have = scan.collect_schema().names()
+        scan = scan.with_columns(
+            pl.lit(None, KLINES_SCHEMA[c]).alias(c) for c in AMOUNTS if c not in have
+        )
     keys = ctx.catalog.partitions(ref, KLINES_PARTITIONS)
     if keys is not None:
 
@@ -190,6 +252,7 @@ Validator = Callable[
 ]
 VALIDATORS: dict[str, Validator] = {
     "klines": _klines,
+    "mark_klines": _mark_klines,
     "funding_rates": _funding_rates,
     "exchange_info": _exchange_info,
 }
