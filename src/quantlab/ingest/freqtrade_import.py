@@ -155,17 +155,13 @@ def _write(
     frame = frame.sort(*_KEYS[name])
     if name == "klines":
         return store.write_klines(catalog, frame, config_hash=config_hash, extra=extra)
-    partitions = list(KLINES_PARTITIONS) if name == "mark_klines" else None
+    args = {"stage": "ingest", "config_hash": config_hash, "extra": extra}
     with store.write_lock(catalog, name):
-        return catalog.upsert(
-            name,
-            frame,
-            _KEYS[name],
-            stage="ingest",
-            config_hash=config_hash,
-            extra=extra,
-            partition_by=partitions,
-        )
+        if name == "mark_klines":
+            return catalog.upsert(
+                "mark_klines", frame, KLINES_KEY, partition_by=list(KLINES_PARTITIONS), **args
+            )
+        return catalog.upsert("funding_rates", frame, FUNDING_RATES_KEY, **args)
 
 
 def _root(ctx: RunContext) -> Path:

@@ -22,6 +22,7 @@ import polars as pl
 
 from quantlab.config import ValidateConfig
 from quantlab.errors import ConfigError, SchemaError
+from quantlab.quality._absent import AMOUNTS, skip_absent
 from quantlab.quality._gaps import confirmed_spans, gap_check
 from quantlab.quality._gx import (
     HELPER,
@@ -49,7 +50,6 @@ from quantlab.vocab import INTERVAL_MS
 
 __all__ = ["CheckReport", "CheckResult", "check_klines"]
 
-AMOUNTS = ("volume", "quote_volume", "trades", "taker_buy_base_volume", "taker_buy_quote_volume")
 _TIMES = ("open_time", "close_time")
 _SHOWN_AS_TIME = (*_TIMES, f"{HELPER}prev_open_time", f"{HELPER}expected_last_open_time")
 
@@ -170,36 +170,6 @@ def check_klines(
         changes=changes,
     )
     return replace(report, skipped=skipped) if skipped else report
-
-
-# The checks that read each column beyond `not_null.<c>` and `non_negative.<c>`.
-_READS = {
-    "taker_volume_within_total": (
-        "volume",
-        "quote_volume",
-        "taker_buy_base_volume",
-        "taker_buy_quote_volume",
-    ),
-    "zero_volume": ("volume",),
-}
-
-
-def skip_absent(checks: list[Check], absent: Collection[str]) -> tuple[list[Check], dict[str, str]]:
-    """`checks` without those that read a column in `absent`, and why each was left out."""
-    if not absent:
-        return checks, {}
-    reads = {
-        **{f"{kind}.{c}": (c,) for c in AMOUNTS for kind in ("not_null", "non_negative")},
-        **_READS,
-    }
-    kept, skipped = [], {}
-    for c in checks:
-        missing = [col for col in reads.get(c.name, ()) if col in absent]
-        if missing:
-            skipped[c.name] = f"the source has no {', '.join(missing)} (null on every row)"
-        else:
-            kept.append(c)
-    return kept, skipped
 
 
 def _build_checks(

@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, time
@@ -30,6 +30,7 @@ from quantlab.context import RunContext
 from quantlab.errors import DatasetNotFound, QualityError
 from quantlab.quality._gx import Runner
 from quantlab.quality._project import Project, checkpoint_runner, open_project
+from quantlab.quality._series import SeriesKey, key_tuple, lacking, read_ahead, series_of
 from quantlab.quality.checks import CheckReport
 from quantlab.quality.exchange_info import check_exchange_info
 from quantlab.quality.funding_rates import check_funding_rates
@@ -37,10 +38,6 @@ from quantlab.quality.klines import AMOUNTS, check_klines
 from quantlab.quality.outages import load_outages
 from quantlab.schema import (
     EXCHANGE_INFO_KEY,
-    KLINES_PARTITIONS,
-    KLINES_SCHEMA,
-    SOURCE_OPTIONAL,
-    conform_klines,
 )
 from quantlab.vocab import INTERVAL_MS
 
@@ -109,21 +106,21 @@ def _candles(
         else None
     )
     default = ctx.config.universe.interval
-    series, read = _series(ctx, ref, pad=mark)
-    lacking = dict.fromkeys(map(_key_tuple, series), AMOUNTS) if mark else _lacking(ctx, ref)
+    series, read = series_of(ctx, ref, pad=mark)
+    lacks = dict.fromkeys(map(key_tuple, series), AMOUNTS) if mark else lacking(ctx, ref)
     # A series whose interval is missing or unknown is checked on the configured grid,
     # where it fails not_null.interval or interval_matches.
     grids: dict[tuple[str, tuple[str, ...]], list[SeriesKey]] = {}
     for key in series:
         label = key["interval"]
         iv = label if label in INTERVAL_MS else default
-        grids.setdefault((iv, lacking.get(_key_tuple(key), ())), []).append(key)
+        grids.setdefault((iv, lacks.get(key_tuple(key), ())), []).append(key)
     parts = [
         # A Delta version keeps no row order, so the order of rows is not a check here.
         (
             iv if not absent or mark else f"{iv} ({'+'.join(absent)} absent)",
             check_klines(
-                _read_ahead(read, keys),
+                read_ahead(read, keys),
                 iv,
                 cfg,
                 outages=outages,
@@ -142,73 +139,6 @@ def _candles(
         for (iv, absent), keys in sorted((grids or {(default, ()): []}).items())
     ]
     return CheckReport.merge(parts, key="interval")
-
-
-def _key_tuple(key: SeriesKey) -> tuple[str | None, ...]:
-    return tuple(key[c] for c in KLINES_PARTITIONS)
-
-
-def _lacking(ctx: RunContext, ref: DatasetRef) -> dict[tuple[str | None, ...], tuple[str, ...]]:
-    """The `SOURCE_OPTIONAL` columns each series of a klines version has on no row (one
-    narrow scan of the version); series that lack none are left out."""
-    counts = (
-        ctx.catalog.scan(ref)
-        .group_by(KLINES_PARTITIONS)
-        .agg(*[pl.col(c).count() for c in SOURCE_OPTIONAL])
-        .collect()
-    )
-    out = {}
-    for row in counts.iter_rows(named=True):
-        lacks = tuple(c for c in SOURCE_OPTIONAL if row[c] == 0)
-        if lacks:
-            out[tuple(row[c] for c in KLINES_PARTITIONS)] = lacks
-    return out
-
-
-SeriesKey = dict[str, str | None]
-
-
-def _series(
-    ctx: RunContext, ref: DatasetRef, *, pad: bool = False
-) -> tuple[list[SeriesKey], Callable[[SeriesKey], pl.DataFrame]]:
-    """The (market, interval, symbol) series a klines version holds, in order, and how to
-    read one in the klines schema. `ingest` partitions klines by those columns, so a series
-    reads only its own files; a version written otherwise is read once and split. With
-    `pad` (mark-price candles), the volume columns they lack are added as nulls."""
-    scan = ctx.catalog.scan(ref)
-    if pad:
-        have = scan.collect_schema().names()
-        scan = scan.with_columns(
-            pl.lit(None, KLINES_SCHEMA[c]).alias(c) for c in AMOUNTS if c not in have
-        )
-    keys = ctx.catalog.partitions(ref, KLINES_PARTITIONS)
-    if keys is not None:
-
-        def read(key: SeriesKey) -> pl.DataFrame:
-            match = [pl.col(c).eq_missing(pl.lit(v, pl.String)) for c, v in key.items()]
-            return conform_klines(scan.filter(match).collect())
-
-    else:
-        split = conform_klines(scan.collect()).partition_by(KLINES_PARTITIONS, as_dict=True)
-        keys = [dict(zip(KLINES_PARTITIONS, k, strict=True)) for k in split]
-
-        def read(key: SeriesKey) -> pl.DataFrame:
-            return split[tuple(key.values())]
-
-    return sorted(keys, key=lambda k: [(v is None, v or "") for v in k.values()]), read
-
-
-def _read_ahead(
-    read: Callable[[SeriesKey], pl.DataFrame], keys: list[SeriesKey]
-) -> Iterator[pl.DataFrame]:
-    """`read(key)` for each key in turn, the next one read while the caller works on this one
-    (reading one series' files uses fewer cores than checking it)."""
-    with ThreadPoolExecutor(1) as pool:
-        ahead = [pool.submit(read, key) for key in keys[:1]]
-        for i in range(len(keys)):
-            current = ahead.pop()
-            ahead.extend(pool.submit(read, key) for key in keys[i + 1 : i + 2])
-            yield current.result()
 
 
 def _funding_rates(
