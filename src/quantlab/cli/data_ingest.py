@@ -165,6 +165,14 @@ def _cmd_freqtrade(ctx: RunContext, args: argparse.Namespace) -> int:
             f"  {name:<14} +{done.rows_written[name]:,} rows  {ref or 'nothing written'}"
             + (f"  gate passed ({checks})" if checks else "")
         )
+        if checks is not None:
+            verdict = ctx.catalog.lineage(checks).extra
+            if warnings := verdict.get("warnings"):
+                lines.append(f"  {'':<14} warnings: {', '.join(warnings)}")
+            if skipped := verdict.get("skipped"):
+                lines.append(
+                    f"  {'':<14} skipped (no such column in the source): {len(skipped)} checks"
+                )
     lines.append(f"  kept null (the source has none): {', '.join(done.absent)}")
     print("\n".join(lines))
     return 0
