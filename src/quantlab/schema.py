@@ -41,8 +41,18 @@ KLINES_SCHEMA: dict[str, pl.DataType] = {
     "taker_buy_quote_volume": pl.Float64(),
 }
 KLINES_KEY = ("market", "symbol", "interval", "open_time")
+# Kline columns a source may not have (freqtrade keeps OHLCV only): such a source stores them
+# null on every row of its series, never zero. The gate skips the checks that need them and
+# the features stage leaves out the features that read them (see `absent_columns`).
+SOURCE_OPTIONAL = ("quote_volume", "trades", "taker_buy_base_volume", "taker_buy_quote_volume")
 # How `ingest` lays klines out on disk: one folder per series.
 KLINES_PARTITIONS = ("market", "interval", "symbol")
+
+# Mark-price klines (USD-M `markPriceKlines`): prices only; the exchange sends no volume.
+_MARK_COLUMNS = ("market", "symbol", "interval", "open_time", "close_time", "open", "high")
+MARK_KLINES_SCHEMA: dict[str, pl.DataType] = {
+    name: KLINES_SCHEMA[name] for name in (*_MARK_COLUMNS, "low", "close")
+}
 
 # Known missing candles (`klines_gaps`); `source` is null on rows written before it was kept.
 GAPS_SCHEMA: dict[str, pl.DataType] = {
@@ -122,6 +132,18 @@ def conform_klines(df: pl.DataFrame) -> pl.DataFrame:
     if list(df.schema.items()) == list(KLINES_SCHEMA.items()):
         return df
     return df.select([pl.col(name).cast(dtype) for name, dtype in KLINES_SCHEMA.items()])
+
+
+def absent_columns(df: pl.DataFrame | pl.LazyFrame) -> tuple[str, ...]:
+    """The `SOURCE_OPTIONAL` columns `df` lacks: not there, or null on every row (a frame
+    with no rows lacks none). A column null on some rows only is a defect, not absent."""
+    lf = df.lazy()
+    names = lf.collect_schema().names()
+    present = [c for c in SOURCE_OPTIONAL if c in names]
+    counts = lf.select(pl.len().alias("_n"), *[pl.col(c).count() for c in present]).collect()
+    if counts["_n"][0] == 0:
+        return ()
+    return tuple(c for c in SOURCE_OPTIONAL if c not in present or counts[c][0] == 0)
 
 
 def require_columns(df: pl.DataFrame, columns: tuple[str, ...], name: str) -> None:

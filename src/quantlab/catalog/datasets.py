@@ -30,6 +30,7 @@ from quantlab.schema import (
     KLINES_KEY,
     KLINES_PARTITIONS,
     KLINES_SCHEMA,
+    MARK_KLINES_SCHEMA,
     UTC_MS,
 )
 
@@ -55,6 +56,9 @@ class GateVerdict(Extra):
     failed_checks: list[str] = []
     counts: dict[str, int] = {}
     data_docs: str | None = None
+    # Checks not run because the source lacks their columns (freqtrade keeps OHLCV only):
+    # check -> why. Empty before it was kept.
+    skipped: dict[str, str] = {}
 
 
 class BacktestStats(Extra):
@@ -289,7 +293,10 @@ DATASETS = Registry(
             ("market",),
         ),
         Dataset("funding_rates", FUNDING_RATES_SCHEMA, "ingest", FUNDING_RATES_KEY),
+        # USD-M mark-price candles, keyed and laid out as klines (quantlab.ingest.freqtrade).
+        Dataset("mark_klines", MARK_KLINES_SCHEMA, "ingest", KLINES_KEY, KLINES_PARTITIONS),
         _checks("klines"),
+        _checks("mark_klines"),
         _checks("exchange_info"),
         _checks("funding_rates"),
         # Feature columns come from the feature registry and config; a regime is an Int8.

@@ -1,8 +1,15 @@
-"""`quantlab data ingest`: backfill or update `klines` from Binance REST or data.binance.vision.
+"""`quantlab data ingest`: backfill or update `klines` from Binance REST, data.binance.vision or freqtrade.
 
     quantlab data ingest --source rest --base-url https://api.binance.com --market spot \
         --symbols BTCUSDT,ETHUSDT --interval 1h --start 2024-01-01 --end 2025-01-01
     quantlab data ingest --source vision --root data/sample --market spot --symbols BTCUSDT ...
+    quantlab data ingest --source freqtrade --root data/freqtrade --market um \
+        --symbols BTCUSDT,ETHUSDT --interval 1h
+
+`--source freqtrade` imports a freqtrade futures data folder (`<BASE>_<QUOTE>_<QUOTE>-<tf>-
+futures.feather`, `-mark.feather`, `-funding_rate.feather`) into `klines`, `mark_klines` and
+`funding_rates`, every file's whole span unless --start/--end narrow it, and runs the gate on
+each; the columns freqtrade lacks stay null and the checks needing them are listed as skipped.
 
 `--root` with `--source rest` serves that folder through a replay exchange for the run.
 Known gaps (`quantlab data gaps list`) are not asked for again, except with `--refresh` or
@@ -128,9 +135,57 @@ def _source(args: argparse.Namespace, data: Path) -> Iterator[tuple[object, str]
             source.close()
 
 
+def _cmd_freqtrade(ctx: RunContext, args: argparse.Namespace) -> int:
+    from quantlab.errors import DataError
+    from quantlab.ingest import import_freqtrade, to_ms
+
+    if args.root is None:
+        print("error: --source freqtrade reads a local folder: give --root DIR", file=sys.stderr)
+        return 2
+    try:
+        done = import_freqtrade(
+            ctx,
+            args.root,
+            symbols=args.symbols,
+            interval=args.interval,
+            market=MARKETS[args.market],
+            start_ms=to_ms(args.start) if args.start else None,
+            end_ms=to_ms(args.end) if args.end else None,
+        )
+    except DataError as exc:  # a missing or malformed file, or the gate's refusal
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    span = f"{args.start or 'first'} to {args.end or 'last'} candle"
+    lines = [
+        f"{args.market} {args.interval} {','.join(done.symbols)} from freqtrade ({args.root}), {span}"
+    ]
+    for name, ref in done.refs.items():
+        checks = done.checks.get(name)
+        lines.append(
+            f"  {name:<14} +{done.rows_written[name]:,} rows  {ref or 'nothing written'}"
+            + (f"  gate passed ({checks})" if checks else "")
+        )
+        if checks is not None:
+            verdict = ctx.catalog.lineage(checks).extra
+            if warnings := verdict.get("warnings"):
+                lines.append(f"  {'':<14} warnings: {', '.join(warnings)}")
+            if skipped := verdict.get("skipped"):
+                lines.append(
+                    f"  {'':<14} skipped (no such column in the source): {len(skipped)} checks"
+                )
+    lines.append(f"  kept null (the source has none): {', '.join(done.absent)}")
+    print("\n".join(lines))
+    return 0
+
+
 def _cmd_ingest(ctx: RunContext, args: argparse.Namespace) -> int:
     from quantlab.ingest import ingest_klines, to_ms
 
+    if args.source == "freqtrade":
+        return _cmd_freqtrade(ctx, args)
+    if args.start is None or args.end is None:
+        print(f"error: --source {args.source} needs --start and --end", file=sys.stderr)
+        return 2
     if args.end <= args.start:
         print(f"error: --end {args.end} must be after --start {args.start}", file=sys.stderr)
         return 2
@@ -175,16 +230,19 @@ def parse_symbols(text: str) -> list[str]:
 def register(sub: argparse._SubParsersAction) -> None:
     p = data_subparsers(sub).add_parser(
         "ingest",
-        help="backfill or update klines from Binance REST or data.binance.vision files",
+        help="backfill or update klines from Binance REST, data.binance.vision or freqtrade files",
         description=__doc__.splitlines()[0],
     )
-    p.add_argument("--source", choices=("rest", "vision"), required=True)
+    p.add_argument("--source", choices=("rest", "vision", "freqtrade"), required=True)
     where = p.add_mutually_exclusive_group(required=True)
     where.add_argument(
         "--base-url", help="REST API, or bulk-file server, e.g. https://api.binance.com"
     )
     where.add_argument(
-        "--root", type=Path, help="a local folder in the data.binance.vision layout (data/...)"
+        "--root",
+        type=Path,
+        help="a local folder in the data.binance.vision layout (data/...), or freqtrade's "
+        "futures data folder with --source freqtrade",
     )
     p.add_argument(
         "--rest-url", help="with --source vision: REST API for candles newer than the bulk files"
@@ -194,8 +252,16 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--symbols", type=parse_symbols, required=True, help="comma-separated: BTCUSDT,ETHUSDT"
     )
     p.add_argument("--interval", choices=INTERVALS, default="1h")
-    p.add_argument("--start", type=date.fromisoformat, required=True, help="YYYY-MM-DD, inclusive")
-    p.add_argument("--end", type=date.fromisoformat, required=True, help="YYYY-MM-DD, exclusive")
+    p.add_argument(
+        "--start",
+        type=date.fromisoformat,
+        help="YYYY-MM-DD, inclusive (required but with --source freqtrade: its files' first)",
+    )
+    p.add_argument(
+        "--end",
+        type=date.fromisoformat,
+        help="YYYY-MM-DD, exclusive (required but with --source freqtrade: after its last)",
+    )
     p.add_argument(
         "--workers",
         type=int,

@@ -72,9 +72,12 @@ class UniverseConfig(_Model):
 
 
 class ExchangeConfig(_Model):
-    source: Literal["replay", "binance"] = "replay"
+    source: Literal["replay", "binance", "freqtrade"] = "replay"
     base_url: str | None = None
     replay_root: Path = Path("data/sample")
+    # With source freqtrade: the folder of freqtrade's futures Feather files the research
+    # ingest reads klines, mark klines and funding from (quantlab.ingest.freqtrade).
+    freqtrade_root: Path = Path("data/freqtrade")
     timeout_s: float = Field(default=10.0, gt=0, description="seconds per HTTP request")
     max_retries: int = Field(default=5, ge=0)
 

@@ -158,7 +158,10 @@ def load_config(path: str | Path | None = None) -> Config:
                 experiments=_resolve(cfg.paths.experiments, root),
             ),
             "exchange": cfg.exchange.model_copy(
-                update={"replay_root": _resolve_input(cfg.exchange.replay_root, root)}
+                update={
+                    "replay_root": _resolve_input(cfg.exchange.replay_root, root),
+                    "freqtrade_root": _resolve_input(cfg.exchange.freqtrade_root, root),
+                }
             ),
             "validate_": cfg.validate_.model_copy(
                 update={

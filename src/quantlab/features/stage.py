@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import logging
+
 import polars as pl
 
 from quantlab.catalog import DatasetRef
 from quantlab.config import slice_hash
 from quantlab.context import RunContext
 from quantlab.errors import QualityError
+from quantlab.features.availability import leave_out
 from quantlab.features.build import build_features
 from quantlab.quality.gate import require_passed
 from quantlab.quality.read import load_bars
+from quantlab.schema import absent_columns
+
+log = logging.getLogger(__name__)
 
 # The config this stage reads, its fingerprint: the bars of the universe and the feature set;
 # features.evaluate configures `quantlab features evaluate`, not these columns.
@@ -29,10 +35,22 @@ def run(
 
     With `funding` (a `funding_rates` version that passed the gate in `funding_checks`)
     the funding features are added; a symbol without funding rows gets nulls there.
+    Features that read a column the bars' source lacks (null on every bar: freqtrade's
+    klines have no quote volume, trades or taker volumes) are left out, never computed from
+    nothing; a warning and the lineage (`left_out`: column -> what it lacks) say which.
     """
-    cfg = ctx.config.features
     universe = ctx.config.universe
     bars = load_bars(ctx, klines, checks)
+    absent = absent_columns(bars)
+    cfg, left_out = leave_out(ctx.config.features, absent)
+    if left_out:
+        log.warning(
+            "features: left out %s for %s %s: its klines have no %s (the source lacks them)",
+            ", ".join(left_out),
+            universe.market,
+            ",".join(universe.symbols),
+            ", ".join(absent),
+        )
     events = None
     inputs = [klines, checks]
     if funding is not None:
@@ -52,4 +70,5 @@ def run(
         stage="features",
         inputs=inputs,
         config_hash=slice_hash(ctx.config, READS, IGNORES),
+        extra={"absent_columns": list(absent), "left_out": left_out} if absent else None,
     )

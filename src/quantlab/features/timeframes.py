@@ -51,7 +51,8 @@ def resample(bars: pl.LazyFrame, tf: str, ratio: int) -> pl.LazyFrame:
             pl.col("high").max(),
             pl.col("low").min(),
             pl.col("close").last(),
-            *[pl.col(c).sum() for c in _SUMMED],
+            # A column the source lacks (null on every bar) stays null, not a sum of 0.
+            *[pl.when(pl.col(c).count() > 0).then(pl.col(c).sum()).alias(c) for c in _SUMMED],
             pl.len().alias("_n"),
         )
         .rename({"_bucket": "open_time"})

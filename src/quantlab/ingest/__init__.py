@@ -9,6 +9,8 @@ over the shipped sample). Outputs:
   (`read_gaps`); not asked for again unless rechecked or cleared (`clear_gaps`).
 - `funding_rates`: USD-M funding records, merged on `(market, symbol, funding_time)`; a run
   fetches every hole of the stored records in its window.
+- `mark_klines`: USD-M mark-price candles, keyed as klines (the freqtrade source,
+  `import_freqtrade`, which also writes klines and funding_rates from freqtrade's files).
 - `exchange_info`: symbols and their filters, one snapshot per change, keyed by
   `(market, symbol, snapshot_time)`.
 """
@@ -16,6 +18,7 @@ over the shipped sample). Outputs:
 from quantlab.ingest._gaps import GapWindow, clear_gaps, read_gaps
 from quantlab.ingest.exchange_info import run_exchange_info
 from quantlab.ingest.exchange_info import run_universe as run_universe_exchange_info
+from quantlab.ingest.freqtrade_import import FreqtradeImport, import_freqtrade
 from quantlab.ingest.funding import run_funding
 from quantlab.ingest.funding import run_universe as run_universe_funding
 from quantlab.ingest.klines import IngestResult, Progress, SeriesReport, ingest_klines
@@ -25,6 +28,7 @@ from quantlab.ingest.stage import exchange_url, rest_source, run, run_symbol, to
 
 __all__ = [
     "BulkSource",
+    "FreqtradeImport",
     "GapWindow",
     "IngestReport",
     "IngestResult",
@@ -33,6 +37,7 @@ __all__ = [
     "SeriesReport",
     "clear_gaps",
     "exchange_url",
+    "import_freqtrade",
     "ingest_klines",
     "read_gaps",
     "rest_source",

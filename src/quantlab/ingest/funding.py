@@ -156,7 +156,8 @@ def run_funding(
 def run_universe(ctx: RunContext) -> DatasetRef | None:
     """Funding of the research universe's perpetuals, for the backtest and the funding features.
 
-    Only a `futures_um` universe has any (else None). Each symbol is fetched from before
+    Only a `futures_um` universe has any (else None): from the exchange, or from freqtrade's
+    files with `exchange.source: freqtrade`. Each symbol is fetched from before
     `universe.start` by the longest warm-up of the configured funding features (in 8-hour
     payments), so the first bars get full windows. Returns the `funding_rates`
     version holding them, or None when the exchange had no funding for any symbol.
@@ -169,8 +170,13 @@ def run_universe(ctx: RunContext) -> DatasetRef | None:
     # The backtest charges funding over the universe's span; features reach back their warm-up.
     warmup = max((resolve(name, ctx.config.features).warmup for name in names), default=0)
     start = to_ms(universe.start) - (warmup + 1) * _FUNDING_EVERY_MS
-    for symbol in universe.symbols:
-        run_funding(ctx, symbol, start, universe.end)
+    if ctx.config.exchange.source == "freqtrade":  # freqtrade's funding_rate files
+        from quantlab.ingest.freqtrade_import import run_universe_funding
+
+        run_universe_funding(ctx, start)
+    else:
+        for symbol in universe.symbols:
+            run_funding(ctx, symbol, start, universe.end)
     if not ctx.catalog.exists(DATASET):
         return None
     ref = ctx.catalog.latest(DATASET)

@@ -67,8 +67,13 @@ def run(ctx: RunContext) -> DatasetRef:
     """Fetch what is missing for the research universe and merge it into `klines`.
 
     No input dataset; output `klines` (and `klines_gaps`). A run with nothing missing
-    writes nothing and returns the latest version.
+    writes nothing and returns the latest version. With `exchange.source: freqtrade` the
+    candles come from freqtrade's files in `exchange.freqtrade_root` instead.
     """
+    if ctx.config.exchange.source == "freqtrade":
+        from quantlab.ingest.freqtrade_import import run_freqtrade
+
+        return run_freqtrade(ctx)
     universe = ctx.config.universe
     with rest_source(ctx.config.exchange, ctx.config.paths.data) as source:
         result = ingest_klines(

@@ -14,7 +14,7 @@ from quantlab.quality.funding_rates import check_funding_rates
 from quantlab.quality.gate import require_passed
 from quantlab.quality.klines import check_klines
 from quantlab.quality.outages import Outage, load_outages
-from quantlab.quality.read import load_bars
+from quantlab.quality.read import load_bars, load_mark
 from quantlab.quality.stage import GateResult, check_version, run
 
 __all__ = [
@@ -28,6 +28,7 @@ __all__ = [
     "check_klines",
     "check_version",
     "load_bars",
+    "load_mark",
     "load_outages",
     "require_passed",
     "run",

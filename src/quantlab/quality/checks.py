@@ -59,7 +59,8 @@ class CheckReport:
     """All checks run on one frame; `passed` is False if any error-severity check failed.
 
     `changes` lists the checks the config lowered or raised (one turned off is not in
-    `checks`). `gx_result` and `gx_suite` are the Great Expectations objects behind the
+    `checks`). `skipped` names the checks not run because the data's source lacks the
+    columns they read (check -> why), e.g. quote volume on freqtrade's OHLCV-only klines. `gx_result` and `gx_suite` are the Great Expectations objects behind the
     report, kept for the Data Docs site; they are not part of the report's value.
     """
 
@@ -68,6 +69,7 @@ class CheckReport:
     row_count: int
     dataset: str = "klines"
     changes: tuple[SeverityChange, ...] = ()
+    skipped: dict[str, str] = field(default_factory=dict)
     gx_result: Any = field(default=None, repr=False, compare=False)
     gx_suite: Any = field(default=None, repr=False, compare=False)
     parts: tuple[tuple[str, CheckReport], ...] = field(default=(), repr=False, compare=False)
@@ -98,12 +100,17 @@ class CheckReport:
                         (prev.examples + examples)[:5],
                     )
         changes = {c.check: c for _, r in parts for c in r.changes}
+        skipped: dict[str, list[str]] = {}
+        for label, report in parts:
+            for check, why in report.skipped.items():
+                skipped.setdefault(check, []).append(f"{key} {label}: {why}")
         return cls(
             passed=all(r.passed for _, r in parts),
             checks=list(merged.values()),
             row_count=sum(r.row_count for _, r in parts),
             dataset=parts[0][1].dataset,
             changes=tuple(changes.values()),
+            skipped={check: "; ".join(whys) for check, whys in skipped.items()},
             parts=tuple(parts),
         )
 
@@ -141,6 +148,10 @@ class CheckReport:
         for how, changed in (("lowered", self.lowered), ("raised", self.raised)):
             if changed:
                 lines.append(f"  {how} by config: " + ", ".join(str(c) for c in changed))
+        if self.skipped:
+            lines.append(
+                "  skipped (the source lacks their columns): " + ", ".join(sorted(self.skipped))
+            )
         for c in failed:
             label = "KNOWN" if c.severity == "info" else c.severity.upper()
             what = "explained" if c.severity == "info" else "unexpected"
@@ -177,6 +188,7 @@ class CheckReport:
             "known": [c.check for c in self.by_severity("info")],
             "counts": {c.check: c.unexpected_count for c in self.failed()},
             "first_failing_rows": {c.check: c.examples[:3] for c in errors},
+            "skipped": dict(self.skipped),
             **{
                 how: {c.check: {"default": c.default, "configured": c.configured} for c in changed}
                 for how, changed in (("lowered", self.lowered), ("raised", self.raised))

@@ -14,13 +14,15 @@ A derived rule is only evaluated on rows whose inputs passed the basic checks
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import replace
 from datetime import datetime
 
 import polars as pl
 
 from quantlab.config import ValidateConfig
 from quantlab.errors import ConfigError, SchemaError
+from quantlab.quality._absent import AMOUNTS, skip_absent
 from quantlab.quality._gaps import confirmed_spans, gap_check
 from quantlab.quality._gx import (
     HELPER,
@@ -43,12 +45,11 @@ from quantlab.quality._gx import (
 from quantlab.quality._kline_columns import PRICES, prepare_columns
 from quantlab.quality.checks import CheckReport, CheckResult, SeverityChange
 from quantlab.quality.outages import Outage
-from quantlab.schema import KLINES_KEY, KLINES_SCHEMA
+from quantlab.schema import KLINES_KEY, KLINES_SCHEMA, absent_columns
 from quantlab.vocab import INTERVAL_MS
 
 __all__ = ["CheckReport", "CheckResult", "check_klines"]
 
-AMOUNTS = ("volume", "quote_volume", "trades", "taker_buy_base_volume", "taker_buy_quote_volume")
 _TIMES = ("open_time", "close_time")
 _SHOWN_AS_TIME = (*_TIMES, f"{HELPER}prev_open_time", f"{HELPER}expected_last_open_time")
 
@@ -64,6 +65,8 @@ def check_klines(
     row_order: bool = True,
     screen: bool = True,
     runner: Runner | None = None,
+    absent: Collection[str] | None = None,
+    dataset: str = "klines",
 ) -> CheckReport:
     """Run every klines check on a frame (one or many series of `interval`) and report the result.
 
@@ -84,6 +87,12 @@ def check_klines(
     (slow; the tests use it to prove the screen exact). `runner` validates (default: in
     memory; the gate passes its Checkpoint's, see `quality._project`).
 
+    `absent` names the columns the data's source does not have (stored null on every row):
+    the checks that read them are not run and the report lists them in `skipped`. None
+    looks at the first frame: a `SOURCE_OPTIONAL` column null on all its rows is absent
+    (`quantlab.schema.absent_columns`), and every later frame must lack the same ones.
+    `dataset` names the suite (and the report), e.g. "mark_klines".
+
     Raises ConfigError for an unknown interval and SchemaError if a column has the
     wrong type (call `quantlab.schema.conform_klines` first). Missing or extra
     columns are reported by the `columns_match` check instead.
@@ -102,9 +111,11 @@ def check_klines(
     changes: tuple[SeverityChange, ...] = ()
     columns: list[str] | None = None
     parts: list[Screened] = []
+    lacks: tuple[str, ...] | None = None if absent is None else tuple(absent)
+    skipped: dict[str, str] = {}
 
     def add(df: pl.DataFrame) -> None:
-        nonlocal checks, changes, columns
+        nonlocal checks, changes, columns, lacks, skipped
         check_dtypes(
             df,
             KLINES_SCHEMA,
@@ -118,9 +129,20 @@ def check_klines(
             )
         columns = df.columns
         if all(c in df.columns for c in KLINES_SCHEMA):
+            if absent is None and df.height:
+                mine = absent_columns(df)
+                if lacks is None:
+                    lacks = mine
+                elif mine != lacks:
+                    raise SchemaError(
+                        f"the klines frames validated together differ in the columns their "
+                        f"source lacks ({list(mine)} after {list(lacks)}); validate each source's "
+                        "series on their own, or pass `absent`"
+                    )
             data = prepare_columns(df, step, cfg, outages, as_of_ms, row_order, spans)
             if not checks:
                 built = _build_checks(interval, step, cfg, data.columns, outages, spans, as_of_ms)
+                built, skipped = skip_absent(built, lacks or ())
                 if not row_order:
                     built = [c for c in built if c.name != "open_time_increasing"]
                 checks, changes = configure_severity(built, cfg.severity)
@@ -138,8 +160,8 @@ def check_klines(
         add(df)
     if not parts:
         add(pl.DataFrame(schema=KLINES_SCHEMA))
-    return run_screened(
-        "klines",
+    report = run_screened(
+        dataset,
         parts,
         checks,
         times=_SHOWN_AS_TIME,
@@ -147,6 +169,7 @@ def check_klines(
         runner=runner,
         changes=changes,
     )
+    return replace(report, skipped=skipped) if skipped else report
 
 
 def _build_checks(

@@ -1,6 +1,6 @@
 """`run` for the quality stage: the gate between ingest and everything downstream.
 
-Input dataset: one version of `klines` (every market and interval it holds),
+Input dataset: one version of `klines` or `mark_klines` (every market and interval it holds),
 `funding_rates` or `exchange_info`; for klines also the latest `klines_gaps`, the
 candles the exchange confirmed missing, which are known gaps and not errors. Output:
 `<name>_checks`, one row per check (check, severity, success, unexpected_count,
@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, time
@@ -30,12 +30,15 @@ from quantlab.context import RunContext
 from quantlab.errors import DatasetNotFound, QualityError
 from quantlab.quality._gx import Runner
 from quantlab.quality._project import Project, checkpoint_runner, open_project
+from quantlab.quality._series import SeriesKey, key_tuple, lacking, read_ahead, series_of
 from quantlab.quality.checks import CheckReport
 from quantlab.quality.exchange_info import check_exchange_info
 from quantlab.quality.funding_rates import check_funding_rates
-from quantlab.quality.klines import check_klines
+from quantlab.quality.klines import AMOUNTS, check_klines
 from quantlab.quality.outages import load_outages
-from quantlab.schema import EXCHANGE_INFO_KEY, KLINES_PARTITIONS, conform_klines
+from quantlab.schema import (
+    EXCHANGE_INFO_KEY,
+)
 from quantlab.vocab import INTERVAL_MS
 
 log = logging.getLogger(__name__)
@@ -68,7 +71,32 @@ def _klines(
 ) -> CheckReport:
     """Every interval the version holds, each validated on its own grid, one series at a time
     (the gate's memory stays that of one series, however many the version holds). Missing
-    candles in `klines_gaps` (when `context` has it) are known, not errors."""
+    candles in `klines_gaps` (when `context` has it) are known, not errors. Series whose
+    source lacks columns (`schema.SOURCE_OPTIONAL`, null on every row: freqtrade's OHLCV)
+    are validated apart from the others, without the checks that read those columns."""
+    return _candles(ctx, ref, as_of, runner_for, context)
+
+
+def _mark_klines(
+    ctx: RunContext,
+    ref: DatasetRef,
+    as_of: datetime,
+    runner_for: RunnerFor,
+    context: dict[str, DatasetRef],
+) -> CheckReport:
+    """Mark-price candles: the klines checks on their prices and times; they have no volume."""
+    return _candles(ctx, ref, as_of, runner_for, context, mark=True)
+
+
+def _candles(
+    ctx: RunContext,
+    ref: DatasetRef,
+    as_of: datetime,
+    runner_for: RunnerFor,
+    context: dict[str, DatasetRef],
+    *,
+    mark: bool = False,
+) -> CheckReport:
     cfg = ctx.config.validate_
     outages = load_outages(cfg.known_outages)
     gaps = context.get("klines_gaps")
@@ -78,75 +106,39 @@ def _klines(
         else None
     )
     default = ctx.config.universe.interval
-    series, read = _series(ctx, ref)
+    series, read = series_of(ctx, ref, pad=mark)
+    lacks = dict.fromkeys(map(key_tuple, series), AMOUNTS) if mark else lacking(ctx, ref)
     # A series whose interval is missing or unknown is checked on the configured grid,
     # where it fails not_null.interval or interval_matches.
-    grids: dict[str, list[SeriesKey]] = {}
+    grids: dict[tuple[str, tuple[str, ...]], list[SeriesKey]] = {}
     for key in series:
         label = key["interval"]
-        grids.setdefault(label if label in INTERVAL_MS else default, []).append(key)
+        iv = label if label in INTERVAL_MS else default
+        grids.setdefault((iv, lacks.get(key_tuple(key), ())), []).append(key)
     parts = [
         # A Delta version keeps no row order, so the order of rows is not a check here.
         (
-            iv,
+            iv if not absent or mark else f"{iv} ({'+'.join(absent)} absent)",
             check_klines(
-                _read_ahead(read, keys),
+                read_ahead(read, keys),
                 iv,
                 cfg,
                 outages=outages,
                 confirmed_gaps=(
                     confirmed.filter(pl.col("interval") == iv).collect()
-                    if confirmed is not None
+                    if confirmed is not None and not mark
                     else None
                 ),
                 as_of=as_of,
                 row_order=False,
-                runner=runner_for(iv),
+                runner=runner_for(iv if not absent or mark else f"{iv}-lacking"),
+                absent=absent,
+                dataset=ref.name,
             ),
         )
-        for iv, keys in sorted((grids or {default: []}).items())
+        for (iv, absent), keys in sorted((grids or {(default, ()): []}).items())
     ]
     return CheckReport.merge(parts, key="interval")
-
-
-SeriesKey = dict[str, str | None]
-
-
-def _series(
-    ctx: RunContext, ref: DatasetRef
-) -> tuple[list[SeriesKey], Callable[[SeriesKey], pl.DataFrame]]:
-    """The (market, interval, symbol) series a klines version holds, in order, and how to
-    read one in the klines schema. `ingest` partitions klines by those columns, so a series
-    reads only its own files; a version written otherwise is read once and split."""
-    scan = ctx.catalog.scan(ref)
-    keys = ctx.catalog.partitions(ref, KLINES_PARTITIONS)
-    if keys is not None:
-
-        def read(key: SeriesKey) -> pl.DataFrame:
-            match = [pl.col(c).eq_missing(pl.lit(v, pl.String)) for c, v in key.items()]
-            return conform_klines(scan.filter(match).collect())
-
-    else:
-        split = conform_klines(scan.collect()).partition_by(KLINES_PARTITIONS, as_dict=True)
-        keys = [dict(zip(KLINES_PARTITIONS, k, strict=True)) for k in split]
-
-        def read(key: SeriesKey) -> pl.DataFrame:
-            return split[tuple(key.values())]
-
-    return sorted(keys, key=lambda k: [(v is None, v or "") for v in k.values()]), read
-
-
-def _read_ahead(
-    read: Callable[[SeriesKey], pl.DataFrame], keys: list[SeriesKey]
-) -> Iterator[pl.DataFrame]:
-    """`read(key)` for each key in turn, the next one read while the caller works on this one
-    (reading one series' files uses fewer cores than checking it)."""
-    with ThreadPoolExecutor(1) as pool:
-        ahead = [pool.submit(read, key) for key in keys[:1]]
-        for i in range(len(keys)):
-            current = ahead.pop()
-            ahead.extend(pool.submit(read, key) for key in keys[i + 1 : i + 2])
-            yield current.result()
 
 
 def _funding_rates(
@@ -190,6 +182,7 @@ Validator = Callable[
 ]
 VALIDATORS: dict[str, Validator] = {
     "klines": _klines,
+    "mark_klines": _mark_klines,
     "funding_rates": _funding_rates,
     "exchange_info": _exchange_info,
 }
