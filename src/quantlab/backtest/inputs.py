@@ -11,7 +11,7 @@ from quantlab.context import RunContext
 from quantlab.errors import QualityError
 from quantlab.portfolio.venue import VenueRules, venue_rules
 from quantlab.quality.gate import require_passed
-from quantlab.quality.read import load_bars
+from quantlab.quality.read import load_bars, load_mark
 from quantlab.vocab import KEY
 
 BAR_COLUMNS = ("symbol", "open_time", "open", "high", "low", "close", "volume", "quote_volume")
@@ -90,4 +90,10 @@ def load_inputs(
             .collect()
         )
         refs += [funding, funding_checks]
-    return BacktestInputs(bars, sized, rules, rates, None, refs)
+    # Funding is paid on the mark price; without a gated mark series the engine falls back
+    # to the bar's price and the report flags every payment priced that way.
+    mark = None
+    if universe.market == "futures_um" and (marks := load_mark(ctx)) is not None:
+        mark = marks.filter(pl.col("open_time") >= start).select(*KEY, "open").collect()
+        refs += [ctx.catalog.latest("mark_klines"), ctx.catalog.latest("mark_klines_checks")]
+    return BacktestInputs(bars, sized, rules, rates, mark, refs)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import polars as pl
 
+from quantlab.backtest.stats import headline
 from quantlab.catalog import BacktestRun, TrainingRun
 from quantlab.context import RunContext
 from quantlab.pipeline import outputs
@@ -49,16 +50,22 @@ def print_summary(ctx: RunContext) -> int:
 
         ref, lin = by_name["backtest"]
         run = BacktestRun.of(lin)
-        s = run.stats
+        s = lin.extra.get("stats", {})
+        print(f"\nBacktest {ref} ({s.get('start', '?')[:10]} to {s.get('end', '?')[:10]}, out of fold):")
+        print(f"  {headline(s)}")
         print(
-            f"\nBacktest {ref}: sharpe={_fmt(s.sharpe)} "
-            f"max_drawdown={_fmt(s.max_drawdown, pct=True)} "
-            f"total_return={_fmt(s.total_return, pct=True)} trades={s.trades or 0}"
+            f"  total_return={_fmt(s.get('total_return'), pct=True)} "
+            f"max_drawdown={_fmt(s.get('max_drawdown'), pct=True)} fills={s.get('n_fills', 0)} "
+            f"exposure={_fmt(s.get('exposure'), pct=True)}; buy and hold of the universe: "
+            f"sharpe={_fmt(s.get('benchmark_sharpe'))} "
+            f"total_return={_fmt(s.get('benchmark_total_return'), pct=True)}"
         )
         print(
-            f"  tried N={s.n_trials or 1} configurations: psr={_fmt(s.psr)} dsr={_fmt(s.dsr)} "
-            f"min_trl={_fmt(s.min_trl)} bars (of {s.n_periods or 0})"
+            f"  costs: fees={s.get('fees', 0):,.2f} slippage={s.get('slippage', 0):,.2f} "
+            f"funding={s.get('funding', 0):+,.2f} (positive: received)"
         )
+        if s.get("dsr_note"):
+            print(f"  {s['trials_note']}\n  {s['dsr_note']}")
         if run.rejections:
             listed = ", ".join(f"{n} {why}" for why, n in run.rejections.items())
             print(f"  orders rejected before the venue: {listed}")
