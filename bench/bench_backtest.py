@@ -156,9 +156,13 @@ def bench_cold(runs: int) -> None:
             timings.append(_fresh(code, {**env, "QUANTLAB_CONFIG": str(conf)}))
         cold, warm = timings[0], min(timings[1:])
         print(f"  fresh `import vectorbt`: {importing:6.2f} s (best of {runs})")
-        print(f"  backtest task, empty numba cache: {cold:6.2f} s = import + {cold - importing:5.2f} s")
-        print(f"  backtest task, warm numba cache:  {warm:6.2f} s = import + {warm - importing:5.2f} s"
-              f"  (goal <= 2 s beyond the import)")
+        print(
+            f"  backtest task, empty numba cache: {cold:6.2f} s = import + {cold - importing:5.2f} s"
+        )
+        print(
+            f"  backtest task, warm numba cache:  {warm:6.2f} s = import + {warm - importing:5.2f} s"
+            f"  (goal <= 2 s beyond the import)"
+        )
 
 
 def main() -> None:

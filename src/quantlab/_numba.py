@@ -24,6 +24,6 @@ def use_cache_dir(data: Path) -> Path:
     if "numba" in sys.modules:  # imported already: make its config read the variable again
         from numba.core import config
 
-        if config.CACHE_DIR != str(folder):
+        if str(folder) != config.CACHE_DIR:
             config.reload_config()
     return folder

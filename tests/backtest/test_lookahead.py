@@ -26,7 +26,9 @@ def bars() -> pl.DataFrame:
 @pytest.fixture(scope="module")
 def scores(bars: pl.DataFrame) -> pl.DataFrame:
     """A causal score: the sign-preserving squash of the last 6 bars' log return (no model)."""
-    momentum = (pl.col("close") / pl.col("close").shift(6)).log().over("symbol", order_by="open_time")
+    momentum = (
+        (pl.col("close") / pl.col("close").shift(6)).log().over("symbol", order_by="open_time")
+    )
     return bars.select(*KEY, (momentum * 20).tanh().fill_null(0.0).alias("score"))
 
 
@@ -46,8 +48,8 @@ def test_a_score_that_peeks_one_bar_ahead_is_caught(scores, bars):
     bars handed in; on the history cut at t the next bar is missing and the decision moves."""
 
     def peeking(_scores: pl.DataFrame, cut_bars: pl.DataFrame) -> pl.DataFrame:
-        ahead = (pl.col("close").shift(-1) / pl.col("close")).log().over(
-            "symbol", order_by="open_time"
+        ahead = (
+            (pl.col("close").shift(-1) / pl.col("close")).log().over("symbol", order_by="open_time")
         )
         leaked = cut_bars.select(*KEY, ahead.sign().fill_null(0.0).alias("score"))
         return _sizing(leaked, cut_bars)

@@ -9,7 +9,8 @@ import numpy as np
 import polars as pl
 import pytest
 
-from quantlab.backtest.trials import TrialSet, trials_from_training
+from quantlab.backtest.training_trials import trials_from_training
+from quantlab.backtest.trials import TrialSet
 from quantlab.catalog.datasets import TrainingRun
 from quantlab.errors import DataError
 from quantlab.tracking.studies import TRIALS_ARTIFACT

@@ -31,7 +31,7 @@ def test_every_dag_has_tags_and_retries(dagbag):
     for dag_id, dag in dagbag.dags.items():
         assert dag.tags, f"{dag_id} has no tags"
         for t in dag.tasks:
-            if t.task_id in ("validate", "validate_funding"):
+            if t.task_id in ("validate", "validate_funding", "validate_exchange_info"):
                 continue  # a data-quality failure must not be retried
             assert t.retries >= 1, f"{dag_id}.{t.task_id} has no retries"
 
@@ -40,12 +40,20 @@ def test_validate_fails_without_retry(dagbag):
     assert dagbag.dags["research"].get_task("validate").retries == 0
 
 
-def test_research_runs_the_eight_stages_in_order(dagbag):
+def test_research_runs_the_stages_in_order(dagbag):
     dag = dagbag.dags["research"]
-    order = ["ingest", "validate", "features", "labels", "train", "backtest", "risk", "paper"]
-    assert sorted(dag.task_ids) == sorted([*order, "funding", "validate_funding"])
+    order = ["ingest", "validate", "features", "labels", "train", "risk", "backtest"]
+    side = ["funding", "validate_funding", "exchange_info", "validate_exchange_info", "paper"]
+    assert sorted(dag.task_ids) == sorted([*order, *side])
     for upstream, downstream in itertools.pairwise(order):
         assert upstream in dag.get_task(downstream).upstream_task_ids, (upstream, downstream)
+    # The backtest trades the sized targets, rounded to the gated exchange filters; paper
+    # trades the same targets.
+    assert {"validate_exchange_info", "validate_funding"} <= dag.get_task(
+        "backtest"
+    ).upstream_task_ids
+    assert dag.get_task("validate_exchange_info").upstream_task_ids == {"exchange_info"}
+    assert "risk" in dag.get_task("paper").upstream_task_ids
     # Funding (perpetuals) reaches features only through its own gate.
     assert dag.get_task("validate_funding").upstream_task_ids == {"funding"}
     assert {"validate", "validate_funding"} <= dag.get_task("features").upstream_task_ids

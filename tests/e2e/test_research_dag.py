@@ -16,10 +16,11 @@ STAGES = [
     "features",
     "labels",
     "predictions",
-    "backtest",
     "targets",
     "paper_orders",
 ]
+# What the backtest adds to the graph: the exchange filters its orders round to.
+BACKTEST = ["backtest", "exchange_info", "exchange_info_checks"]
 
 
 @pytest.fixture(scope="module")
@@ -35,9 +36,10 @@ def dag_run(tmp_path_factory):
 def test_every_task_succeeds_through_airflow(dag_run):
     _, result, states = dag_run
     assert result.returncode == 0, (result.stdout + result.stderr)[-5000:]
-    stages = ("ingest", "validate", "features", "labels", "train", "backtest", "risk", "paper")
+    stages = ("ingest", "validate", "features", "labels", "train", "risk", "backtest", "paper")
+    filters = ("exchange_info", "validate_exchange_info")
     # A spot universe has no funding: the two funding tasks succeed and hand on nothing.
-    assert states == {task: "success" for task in (*stages, "funding", "validate_funding")}
+    assert states == {t: "success" for t in (*stages, *filters, "funding", "validate_funding")}
 
 
 def test_lineage_walks_from_paper_back_to_ingest(dag_run):
@@ -48,6 +50,8 @@ def test_lineage_walks_from_paper_back_to_ingest(dag_run):
     chain = ctx.catalog.walk_lineage(ctx.catalog.latest("paper_orders"))
     # The gate also read ingest's record of the candles the exchange confirmed missing.
     assert {ref.name for ref, _ in chain} == {*STAGES, "klines_gaps"}
+    judged = ctx.catalog.walk_lineage(ctx.catalog.latest("backtest"))
+    assert {ref.name for ref, _ in judged} == {*STAGES, *BACKTEST, "klines_gaps"} - {"paper_orders"}
     stages = {ref.name: lin.stage for ref, lin in chain}
     assert stages["klines"] == "ingest" and stages["targets"] == "risk"
     klines = ctx.catalog.read(ctx.catalog.latest("klines"))
@@ -99,17 +103,20 @@ def test_mlflow_holds_the_run_with_per_fold_metrics(dag_run):
     assert run.data.tags["trials_total"] == "6"
 
 
-def test_backtest_report_and_stats(dag_run):
-    from quantlab.backtest.stage import report_path
+def test_backtest_tearsheet_and_deflated_stats(dag_run):
+    from quantlab.backtest.stage import tearsheet_path
     from quantlab.context import RunContext
 
     config, _, _ = dag_run
     ctx = RunContext.load(config)
     ref = ctx.catalog.latest("backtest")
     stats = ctx.catalog.lineage(ref).extra["stats"]
-    assert {"sharpe", "max_drawdown", "total_return", "trades"} <= set(stats)
-    html = report_path(ctx, ref).read_text()
-    assert "<html" in html.lower() and "equity" in html.lower()
+    keys = {"sharpe", "sharpe_per_period", "n_periods", "skew", "kurtosis", "n_trials"}
+    assert keys | {"trials_sharpe_var", "psr", "dsr", "min_trl"} <= set(stats)
+    # The training's 6 Optuna trials (write_config: 2 per fold) are the N behind the Sharpe.
+    assert stats["n_trials"] == 6
+    html = tearsheet_path(ctx, ref).read_text()
+    assert "<html" in html.lower() and "plotly" in html.lower()
 
 
 def test_a_second_run_writes_nothing_new(dag_run):
@@ -119,7 +126,7 @@ def test_a_second_run_writes_nothing_new(dag_run):
 
     config, _, _ = dag_run
     ctx = RunContext.load(config)
-    before = {name: ctx.catalog.latest(name) for name in STAGES}
+    before = {name: ctx.catalog.latest(name) for name in (*STAGES, *BACKTEST)}
     importance = ctx.catalog.latest("feature_importance")  # train's second dataset
     with Ledger.connect(ctx.config.paper.ledger_url) as ledger:
         orders_before = ledger.orders(ctx.config.paper.account)
@@ -194,7 +201,8 @@ def test_cli_lists_datasets_and_shows_lineage(dag_run, capsys):
     assert main(["--config", str(config), "summary"]) == 0
     summary = capsys.readouterr().out
     assert "tuned: 6 Optuna trials in all" in summary
-    assert re.search(r"psr=(0\.\d{3}|1\.000|n/a)", summary) and "not deflated" in summary
+    assert re.search(r"N = 6 trials, PSR (\d+\.\d%|n/a), DSR (\d+\.\d%|n/a)", summary)
+    assert "backtest_fills@v0" in summary and "tearsheet:" in summary
 
 
 def test_the_run_prints_no_mlflow_warning(dag_run):

@@ -39,7 +39,7 @@ CHROMEDRIVER = os.environ.get("QUANTLAB_CHROMEDRIVER", "/usr/bin/chromedriver")
 DAG = "research"
 STAGES = {"ingest", "validate", "features", "labels", "train", "backtest", "risk", "paper"}
 # On a spot universe the funding tasks succeed and hand on nothing.
-TASKS = STAGES | {"funding", "validate_funding"}
+TASKS = STAGES | {"funding", "validate_funding", "exchange_info", "validate_exchange_info"}
 # The full sample takes minutes on a small machine; the test slice well under one.
 RUN_TIMEOUT_S = 1200
 SECRET_KEY = re.compile(r"PASSWORD|SECRET|FERNET|TOKEN")

@@ -73,9 +73,7 @@ def load_inputs(
         .sort(*KEY)
         .collect()
     )
-    rules = venue_rules(
-        ctx.catalog.read(exchange_info), list(universe.symbols), universe.market
-    )
+    rules = venue_rules(ctx.catalog.read(exchange_info), list(universe.symbols), universe.market)
     refs = [targets, predictions, klines, checks, exchange_info, exchange_info_checks]
     rates = None
     if funding is not None:

@@ -72,8 +72,9 @@ def lookahead_analysis(
         cut_rule = rule(
             scores.filter(pl.col("open_time") <= cut), bars.filter(pl.col("open_time") <= cut)
         ).select(*KEY, pl.col(column).alias("truncated"))
-        both = full.filter(pl.col("open_time") <= cut).join(cut_rule, on=list(KEY), how="full",
-                                                             coalesce=True)
+        both = full.filter(pl.col("open_time") <= cut).join(
+            cut_rule, on=list(KEY), how="full", coalesce=True
+        )
         checked += both.height
         differs = (
             (pl.col("full").is_null() != pl.col("truncated").is_null())

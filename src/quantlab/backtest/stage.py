@@ -16,12 +16,13 @@ import polars as pl
 
 from quantlab.backtest.engine import BacktestResult, simulate
 from quantlab.backtest.inputs import BacktestInputs, load_inputs
+from quantlab.backtest.settings import kill_settings
 from quantlab.backtest.stats import summarize
+from quantlab.backtest.study import study_trials
 from quantlab.backtest.tearsheet import render_tearsheet
 from quantlab.backtest.tracked import log_backtest
-from quantlab.backtest.settings import kill_settings
-from quantlab.backtest.study import study_trials
 from quantlab.catalog import DatasetRef
+from quantlab.catalog.refs import fingerprint
 from quantlab.config import slice_hash
 from quantlab.context import RunContext
 from quantlab.vocab import bars_per_year
@@ -57,10 +58,17 @@ def run(
         funding_checks,
     )
     periods = bars_per_year(ctx.config.universe.interval)
-    result = backtest(ctx, data, periods)
-    trials = study_trials(ctx, predictions, periods)
-    stats = summarize(result, periods_per_year=periods, benchmark=data.bars, trials=trials)
+    # N counts the training's trials and every sweep of these predictions: a sweep run since
+    # the last backtest is a new input, so the backtest is judged again with it.
+    trials, sweeps = study_trials(ctx, predictions, periods)
+    inputs = [*data.refs, *sweeps]
     config_hash = slice_hash(ctx.config, READS)
+    if (
+        done := ctx.catalog.find("backtest", fingerprint("backtest", inputs, config_hash))
+    ) is not None:
+        return done
+    result = backtest(ctx, data, periods)
+    stats = summarize(result, periods_per_year=periods, benchmark=data.bars, trials=trials)
     side = {
         "backtest_fills": result.fills,
         "backtest_funding": result.funding,
@@ -68,7 +76,7 @@ def run(
     }
     written = {
         name: ctx.catalog.write(
-            name, frame, stage="backtest", inputs=data.refs, config_hash=config_hash
+            name, frame, stage="backtest", inputs=inputs, config_hash=config_hash
         )
         for name, frame in side.items()
     }
@@ -79,13 +87,15 @@ def run(
         "backtest",
         result.equity,
         stage="backtest",
-        inputs=[*data.refs, *written.values()],
+        inputs=inputs,
         config_hash=config_hash,
         extra={
             "stats": stats,
             "kills": result.kills.to_dicts(),
             "rejections": _counts(result.rejections),
             "trials": {name: c["scored"] + c["unscored"] for name, c in trials.counts().items()},
+            # Written with it, same inputs and fingerprint: the fills, funding and rejections.
+            "outputs": {name: ref.version for name, ref in written.items()},
         },
         artifacts=lambda _ref, folder: (folder / TEARSHEET).write_text(html),
     )

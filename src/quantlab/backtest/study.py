@@ -62,15 +62,27 @@ def run_study(ctx: RunContext, grid_items: Sequence[str]) -> tuple[DatasetRef, S
         result.table,
         stage="backtest",
         inputs=[r for r in refs if r is not None and r != targets],
-        config_hash=slice_hash(ctx.config, ("universe", "backtest", "risk", "signal")),
+        # The grid is part of the identity: two sweeps of the same inputs are two studies.
+        config_hash=_study_hash(ctx, grid),
         extra={"grid": grid, "configurations": result.table.height, "best": best},
     )
     return ref, result
 
 
-def study_trials(ctx: RunContext, predictions: DatasetRef, periods_per_year: int) -> TrialSet:
-    """Every configuration the training and any sweep of `predictions` tried, as one TrialSet."""
-    from quantlab.backtest.trials import trials_from_training
+def _study_hash(ctx: RunContext, grid: dict) -> str:
+    import hashlib
+
+    base = slice_hash(ctx.config, ("universe", "backtest", "risk", "signal", "labels.horizon"))
+    text = json.dumps({"config": base, "grid": grid}, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+def study_trials(
+    ctx: RunContext, predictions: DatasetRef, periods_per_year: int
+) -> tuple[TrialSet, list[DatasetRef]]:
+    """Every configuration the training and any sweep of `predictions` tried, as one TrialSet,
+    and the `backtest_sweep` versions it counted."""
+    from quantlab.backtest.training_trials import trials_from_training
     from quantlab.catalog import TrainingRun
 
     trials = trials_from_training(
@@ -78,15 +90,17 @@ def study_trials(ctx: RunContext, predictions: DatasetRef, periods_per_year: int
         ctx.config.tracking.uri,
         periods_per_year=periods_per_year,
     )
+    counted: list[DatasetRef] = []
     if not ctx.catalog.exists(DATASET):
-        return trials
+        return trials, counted
     for info in ctx.catalog.versions(DATASET):
         lineage = info.lineage
         if lineage is None or lineage.inputs.get("predictions") != predictions.version:
             continue
         table = ctx.catalog.read(info.ref)
         trials = trials.extend(SOURCE, table["sharpe_per_period"].to_list())
-    return trials
+        counted.append(info.ref)
+    return trials, counted
 
 
 def describe(ref: DatasetRef, result: SweepResult) -> str:

@@ -400,9 +400,7 @@ DATASETS = Registry(
             {
                 **_BAR,  # the bar whose open fills it (decided at the previous bar's close)
                 "side": pl.String(),
-                **dict.fromkeys(
-                    ("qty", "price", "fee", "slippage_cost", "notional"), pl.Float64()
-                ),
+                **dict.fromkeys(("qty", "price", "fee", "slippage_cost", "notional"), pl.Float64()),
             },
             "backtest",
         ),

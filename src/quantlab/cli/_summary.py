@@ -5,7 +5,7 @@ from __future__ import annotations
 import polars as pl
 
 from quantlab.backtest.stats import headline
-from quantlab.catalog import BacktestRun, TrainingRun
+from quantlab.catalog import BacktestRun, DatasetRef, TrainingRun
 from quantlab.context import RunContext
 from quantlab.pipeline import outputs
 
@@ -22,7 +22,13 @@ def print_summary(ctx: RunContext) -> int:
     ends = [catalog.latest(FINAL)]
     if catalog.exists("backtest"):
         ends.append(catalog.latest("backtest"))
-    chain = list({ref: (ref, lin) for end in ends for ref, lin in catalog.walk_lineage(end)}.values())
+    seen = {ref: (ref, lin) for end in ends for ref, lin in catalog.walk_lineage(end)}
+    backtest = next((lin for ref, lin in seen.values() if ref.name == "backtest"), None)
+    # The backtest's fills, funding and rejections share its inputs; its lineage names them.
+    for name, version in (backtest.extra.get("outputs", {}) if backtest else {}).items():
+        ref = DatasetRef(name, version)
+        seen[ref] = (ref, catalog.lineage(ref))
+    chain = list(seen.values())
     print("Datasets (name@version, rows, stage):")
     rank = {name: i for i, name in enumerate(outputs())}  # graph order
     for ref, lin in sorted(chain, key=lambda item: (rank.get(item[0].name, 99), item[0].name)):
@@ -51,7 +57,9 @@ def print_summary(ctx: RunContext) -> int:
         ref, lin = by_name["backtest"]
         run = BacktestRun.of(lin)
         s = lin.extra.get("stats", {})
-        print(f"\nBacktest {ref} ({s.get('start', '?')[:10]} to {s.get('end', '?')[:10]}, out of fold):")
+        print(
+            f"\nBacktest {ref} ({s.get('start', '?')[:10]} to {s.get('end', '?')[:10]}, out of fold):"
+        )
         print(f"  {headline(s)}")
         print(
             f"  total_return={_fmt(s.get('total_return'), pct=True)} "

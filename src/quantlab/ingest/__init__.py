@@ -43,9 +43,9 @@ __all__ = [
     "rest_source",
     "run",
     "run_exchange_info",
-    "run_universe_exchange_info",
     "run_funding",
     "run_symbol",
+    "run_universe_exchange_info",
     "run_universe_funding",
     "to_ms",
 ]
