@@ -73,7 +73,7 @@ def bench_sweep(n_configs: int, runs: int) -> None:
     bars = _bars()
     symbols = sorted(SYMBOLS)
     cfg = BacktestConfig()
-    kill = KillSettings(kill_drawdown=0.99, kill_daily_loss=None, cooldown_bars=24)
+    kill = KillSettings(kill_drawdown=0.99, kill_daily_loss=None, kill_cooldown_bars=24)
     inputs = prepare_inputs(bars, cfg, _rules(symbols), market="spot", kill=kill)
     n_bars, n_sym = inputs.open.shape
     rng = np.random.default_rng(7)

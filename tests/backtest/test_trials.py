@@ -120,3 +120,13 @@ def test_trials_of_a_real_small_training_run(tmp_path):
     assert trials.n_scored == len(recorded) >= 2
     np.testing.assert_allclose(trials.sharpes, recorded / math.sqrt(PPY), rtol=1e-12)
     assert trials.sharpe_var == pytest.approx(np.var(recorded, ddof=1) / PPY, rel=1e-9)
+    # The lineage keeps the same Sharpes, so the backtest needs no MLflow round trip; the
+    # artifact is the fallback for versions written before they were kept.
+    assert extra["trial_sharpes"] is not None and len(extra["trial_sharpes"]) == table.height
+    from_artifact = trials_from_training(
+        {k: v for k, v in extra.items() if k != "trial_sharpes"},
+        uri,
+        periods_per_year=PPY,
+        dst_path=tmp_path / "dl2",
+    )
+    assert from_artifact.sharpes == trials.sharpes and from_artifact.n_trials == trials.n_trials

@@ -27,6 +27,10 @@ def trials_from_training(
     trials without their table gives that many unscored trials.
     """
     record = extra.model_dump() if hasattr(extra, "model_dump") else dict(extra or {})
+    if record.get("trial_sharpes") is not None:  # kept in the lineage: no MLflow round trip
+        return TrialSet().extend(
+            "optuna", record["trial_sharpes"], periods_per_year=periods_per_year
+        )
     artifact = record.get("trials_artifact")
     if not artifact:
         return TrialSet().extend("optuna", [None] * int(record.get("trials") or 0))

@@ -121,6 +121,7 @@ class TrainingRun(Extra):
     seed: int | None = None
     trials: int | None = None
     trials_artifact: str | None = None
+    trial_sharpes: list[float | None] | None = None  # annualised, per trial; None before kept
     fold_metrics: list[FoldMetrics] = []
 
 

@@ -143,6 +143,12 @@ def run(ctx: RunContext, features: DatasetRef, labels: DatasetRef) -> DatasetRef
             "fold_metrics": json.loads(json.dumps(result.fold_metrics)),
             # Where each trial's parameters, value and validation Sharpe are (None: no studies).
             "trials_artifact": tracked.trials_artifact,
+            # Each trial's annualised validation Sharpe (None: pruned, failed or a flat book),
+            # so the backtest's deflated Sharpe reads its N and V[SR] without MLflow.
+            "trial_sharpes": [
+                None if v is None or v != v else float(v)
+                for v in result.trials["valid_sharpe"].to_list()
+            ],
         },
     )
     # The version is known only now; the run points to it, as it points to its inputs.
