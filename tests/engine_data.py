@@ -1,8 +1,8 @@
 """Real market data for the engine tests: shipped spot klines and filters, shared USD-M perps.
 
 Spot: `data/sample` (BTC/ETH/SOL 1h, 2023-2024, with the 2023-03-24 halt). USD-M: the real
-freqtrade download in ../shared/data/binance/freqtrade-futures (bars, mark klines, funding;
-see its README); tests that need it skip when it is absent.
+freqtrade download shipped in `data/freqtrade` (BTC/ETH perp bars, mark klines and funding,
+2022-11 to 2024-12, cut from ../shared/data/binance/freqtrade-futures; see its README).
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ import json
 import zipfile
 
 import polars as pl
-import pytest
 
 from helpers import ROOT, SAMPLE
 from quantlab.exchange.exchange_info import parse_exchange_info
@@ -20,7 +19,7 @@ from quantlab.schema import BINANCE_KLINE_FIELDS, normalize_klines
 
 KLINES = SAMPLE / "data/spot/monthly/klines"
 SYMBOLS = ["BTCUSDT", "ETHUSDT", "SOLUSDT"]
-FT = ROOT.parent / "shared" / "data" / "binance" / "freqtrade-futures"
+FT = ROOT / "data" / "freqtrade"
 PERP_SYMBOLS = ["BTCUSDT", "ETHUSDT"]
 MS_UTC = pl.Datetime("ms", "UTC")
 
@@ -59,8 +58,7 @@ def perp_rules(symbols=PERP_SYMBOLS):
 def read_feather(name: str) -> pl.DataFrame:
     """A freqtrade feather file (date, open, high, low, close, volume) with ms-UTC dates."""
     path = FT / name
-    if not path.exists():
-        pytest.skip(f"{path} is not here; the shared freqtrade-futures data is needed")
+    assert path.exists(), f"{path} is missing: the shipped USD-M sample (data/freqtrade) is needed"
     return pl.read_ipc(path).with_columns(pl.col("date").cast(MS_UTC))
 
 

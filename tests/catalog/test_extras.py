@@ -28,7 +28,14 @@ def _equity() -> pl.DataFrame:
         {
             "open_time": [0, 3_600_000],
             "equity": [1.0, 1.01],
+            "cash": [1.0, 0.5],
+            "gross_exposure": [0.0, 0.51],
+            "net_exposure": [0.0, 0.51],
             "returns": [0.0, 0.01],
+            "gross_pnl": [0.0, 0.0101],
+            "fees": [0.0, 0.0001],
+            "slippage": [0.0, 0.0],
+            "funding": [0.0, 0.0],
             "drawdown": [0.0, 0.0],
         }
     ).with_columns(pl.col("open_time").cast(UTC_MS))

@@ -128,8 +128,10 @@ def _edit(cfg, section: str, **values):
         ("train", {"seed": 7}, {"train"}),
         # Backtest and risk trade the first kind listed: which one it is is part of their result.
         ("train", {"models": ("xgboost", "lightgbm")}, {"train", "backtest", "risk"}),
-        # Each Optuna trial records its valid Sharpe by the signal rule after costs.
-        ("signal", {"threshold": 0.3}, {"backtest", "risk", "train"}),
+        # Each Optuna trial records its valid Sharpe by the signal rule after costs; risk
+        # sizes by it; the backtest trades risk's targets (a new targets version, not a new
+        # slice of its own config).
+        ("signal", {"threshold": 0.3}, {"risk", "train"}),
         ("backtest", {"fees": FeesConfig(bnb_discount=True)}, {"backtest", "train"}),
         ("backtest", {"init_cash": 5e4}, {"backtest"}),
         ("paper", {"qty_decimals": 3}, {"paper"}),

@@ -181,7 +181,7 @@ def test_the_notebook_loads_datasets_by_name(dag_run, monkeypatch):
         if cell.cell_type == "code"
         for o in cell.outputs
     )
-    assert "paper_orders@v0" in outputs and "klines@v0" in outputs
+    assert "backtest@v0" in outputs and "klines@v0" in outputs
     assert "sharpe" in outputs
 
 
@@ -192,9 +192,9 @@ def test_cli_lists_datasets_and_shows_lineage(dag_run, capsys):
     assert main(["--config", str(config), "datasets", "list"]) == 0
     listing = capsys.readouterr().out
     assert all(name in listing for name in (*STAGES, "feature_importance"))
-    assert main(["--config", str(config), "datasets", "show", "paper_orders"]) == 0
+    assert main(["--config", str(config), "datasets", "show", "backtest"]) == 0
     shown = capsys.readouterr().out
-    for stage in ("paper", "risk", "backtest", "train", "labels", "features", "validate", "ingest"):
+    for stage in ("backtest", "risk", "train", "labels", "features", "validate", "ingest"):
         assert f"stage={stage}" in shown
     assert main(["--config", str(config), "datasets", "show", "nope"]) == 2
     assert "does not exist" in capsys.readouterr().err

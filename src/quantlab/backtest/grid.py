@@ -9,10 +9,9 @@ a universe changed inside a sweep would compare strategies on different markets.
 from __future__ import annotations
 
 import itertools
+import json
 from collections.abc import Sequence
 from typing import Any
-
-import yaml
 
 from quantlab.config import Config
 from quantlab.errors import ConfigError
@@ -23,7 +22,8 @@ SECTIONS = ("signal", "risk")
 def parse_grid(items: Sequence[str]) -> dict[str, list[Any]]:
     """`["signal.threshold=0.1,0.2", "risk.policy=vol_target,kelly"]` → {key: values}.
 
-    Values are read as YAML scalars (0.1 is a float, null is None, true is a bool)."""
+    Values are read as JSON scalars (0.1 is a float, null is None, true is a bool); anything
+    else is a string (vol_target)."""
     grid: dict[str, list[Any]] = {}
     for item in items:
         key, sep, raw = item.partition("=")
@@ -39,10 +39,17 @@ def parse_grid(items: Sequence[str]) -> dict[str, list[Any]]:
             )
         if key in grid:
             raise ConfigError(f"grid key {key!r} is given twice; list all its values once")
-        grid[key] = [yaml.safe_load(v.strip()) for v in raw.split(",")]
+        grid[key] = [_scalar(v.strip()) for v in raw.split(",")]
     if not grid:
         raise ConfigError("an empty grid: pass at least one --grid SECTION.KEY=V1,V2")
     return grid
+
+
+def _scalar(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
 
 
 def combinations(config: Config, grid: dict[str, list[Any]]) -> list[tuple[dict[str, Any], Config]]:

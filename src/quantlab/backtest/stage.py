@@ -69,16 +69,11 @@ def run(
         return done
     result = backtest(ctx, data, periods)
     stats = summarize(result, periods_per_year=periods, benchmark=data.bars, trials=trials)
-    side = {
-        "backtest_fills": result.fills,
-        "backtest_funding": result.funding,
-        "backtest_rejections": result.rejections,
-    }
+    write = {"stage": "backtest", "inputs": inputs, "config_hash": config_hash}
     written = {
-        name: ctx.catalog.write(
-            name, frame, stage="backtest", inputs=inputs, config_hash=config_hash
-        )
-        for name, frame in side.items()
+        "backtest_fills": ctx.catalog.write("backtest_fills", result.fills, **write),
+        "backtest_funding": ctx.catalog.write("backtest_funding", result.funding, **write),
+        "backtest_rejections": ctx.catalog.write("backtest_rejections", result.rejections, **write),
     }
     html = render_tearsheet(
         result, stats, title=f"quantlab backtest of {targets}", benchmark=data.bars, trials=trials

@@ -368,9 +368,10 @@ DATASETS = Registry(
             ("model", "fold", "output", "feature"),
             extra=ExplainRun,
         ),
-        # The backtest of the sized targets (quantlab.backtest.engine): per bar close the book;
-        # money columns are that bar's cash amounts, so equity moves by
-        # gross_pnl - fees - slippage + funding. Its fills, funding payments and rejected
+        # The backtest of the sized targets (quantlab.backtest.engine): per bar close the book.
+        # equity, cash and the exposures are money at that close (gross: sum of |qty x close|,
+        # net: sum of qty x close); gross_pnl, fees, slippage and funding are that bar's cash
+        # amounts, so equity moves by gross_pnl - fees - slippage + funding. Its fills, funding payments and rejected
         # orders are datasets of their own, written with it.
         Dataset(
             "backtest",
