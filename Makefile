@@ -36,7 +36,10 @@ help:
 $(BIN)/.synced: pyproject.toml uv.lock
 	@command -v uv >/dev/null 2>&1 || $(PYTHON) -m uv --version >/dev/null 2>&1 || \
 		{ echo "uv not found: installing it with pip"; $(PYTHON) -m pip install --quiet --user uv || $(PYTHON) -m pip install --quiet uv; }
-	$(UV) sync --frozen
+	# Bytecode compiled once here, not by every fresh interpreter: where PYTHONDONTWRITEBYTECODE
+	# is set no .pyc is ever written, and each Airflow task would compile mlflow, vectorbt and
+	# the rest from source again (import vectorbt 8.7 s -> 3.9 s, mlflow 4.5 s -> 1.7 s here).
+	$(UV) sync --frozen --compile-bytecode
 	@touch $@
 
 env: $(BIN)/.synced

@@ -151,7 +151,7 @@ def bench_cold(runs: int) -> None:
             if i == 0:
                 shutil.rmtree(cache, ignore_errors=True)
             conf = home / "configs" / f"bench-{i}.yaml"
-            conf.write_text(f"extends: default.yaml\nbacktest:\n  init_cash: {100000 + i}\n")
+            conf.write_text(f"extends: default.yaml\nbacktest:\n  init_cash: {100001 + i}\n")
             code = "import sys; from quantlab.cli import main; sys.exit(main(['run', 'backtest']))"
             timings.append(_fresh(code, {**env, "QUANTLAB_CONFIG": str(conf)}))
         cold, warm = timings[0], min(timings[1:])

@@ -34,8 +34,13 @@ def log_backtest(
 
     training = TrainingRun.of(ctx.catalog.lineage(predictions))
     experiment = training.mlflow_experiment or ctx.config.train.experiment
-    experiment_id = start_experiment(ctx.config.tracking, experiment)
+    # One client (one store connection) for the lookup and the logging: opening a SQL store
+    # checks its schema, about a second each time, in a task that should start fast.
     client = mlflow.MlflowClient(ctx.config.tracking.uri)
+    found = client.get_experiment_by_name(experiment)
+    experiment_id = (
+        found.experiment_id if found else start_experiment(ctx.config.tracking, experiment)
+    )
     config = ctx.config.model_dump(mode="json", by_alias=True)
     redactor = Redactor.from_environment(json.dumps(config))
     lineage = ctx.catalog.lineage(ref)
