@@ -125,3 +125,37 @@ def airflow_dags_test(
     migrate = run("db", "migrate")
     assert migrate.returncode == 0, migrate.stderr[-3000:]
     return run("dags", "test", dag_id, *args)
+
+
+CHROMIUM = os.environ.get("QUANTLAB_CHROMIUM", "/usr/bin/chromium")
+CHROMEDRIVER = os.environ.get("QUANTLAB_CHROMEDRIVER", "/usr/bin/chromedriver")
+
+
+def headless_chromium(*args: str, window: str = "1280,900", browser_log: bool = False):
+    """A headless Chromium through selenium (`.ci/run` installs Debian's chromium and
+    chromium-driver); `args` are extra command-line switches. The caller quits it."""
+    import pytest
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    for path in (CHROMIUM, CHROMEDRIVER):
+        if not Path(path).exists():
+            pytest.fail(
+                f"{path} is missing; install Debian's chromium and chromium-driver packages"
+            )
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--disable-gpu",
+        f"--window-size={window}",
+        *args,
+    ):
+        options.add_argument(arg)
+    if browser_log:
+        options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver.set_page_load_timeout(120)
+    return driver

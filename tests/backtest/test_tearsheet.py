@@ -8,21 +8,18 @@ box must show the N, PSR, DSR and MinTRL the statistics computed.
 
 from __future__ import annotations
 
-import os
 import re
-from pathlib import Path
 
 import pytest
 
 from backtest.result_fixture import build_result, load_bars
+from helpers import headless_chromium
 from quantlab.backtest import charts
 from quantlab.backtest.stats import summarize
 from quantlab.backtest.tearsheet import render_tearsheet, trials_box
 from quantlab.backtest.trials import TrialSet
 
 PPY = 8760
-CHROMIUM = os.environ.get("QUANTLAB_CHROMIUM", "/usr/bin/chromium")
-CHROMEDRIVER = os.environ.get("QUANTLAB_CHROMEDRIVER", "/usr/bin/chromedriver")
 CHARTS = ("equity", "underwater", "monthly", "rolling", "exposure", "contribution", "costs")
 
 
@@ -41,30 +38,12 @@ def page(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser():
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    for path in (CHROMIUM, CHROMEDRIVER):
-        if not Path(path).exists():
-            pytest.fail(
-                f"{path} is missing; install Debian's chromium and chromium-driver packages"
-            )
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for arg in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-dev-shm-usage",
-        "--disable-gpu",
-        "--window-size=1280,900",
+    driver = headless_chromium(
         # Belt and braces with the offline emulation below: any fetch goes to a dead proxy.
         "--proxy-server=http://127.0.0.1:9",
         "--proxy-bypass-list=<-loopback>",
-    ):
-        options.add_argument(arg)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    driver.set_page_load_timeout(120)
+        browser_log=True,
+    )
     try:
         driver.execute_cdp_cmd("Network.enable", {})
         driver.execute_cdp_cmd(

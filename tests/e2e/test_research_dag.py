@@ -229,3 +229,21 @@ def test_quantlab_run_stage_runs_one_stage_on_the_latest_inputs(dag_run, capsys)
     # Spot: the funding gate is off, and says so.
     assert main(["--config", str(config), "run", "validate_funding"]) == 0
     assert "nothing (off for this config)" in capsys.readouterr().out
+
+
+def test_the_backtest_refuses_targets_sized_for_another_universe(dag_run, capsys):
+    """One catalog holds every config's runs: `quantlab run backtest` under a config whose
+    universe is not the latest targets' stops, naming the stage to run, instead of trading
+    another config's targets."""
+    import yaml
+
+    from quantlab.cli import main
+
+    config, _, _ = dag_run
+    raw = yaml.safe_load(config.read_text())
+    raw["universe"]["symbols"] = ["BTCUSDT"]
+    other = config.with_name("btc-only.yaml")
+    other.write_text(yaml.safe_dump(raw))
+    assert main(["--config", str(other), "run", "backtest"]) == 2
+    err = capsys.readouterr().err
+    assert "outside this config's universe" in err and "quantlab run risk" in err

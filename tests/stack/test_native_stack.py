@@ -25,6 +25,7 @@ from urllib.parse import quote
 import httpx
 import pytest
 
+from helpers import headless_chromium
 from quantlab.catalog import DatasetRef
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,8 +35,6 @@ RUNNING_CONFIG = ROOT / ".stack" / "run" / "config"
 TEST_CONFIG = Path(__file__).with_name("stack-test.yaml")
 ARTIFACTS = Path(__file__).with_name("artifacts")
 SCREENS = Path("/tmp/stack-screens")
-CHROMIUM = os.environ.get("QUANTLAB_CHROMIUM", "/usr/bin/chromium")
-CHROMEDRIVER = os.environ.get("QUANTLAB_CHROMEDRIVER", "/usr/bin/chromedriver")
 DAG = "research"
 STAGES = {"ingest", "validate", "features", "labels", "train", "backtest", "risk", "paper"}
 # On a spot universe the funding tasks succeed and hand on nothing.
@@ -511,26 +510,7 @@ class Screens:
 
 @pytest.fixture
 def browser():
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    for path in (CHROMIUM, CHROMEDRIVER):
-        if not Path(path).exists():
-            pytest.fail(
-                f"{path} is missing; install Debian's chromium and chromium-driver packages"
-            )
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for arg in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-dev-shm-usage",
-        "--disable-gpu",
-        "--window-size=1440,900",
-    ):
-        options.add_argument(arg)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    driver.set_page_load_timeout(120)
+    driver = headless_chromium(window="1440,900")
     try:
         yield driver
     finally:

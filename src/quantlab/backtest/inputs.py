@@ -65,6 +65,13 @@ def load_inputs(
             f"{targets} holds no target on an out-of-fold bar of {predictions}; rerun the risk "
             "stage on these predictions (`quantlab run risk`)"
         )
+    sized_for = set(sized["symbol"].unique().to_list())
+    if not sized_for <= set(universe.symbols):
+        raise QualityError(
+            f"{targets} was sized for {sorted(sized_for)}, outside this config's universe "
+            f"{list(universe.symbols)} (another config's run is the latest in this catalog); "
+            "run `quantlab run risk` with this config first, or pass this config's versions"
+        )
     start = sized["open_time"].min()
     bars = (
         load_bars(ctx, klines, checks)
