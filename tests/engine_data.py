@@ -20,6 +20,7 @@ from quantlab.schema import BINANCE_KLINE_FIELDS, normalize_klines
 KLINES = SAMPLE / "data/spot/monthly/klines"
 SYMBOLS = ["BTCUSDT", "ETHUSDT", "SOLUSDT"]
 FT = ROOT / "data" / "freqtrade"
+FT_FIXTURES = ROOT / "tests" / "fixtures" / "freqtrade"
 PERP_SYMBOLS = ["BTCUSDT", "ETHUSDT"]
 MS_UTC = pl.Datetime("ms", "UTC")
 
@@ -56,10 +57,13 @@ def perp_rules(symbols=PERP_SYMBOLS):
 
 
 def read_feather(name: str) -> pl.DataFrame:
-    """A freqtrade feather file (date, open, high, low, close, volume) with ms-UTC dates."""
-    path = FT / name
-    assert path.exists(), f"{path} is missing: the shipped USD-M sample (data/freqtrade) is needed"
-    return pl.read_ipc(path).with_columns(pl.col("date").cast(MS_UTC))
+    """A freqtrade feather file (date, open, high, low, close, volume) with ms-UTC dates, from
+    the shipped sample or, for February 2025's funding, tests/fixtures/freqtrade."""
+    paths = [p for p in (FT / name, FT_FIXTURES / name) if p.exists()]
+    assert paths, f"{FT / name} is missing: the shipped USD-M sample (data/freqtrade) is needed"
+    # The two hold disjoint spans (to 2024-12, and 2025-02): one series.
+    frames = [pl.read_ipc(p).with_columns(pl.col("date").cast(MS_UTC)) for p in paths]
+    return pl.concat(frames).sort("date")
 
 
 def utc(text: str) -> pl.Expr:
