@@ -217,9 +217,11 @@ def _wait_for_run(airflow: httpx.Client, run_id: str) -> str:
             pytest.fail(f"{run_id} still {state} after {RUN_TIMEOUT_S}s: {states}")
         time.sleep(5)
     if state != "success":
+        # A task that never started (upstream_failed) has no log: its state says enough.
         tasks = [t for t in _task_instances(airflow, run_id) if t["state"] != "success"]
         logs = "\n".join(
-            f"--- {t['task_id']} ({t['state']})\n{_task_log(airflow, run_id, t)[-3000:]}"
+            f"--- {t['task_id']} ({t['state']})\n"
+            + (_task_log(airflow, run_id, t)[-3000:] if t.get("try_number") else "")
             for t in tasks
         )
         pytest.fail(f"{run_id} ended {state}:\n{logs}")
@@ -378,10 +380,21 @@ def test_mlflow_shows_the_fold_children_datasets_optuna_shap_and_registered_mode
             },
         )
     ).get("runs", [])
-    # One nested run per (model kind, fold), each with its fold's metrics.
-    assert len(children) == len(cfg.models) * cfg.folds
-    for child in children:
+
+    # One nested run per (model kind, fold), each with its fold's metrics, and the backtest
+    # of its predictions with its deflated Sharpe and the N behind it.
+    def name(run: dict) -> str:
+        return {t["key"]: t["value"] for t in run["data"]["tags"]}.get("mlflow.runName", "")
+
+    folds = [c for c in children if name(c) != "backtest"]
+    assert len(folds) == len(cfg.models) * cfg.folds
+    for child in folds:
         assert {"auc", "logloss"} <= {m["key"] for m in child["data"]["metrics"]}
+    backtests = [c for c in children if name(c) == "backtest"]
+    assert backtests, "the backtest is logged as a child of the training run"
+    assert {"sharpe", "psr", "dsr", "n_trials"} <= {
+        m["key"] for m in backtests[0]["data"]["metrics"]
+    }
     # Every dataset version it read, with the catalog fingerprint as the digest.
     inputs = mlflow_run.run["inputs"]["dataset_inputs"]
     named = {i["dataset"]["name"].split("@")[0]: i["dataset"] for i in inputs}
@@ -460,11 +473,18 @@ def test_no_secret_reaches_mlflow_datasets_logs_or_the_repository(
     assert leaks(json.dumps([data.get("params", []), data.get("tags", [])])) == []
 
     ctx = stack.context()
-    chain = ctx.catalog.walk_lineage(_xcom_ref(airflow, rest_run.run_id, "paper"))
-    # One version per stage, and the klines_gaps version the gate read beside klines.
-    assert len(chain) == len(STAGES) + 1
-    assert "klines_gaps" in {ref.name for ref, _ in chain}
-    assert leaks(json.dumps([asdict(lineage) for _, lineage in chain])) == []
+    # The run's two ends: paper trades the targets, the backtest judges them.
+    chain = {
+        ref: lineage
+        for end in ("paper", "backtest")
+        for ref, lineage in ctx.catalog.walk_lineage(_xcom_ref(airflow, rest_run.run_id, end))
+    }
+    names = [ref.name for ref in chain]
+    # One version per dataset, the klines_gaps version the gate read beside klines, and the
+    # exchange filters the backtest rounded to.
+    assert len(names) == len(set(names)), names
+    assert {"klines_gaps", "backtest", "targets", "exchange_info"} <= set(names)
+    assert leaks(json.dumps([asdict(lineage) for lineage in chain.values()])) == []
     for log in sorted(ctx.config.paths.catalog.glob("*/_delta_log/*.json")):
         assert leaks(log.read_text()) == [], log
 
