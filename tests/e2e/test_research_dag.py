@@ -247,3 +247,11 @@ def test_the_backtest_refuses_targets_sized_for_another_universe(dag_run, capsys
     assert main(["--config", str(other), "run", "backtest"]) == 2
     err = capsys.readouterr().err
     assert "outside this config's universe" in err and "quantlab run risk" in err
+
+
+def test_the_sizing_rule_passes_the_lookahead_analysis_on_the_run(dag_run, capsys):
+    from quantlab.cli import main
+
+    config, _, _ = dag_run
+    assert main(["--config", str(config), "backtest", "lookahead", "--cuts", "3"]) == 0
+    assert "no lookahead" in capsys.readouterr().out
