@@ -11,7 +11,7 @@ import pytest
 
 from quantlab.backtest.training_trials import trials_from_training
 from quantlab.backtest.trials import TrialSet
-from quantlab.catalog.datasets import TrainingRun
+from quantlab.catalog import TrainingRun
 from quantlab.errors import DataError
 from quantlab.tracking.studies import TRIALS_ARTIFACT
 from quantlab.train.search import TRIAL_COLUMNS

@@ -5,7 +5,7 @@ from __future__ import annotations
 import polars as pl
 import pytest
 
-from quantlab.catalog import BacktestRun, Catalog, GateVerdict, KillSwitch, TrainingRun
+from quantlab.catalog import BacktestRun, Catalog, GateVerdict, RiskRun, TrainingRun
 from quantlab.errors import SchemaError
 from quantlab.schema import UTC_MS
 
@@ -76,7 +76,7 @@ def test_training_run_and_kill_switch_read_from_a_lineage(catalog):
     run = TrainingRun.of(catalog.lineage(ref))
     assert run.mlflow_run_id == "abc" and run.fold_metrics[0].auc == 0.51
     assert run.fold_metrics[0].model == "lightgbm"  # lineage from before train.models
-    assert KillSwitch.of(catalog.lineage(ref)) == KillSwitch()  # absent keys read as defaults
+    assert RiskRun.of(catalog.lineage(ref)) == RiskRun()  # absent keys read as defaults
 
 
 def test_an_extra_that_does_not_fit_its_model_is_refused_at_write(catalog):

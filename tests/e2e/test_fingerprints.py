@@ -14,7 +14,7 @@ import polars as pl
 import pytest
 
 from helpers import write_config
-from quantlab.config.research import FeesConfig
+from quantlab.config.portfolio import FeesConfig
 
 UNIVERSE = {"symbols": ["BTCUSDT", "ETHUSDT", "SOLUSDT"]}
 RESEARCH = ("features", "labels", "predictions", "backtest", "targets", "paper_orders")

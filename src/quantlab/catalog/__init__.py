@@ -1,22 +1,20 @@
 """The dataset catalog: named, versioned Delta tables with lineage, and the registry of them.
 
 `refs`: what tasks pass (DatasetRef) and what a version records (Lineage). `datasets`: every
-dataset's schema, key, partitions, producer and typed lineage facts. `_core`: the Catalog and
+dataset's schema, key, partitions and producer; `extras`: the typed lineage facts. `_core`: the Catalog and
 its Delta mechanics. `artifacts`: files published with a version. `export`: a copy out.
 """
 
 from quantlab.catalog._core import Catalog
 from quantlab.catalog.artifacts import ArtifactWriter
-from quantlab.catalog.datasets import (
-    DATASETS,
+from quantlab.catalog.datasets import DATASETS, Dataset, Registry
+from quantlab.catalog.extras import (
     BacktestRun,
     BacktestStats,
-    Dataset,
     ExplainRun,
     Extra,
+    FoldMetrics,
     GateVerdict,
-    KillSwitch,
-    Registry,
     RiskRun,
     ShapStability,
     TrainingRun,
@@ -33,8 +31,8 @@ __all__ = [
     "DatasetRef",
     "ExplainRun",
     "Extra",
+    "FoldMetrics",
     "GateVerdict",
-    "KillSwitch",
     "Lineage",
     "Registry",
     "RiskRun",

@@ -23,19 +23,16 @@ from quantlab.config.loader import (
     resolve_path,
 )
 from quantlab.config.model import Config, config_hash, config_slice, slice_hash
+from quantlab.config.portfolio import BacktestConfig, PaperConfig, RiskConfig, SignalConfig
 from quantlab.config.research import (
-    BacktestConfig,
     BarrierConfig,
     CrossSectionConfig,
     EvaluateConfig,
     FeaturesConfig,
     LabelsConfig,
     NormalizeConfig,
-    PaperConfig,
     RegimeConfig,
     RegimeLabelConfig,
-    RiskConfig,
-    SignalConfig,
     TrackingConfig,
     TrainConfig,
 )

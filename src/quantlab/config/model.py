@@ -8,13 +8,10 @@ import json
 from pydantic import BaseModel, ConfigDict, Field
 
 from quantlab.config.data import ExchangeConfig, PathsConfig, UniverseConfig, ValidateConfig, _Model
+from quantlab.config.portfolio import BacktestConfig, PaperConfig, RiskConfig, SignalConfig
 from quantlab.config.research import (
-    BacktestConfig,
     FeaturesConfig,
     LabelsConfig,
-    PaperConfig,
-    RiskConfig,
-    SignalConfig,
     TrackingConfig,
     TrainConfig,
 )

@@ -91,10 +91,18 @@ def configure_severity(
     return out, tuple(changes)
 
 
+# GX's package has import cycles: two threads importing it at once (the gate opens its project
+# in one while a validator builds expectations in another) can leave one with a partially
+# initialised module. Every first import goes through `gx()`, under this lock.
+_IMPORT = threading.Lock()
+
+
 def gx() -> Any:
-    """Great Expectations, imported lazily (it is slow to import) with its analytics off."""
+    """Great Expectations, imported lazily (it is slow to import) with its analytics off; call
+    it before importing any GX submodule, so the package is whole before a thread uses it."""
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
-    import great_expectations
+    with _IMPORT:
+        import great_expectations
 
     return great_expectations
 

@@ -294,6 +294,7 @@ def exclusive(root: Path) -> Iterator[None]:
 
 def open_project(root: Path, site_dir: Path) -> Project:
     """The GX project under `root/gx` whose Data Docs site is `site_dir` (once per process)."""
+    gx()  # the whole package first, under its import lock (this may run in a helper thread)
     root.mkdir(parents=True, exist_ok=True)
     site_dir.mkdir(parents=True, exist_ok=True)
     with exclusive(root):

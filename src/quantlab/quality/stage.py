@@ -28,7 +28,7 @@ from quantlab.catalog import DatasetRef
 from quantlab.config import slice_hash
 from quantlab.context import RunContext
 from quantlab.errors import DatasetNotFound, QualityError
-from quantlab.quality._gx import Runner, gx
+from quantlab.quality._gx import Runner
 from quantlab.quality._project import Project, checkpoint_runner, open_project
 from quantlab.quality._series import SeriesKey, key_tuple, lacking, read_ahead, series_of
 from quantlab.quality.checks import CheckReport
@@ -216,11 +216,6 @@ def check_version(
         project.load(ref.name)
         return project
 
-    if data_docs:
-        # GX's package has import cycles: imported by two threads at once (the project opener
-        # below and a validator building its expectations, as exchange_info's does at once),
-        # one thread can get a partially initialised module. Import it here, before the pool.
-        gx()
     with ThreadPoolExecutor(1) as pool:
         # Opening the GX project and reading the Checkpoint is Python work; reading and
         # preparing the data is mostly polars, which releases the GIL: do both at once.
