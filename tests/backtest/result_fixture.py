@@ -11,27 +11,16 @@ Fee and slippage are flat rates. Every frame carries the contract's columns.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 
 import polars as pl
 
 from helpers import SAMPLE, load_funding_events, load_sample_klines
+from quantlab.backtest.engine import BacktestResult
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
 MONTHS = ("2023-01", "2023-02", "2023-03")
 UTC_MS = pl.Datetime("ms", "UTC")
-
-
-@dataclass(frozen=True)
-class FixtureResult:
-    equity: pl.DataFrame
-    positions: pl.DataFrame
-    fills: pl.DataFrame
-    funding: pl.DataFrame
-    rejections: pl.DataFrame
-    kills: pl.DataFrame
-    init_cash: float
 
 
 def load_bars() -> pl.DataFrame:
@@ -52,7 +41,7 @@ def build_result(
     min_notional: float = 120.0,
     kill_drawdown: float = 0.06,
     cooldown: int = 24,
-) -> FixtureResult:
+) -> BacktestResult:
     funding_events = load_funding_events(SAMPLE / "api" / "fundingRate" / "BTCUSDT.json")
     rates = dict(
         zip(
@@ -120,7 +109,7 @@ def build_result(
             pos_rows.append((s, t, qty[s], last_close[s], v, v / new_equity))
         equity = new_equity
         want = {s: (row[s]["long"] if s in row else want[s]) for s in SYMBOLS}
-    return FixtureResult(
+    return BacktestResult(
         equity=_frame(
             eq_rows,
             {
@@ -191,6 +180,7 @@ def build_result(
             {"open_time": UTC_MS, "reason": pl.String, "equity": pl.Float64, "resume_time": UTC_MS},
         ),
         init_cash=init_cash,
+        stats={},  # the engine's own counts; summarize computes every statistic it reports
     )
 
 

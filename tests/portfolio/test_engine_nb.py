@@ -20,7 +20,7 @@ def test_sweep_matches_one_path_at_a_time():
     grids = []
     for scale in (0.5, 1.0, 1.4):
         pattern = {s: [w * scale for w in ws] for s, ws in data.PATTERN.items()}
-        grids.append(target_grid(data.pattern_targets(bars, pattern), bars, inputs))
+        grids.append(target_grid(data.pattern_targets(bars, pattern), inputs))
     equity, counts = nb.sweep(
         inputs.open, inputs.close_ff, inputs.has_bar, np.stack(grids), inputs.prev_qv,
         inputs.sigma, inputs.day_id, inputs.sym, inputs.par, inputs.ev,
@@ -43,7 +43,7 @@ def test_a_missing_bar_values_the_holding_at_its_last_close():
     bars = full.filter(~gap)
     targets = bars.select("symbol", "open_time", pl.lit(0.3).alias("target_weight"))
     inputs = prepare_inputs(bars, BacktestConfig(), data.spot_rules(), market="spot")
-    result = run_inputs(inputs, target_grid(targets, bars, inputs))
+    result = run_inputs(inputs, target_grid(targets, inputs))
     eth = result.positions.filter(pl.col("symbol") == "ETHUSDT")
     last_close = full.filter(pl.col("symbol") == "ETHUSDT", hour == "03-10 04")["close"][0]
     held = eth.filter(hour.is_in(["03-10 05", "03-10 06", "03-10 07"]))

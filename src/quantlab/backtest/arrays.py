@@ -49,6 +49,7 @@ class EngineInputs:
 
     symbols: tuple[str, ...]
     times: pl.Series  # the grid's open_time, Datetime ms UTC
+    keys: pl.DataFrame  # the checked bars' (symbol, open_time), sorted: where targets may be
     open: np.ndarray
     close_ff: np.ndarray
     has_bar: np.ndarray
@@ -199,6 +200,7 @@ def prepare_inputs(
     return EngineInputs(
         symbols=tuple(symbols),
         times=grid["open_time"],
+        keys=bars.select(KEY).sort(list(KEY)),
         open=open_,
         close_ff=close_ff,
         has_bar=has_bar,
@@ -232,17 +234,16 @@ def _events(funding_rates, mark_klines, bars, ms, symbols) -> pl.DataFrame:
     return funding_events(funding_rates, ms, symbols, mark_klines=mark_klines, bar_prices=bars)
 
 
-def target_grid(targets: pl.DataFrame, bars: pl.DataFrame, inputs: EngineInputs) -> np.ndarray:
-    """[T, S] weights to hold from each bar's open (NaN: no new decision).
+def target_grid(targets: pl.DataFrame, inputs: EngineInputs) -> np.ndarray:
+    """[T, S] weights to hold from each bar's open (NaN: no new decision), on the bars
+    `inputs` were prepared from (checked once there, not again per target path).
 
     A decision at a symbol's bar moves to that symbol's next bar (a missing bar delays it; a
     decision at the symbol's last bar is never filled).
     """
-    bars = check_bars(bars)
-    t = check_targets(targets, bars)
+    t = check_targets(targets, inputs.keys)
     shifted = (
-        bars.select(KEY)
-        .join(t, on=list(KEY), how="left")
+        inputs.keys.join(t, on=list(KEY), how="left")
         .sort(list(KEY))
         .with_columns(pl.col("target_weight").shift(1).over("symbol"))
     )

@@ -81,7 +81,7 @@ def simulate(
         bars, cfg, rules, market=market, funding_rates=funding_rates,
         mark_klines=mark_klines, kill=kill, allow_short=allow_short,
     )  # fmt: skip
-    tgt = target_grid(targets, bars, inputs)
+    tgt = target_grid(targets, inputs)
     return run_inputs(inputs, tgt)
 
 

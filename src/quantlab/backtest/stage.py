@@ -124,6 +124,3 @@ def _counts(rejections: pl.DataFrame) -> dict[str, int]:
 def tearsheet_path(ctx: RunContext, ref: DatasetRef) -> Path:
     """Where the tearsheet of one backtest version lives."""
     return ctx.catalog.artifacts(ref) / TEARSHEET
-
-
-report_path = tearsheet_path  # the name the CLI and the summary used for the HTML report

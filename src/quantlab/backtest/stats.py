@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import polars as pl
@@ -20,6 +20,9 @@ import polars as pl
 from quantlab import metrics
 from quantlab.backtest.attribution import benchmark_equity, round_trips
 from quantlab.backtest.trials import TrialSet
+
+if TYPE_CHECKING:
+    from quantlab.backtest.engine import BacktestResult
 
 MIN_TRL_ALPHA = 0.05  # MinTRL: the record needed for 95% confidence that the true Sharpe > 0
 # The keys the backtest stage writes to its dataset's lineage (issue 15, Deliver 6).
@@ -37,20 +40,8 @@ LINEAGE_KEYS = (
 )
 
 
-class BacktestFrames(Protocol):
-    """What `summarize` and the tearsheet read: `quantlab.backtest.engine.BacktestResult`."""
-
-    equity: pl.DataFrame
-    positions: pl.DataFrame
-    fills: pl.DataFrame
-    funding: pl.DataFrame
-    rejections: pl.DataFrame
-    kills: pl.DataFrame
-    init_cash: float
-
-
 def summarize(
-    result: BacktestFrames,
+    result: BacktestResult,
     *,
     periods_per_year: int,
     benchmark: pl.DataFrame | None = None,
@@ -205,7 +196,7 @@ def _drawdown_duration(equity: pl.Series, times: pl.Series, base: float) -> dict
 
 
 def _activity(
-    result: BacktestFrames, equity: pl.DataFrame, start: datetime | None, periods_per_year: int
+    result: BacktestResult, equity: pl.DataFrame, start: datetime | None, periods_per_year: int
 ) -> dict[str, Any]:
     """Turnover: traded notional over mean equity, annualised; exposure: the share of bars
     ending with any open position (from `positions`)."""

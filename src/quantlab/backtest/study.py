@@ -55,7 +55,7 @@ def run_study(ctx: RunContext, grid_items: Sequence[str]) -> tuple[DatasetRef, S
         kill=kill_settings(ctx.config.risk),
         allow_short=ctx.config.signal.allow_short,
     )
-    result = run_sweep(inputs, data.bars, sized, [c for c, _ in combos], periods)
+    result = run_sweep(inputs, sized, [c for c, _ in combos], periods)
     best = result.table.sort("sharpe", descending=True, nulls_last=True).row(0, named=True)
     ref = ctx.catalog.write(
         DATASET,

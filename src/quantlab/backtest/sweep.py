@@ -73,13 +73,12 @@ def size_each(
 
 def run_sweep(
     inputs: EngineInputs,
-    bars: pl.DataFrame,
     targets: Sequence[pl.DataFrame],
     params: Sequence[dict[str, Any]],
     periods_per_year: int,
 ) -> SweepResult:
     """Every configuration's targets through the engine core at once; its table of results."""
-    stacked = np.ascontiguousarray(np.stack([target_grid(t, bars, inputs) for t in targets]))
+    stacked = np.ascontiguousarray(np.stack([target_grid(t, inputs) for t in targets]))
     equity, counts = nb.sweep(
         inputs.open, inputs.close_ff, inputs.has_bar, stacked, inputs.prev_qv, inputs.sigma,
         inputs.day_id, inputs.sym, inputs.par, inputs.ev,
@@ -88,11 +87,6 @@ def run_sweep(
     for k, (chosen, curve) in enumerate(zip(params, equity, strict=True)):
         rows.append(_row(k, chosen, curve, counts[k], inputs.init_cash, periods_per_year))
     return SweepResult(pl.DataFrame(rows, schema=SWEEP_SCHEMA), equity, inputs.times)
-
-
-def orders_evaluated(result: SweepResult, n_symbols: int) -> int:
-    """Target cells the sweep's engine looked at (configurations x bars x symbols)."""
-    return int(result.equity.size * n_symbols)
 
 
 def _row(
