@@ -65,7 +65,8 @@ def test_funding_comes_from_the_freqtrade_files_with_its_warm_up(ctx):
     assert before["len"].min() > warmup
     assert rates.filter(pl.col("funding_time") >= start).height == 2 * 7 * 3
     assert rates["mark_price"].null_count() == 0
-    assert quality.run(ctx, ref, data_docs=False) is not None
+    checks = quality.run(ctx, ref, data_docs=False)  # raises QualityError on a failed gate
+    assert GateVerdict.of(ctx.catalog.lineage(checks)).passed
 
 
 def test_exchange_info_for_usdm_comes_from_the_replay_exchange_offline(ctx):
