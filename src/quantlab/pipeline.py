@@ -116,6 +116,13 @@ RESEARCH: tuple[Stage, ...] = (
         ),
     ),
     Stage("paper", "paper_orders", "quantlab.paper:run", ("risk", "ingest")),
+    # The gate: each challenger this run registered against its champion (quantlab.lifecycle).
+    Stage(
+        "promote",
+        "model_decisions",
+        "quantlab.lifecycle.promote:run",
+        ("train", "labels", "backtest?"),
+    ),
 )
 STAGES: dict[str, Stage] = {stage.name: stage for stage in RESEARCH}
 

@@ -36,3 +36,8 @@ _YEAR_MS = 365 * 86_400_000
 def bars_per_year(interval: str) -> int:
     """Bars of `interval` in a 365-day year (crypto trades every day): 8760 for 1h."""
     return _YEAR_MS // INTERVAL_MS[interval]
+
+
+# The six market regimes (quantlab.features.regimes), in code order: a regime's code is its
+# index here, and every regime model answers with its probabilities in this order.
+REGIMES = ("Choppy_High_Vol", "Strong_Trend", "Volatility_Spike", "Weak_Trend", "Range", "Squeeze")

@@ -9,7 +9,7 @@ from quantlab.catalog import BacktestRun, DatasetRef, TrainingRun
 from quantlab.context import RunContext
 from quantlab.pipeline import outputs
 
-FINAL = outputs()[-1]
+FINAL = "paper_orders"  # what paper trading booked: one end of the graph
 
 
 def print_summary(ctx: RunContext) -> int:
@@ -100,7 +100,21 @@ def print_summary(ctx: RunContext) -> int:
             f"  {row['side']:<4} {row['qty']:>12.5f} {row['symbol']:<8} @ {row['price']:.2f} "
             f"(target weight {row['target_weight']:+.3f})"
         )
+    _print_decisions(ctx)
     return 0
+
+
+def _print_decisions(ctx: RunContext) -> None:
+    """The newest gate decision of each registered model (`quantlab model list` shows all)."""
+    if not ctx.catalog.exists("model_decisions"):
+        return
+    ref = ctx.catalog.latest("model_decisions")
+    rows = ctx.catalog.read(ref).sort("decided_at").group_by("model", maintain_order=True).last()
+    print(f"\nModel registry ({ref}; `quantlab model list` for every version):")
+    for row in rows.sort("model").iter_rows(named=True):
+        print(
+            f"  {row['model']} v{row['version']}: {row['decision']} ({row['by']}). {row['reason']}"
+        )
 
 
 def _fmt(value: float | None, pct: bool = False) -> str:

@@ -14,6 +14,7 @@ from quantlab.config.data import (
     ValidateConfig,
     check_symbol,
 )
+from quantlab.config.lifecycle import LifecycleConfig
 from quantlab.config.loader import (
     DEFAULT_CONFIG,
     PROJECT_ROOT,
@@ -50,6 +51,7 @@ __all__ = [
     "ExchangeConfig",
     "FeaturesConfig",
     "LabelsConfig",
+    "LifecycleConfig",
     "NormalizeConfig",
     "PaperConfig",
     "PathsConfig",

@@ -8,6 +8,7 @@ import json
 from pydantic import BaseModel, ConfigDict, Field
 
 from quantlab.config.data import ExchangeConfig, PathsConfig, UniverseConfig, ValidateConfig, _Model
+from quantlab.config.lifecycle import LifecycleConfig
 from quantlab.config.portfolio import BacktestConfig, PaperConfig, RiskConfig, SignalConfig
 from quantlab.config.research import (
     FeaturesConfig,
@@ -31,6 +32,7 @@ class Config(_Model):
     risk: RiskConfig = RiskConfig()
     paper: PaperConfig = PaperConfig()
     tracking: TrackingConfig = TrackingConfig()
+    lifecycle: LifecycleConfig = LifecycleConfig()
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 

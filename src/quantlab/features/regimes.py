@@ -32,8 +32,8 @@ from quantlab.features._primitives import (
 from quantlab.features._registry import indicator
 from quantlab.features.trend import adx_expr
 from quantlab.features.volatility import bollinger_width
+from quantlab.vocab import REGIMES
 
-REGIMES = ("Choppy_High_Vol", "Strong_Trend", "Volatility_Spike", "Weak_Trend", "Range", "Squeeze")
 CODE = {name: code for code, name in enumerate(REGIMES)}
 
 

@@ -18,6 +18,7 @@ from quantlab.codeversion import code_version, git_sha
 from quantlab.tracking import Redactor, start_experiment
 from quantlab.tracking.datasets import describe_versions, fold_inputs, version_inputs
 from quantlab.tracking.models import EXAMPLE_ROWS, log_booster
+from quantlab.tracking.registry import registry_for
 from quantlab.tracking.runs import log_batch, log_children, log_text, parent_metrics
 from quantlab.tracking.studies import load_studies, log_studies
 from quantlab.train.models import booster
@@ -35,6 +36,8 @@ FOLDS_ARTIFACT = "folds.csv"
 FOLD_PARAMS_ARTIFACT = "fold_params.json"
 # Tags reproduce reads back: `input.<dataset>` (a version), `output.predictions`, ...
 INPUT_TAG, OUTPUT_TAG = "input.", "output.predictions"
+# The class names of a classifier's outputs, in output order (`quantlab.train.targets`).
+CLASS_NAMES = {"binary": ["down", "up"], "multiclass": ["down", "flat", "up"]}
 
 
 @dataclass(frozen=True)
@@ -121,7 +124,7 @@ def log_training(
             client=client,
         )
         trials_artifact = _log_trials(run_id, result, redactor, client)
-        _log_models(ctx, trained)
+        _log_models(ctx, trained, run_id, tags, versions)
     return TrackedRun(run_id, trials_artifact and f"runs:/{run_id}/{trials_artifact}", children)
 
 
@@ -138,9 +141,16 @@ def _log_trials(run_id: str, result: Any, redactor: Redactor, client: Any) -> st
     return None
 
 
-def _log_models(ctx: RunContext, trained: Trained) -> None:
+def _log_models(
+    ctx: RunContext, trained: Trained, run_id: str, tags: dict[str, Any], versions: list[Any]
+) -> None:
     """The primary kind's final model is `model` and is registered; others are logged beside.
-    Per symbol, each primary-kind model is registered as `<register_as>-<symbol>`."""
+    Per symbol, each primary-kind model is registered as `<register_as>-<symbol>`.
+
+    A registered version gets the alias `challenger` and the tags serving and the gate read
+    (`quantlab.tracking.registry.META`); the gate (`quantlab.lifecycle.promote`) decides
+    whether it becomes champion once its out-of-sample predictions are written.
+    """
     import polars as pl
 
     cfg, result = ctx.config.train, trained.result
@@ -153,17 +163,42 @@ def _log_models(ctx: RunContext, trained: Trained) -> None:
     )
     example = pl.DataFrame(x, schema=names, orient="row")
     task = task_of(cfg.target)
+    registry = registry_for(ctx.config.tracking.uri)
+    labelled = trained.data.filter(pl.col("label_time").is_not_null())
+    train_end = labelled["label_time"].max()
     for name, fitted in result.models.items():
-        registered = None
-        if cfg.register_as is not None and fitted.kind == result.primary:
-            registered = cfg.register_as + name.removeprefix(result.primary)
-        log_booster(
+        info = log_booster(
             fitted.kind,
             fitted.booster,
             name="model" if name == result.primary else f"model_{name}",
             example=example,
             output=booster(fitted.kind, task).predict(fitted, x),
-            register_as=registered,
+        )
+        if cfg.register_as is None or fitted.kind != result.primary:
+            continue
+        symbol = name.removeprefix(result.primary).removeprefix("-") or None
+        registry.register(
+            cfg.register_as + name.removeprefix(result.primary),
+            info.model_uri,
+            run_id,
+            {
+                "family": "main",
+                "kind": fitted.kind,
+                "task": task,
+                "target": cfg.target,
+                "columns": json.dumps(names),
+                "symbols": json.dumps(list(ctx.config.universe.symbols)),
+                "symbol": symbol,
+                "classes": json.dumps(CLASS_NAMES.get(task)),
+                "rounds": str(fitted.rounds),
+                "inputs": json.dumps({v.ref.name: v.ref.version for v in versions}),
+                "train_end": None if train_end is None else train_end.isoformat(),
+                "mode": "full",
+                "code_version": tags["code_version"],
+                "git_sha": tags["git_sha"],
+                "config_hash": tags["config_hash"],
+                "run_id": run_id,
+            },
         )
 
 
@@ -174,3 +209,20 @@ def tag_output(ctx: RunContext, run_id: str, predictions: DatasetRef) -> None:
     mlflow.MlflowClient(ctx.config.tracking.uri).set_tag(
         run_id, OUTPUT_TAG, str(predictions.version)
     )
+    # Each version this run registered: where its out-of-sample rows are, for the gate.
+    cfg = ctx.config.train
+    if cfg.register_as is None:
+        return
+    registry = registry_for(ctx.config.tracking.uri)
+    names = (
+        [f"{cfg.register_as}-{s}" for s in ctx.config.universe.symbols]
+        if cfg.per_symbol
+        else [cfg.register_as]
+    )
+    for name in names:
+        if (ref := registry.by_run(name, run_id)) is not None:
+            registry.describe(
+                name,
+                ref.version,
+                {"oos": f"{predictions.name}@{predictions.version}", "oos_model": cfg.models[0]},
+            )
