@@ -12,6 +12,7 @@ writes `promoted_at`/`promoted_by`/`previous_champion` on the new champion and
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,6 +32,7 @@ META = (
     "symbol",  # the one symbol a per-symbol model serves (absent: pooled)
     "classes",  # JSON list: the class names of the outputs, in order (classifiers)
     "rounds",  # the boosting rounds predict uses
+    "scale",  # regression: the sd of the fitted target, what turns a return into a score
     "inputs",  # JSON {dataset: version}: the catalog versions it was trained on
     "oos",  # "<dataset>@<version>": its out-of-sample predictions
     "oos_model",  # the `model` value of its rows there
@@ -261,10 +263,19 @@ class Registry:
 
     # -- loading ------------------------------------------------------------------------
     def download(self, ref: ModelRef, dst: Path | None = None) -> Path:
-        """The version's model folder on local disk (MLflow's download of its source)."""
+        """The version's model folder on local disk.
+
+        A `models:/m-…` source (MLflow 3's logged model) is resolved through this registry's
+        own client: MLflow's models:/ repository asks the process-wide tracking URI instead.
+        """
         from mlflow.artifacts import download_artifacts
 
-        return Path(download_artifacts(artifact_uri=ref.source, dst_path=dst and str(dst)))
+        # No progress bar on a terminal or in a task log (MLflow reads this at each download).
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+        source = ref.source
+        if source.startswith("models:/m-"):
+            source = self.client.get_logged_model(source.removeprefix("models:/")).artifact_location
+        return Path(download_artifacts(artifact_uri=source, dst_path=dst and str(dst)))
 
 
 def registry_for(tracking_uri: str) -> Registry:

@@ -191,6 +191,7 @@ def _log_models(
                 "symbol": symbol,
                 "classes": json.dumps(CLASS_NAMES.get(task)),
                 "rounds": str(fitted.rounds),
+                "scale": str(fitted.scale),
                 "inputs": json.dumps({v.ref.name: v.ref.version for v in versions}),
                 "train_end": None if train_end is None else train_end.isoformat(),
                 "mode": "full",
