@@ -275,7 +275,13 @@ class Registry:
         source = ref.source
         if source.startswith("models:/m-"):
             source = self.client.get_logged_model(source.removeprefix("models:/")).artifact_location
-        return Path(download_artifacts(artifact_uri=source, dst_path=dst and str(dst)))
+        # mlflow-artifacts:/ locations (a tracking server's proxied store) resolve against
+        # the tracking URI given here, not the process-wide one.
+        return Path(
+            download_artifacts(
+                artifact_uri=source, dst_path=dst and str(dst), tracking_uri=self.uri
+            )
+        )
 
 
 def registry_for(tracking_uri: str) -> Registry:
