@@ -42,7 +42,7 @@ def test_validate_fails_without_retry(dagbag):
 
 def test_research_runs_the_stages_in_order(dagbag):
     dag = dagbag.dags["research"]
-    order = ["ingest", "validate", "features", "labels", "train", "risk", "backtest"]
+    order = ["ingest", "validate", "features", "labels", "train", "risk", "backtest", "promote"]
     side = ["funding", "validate_funding", "exchange_info", "validate_exchange_info", "paper"]
     assert sorted(dag.task_ids) == sorted([*order, *side])
     for upstream, downstream in itertools.pairwise(order):
@@ -54,6 +54,8 @@ def test_research_runs_the_stages_in_order(dagbag):
     ).upstream_task_ids
     assert dag.get_task("validate_exchange_info").upstream_task_ids == {"exchange_info"}
     assert "risk" in dag.get_task("paper").upstream_task_ids
+    # The gate judges the training against its champion with the backtest's deflated Sharpe.
+    assert {"train", "labels", "backtest"} <= dag.get_task("promote").upstream_task_ids
     # Funding (perpetuals) reaches features only through its own gate.
     assert dag.get_task("validate_funding").upstream_task_ids == {"funding"}
     assert {"validate", "validate_funding"} <= dag.get_task("features").upstream_task_ids
@@ -72,7 +74,7 @@ sys.addaudithook(hook)
 spec.loader.exec_module(module)
 # The DAGs read the stage graph, the error tree and quantlab's config loader (pydantic and
 # YAML, as light as Airflow's own) at parse time; nothing else of quantlab.
-light = {"quantlab", "quantlab.config", "quantlab.config.data", "quantlab.config.research", "quantlab.config.portfolio", "quantlab.config.model", "quantlab.config.loader", "quantlab.markets", "quantlab.vocab", "quantlab.errors", "quantlab.secrets", "quantlab.pipeline"}
+light = {"quantlab", "quantlab.config", "quantlab.config.data", "quantlab.config.research", "quantlab.config.portfolio", "quantlab.config.lifecycle", "quantlab.config.model", "quantlab.config.loader", "quantlab.markets", "quantlab.vocab", "quantlab.errors", "quantlab.secrets", "quantlab.pipeline"}
 heavy = [m for m in ("polars", "lightgbm", "mlflow", "great_expectations", "vectorbt") if m in sys.modules]
 heavy += sorted(m for m in sys.modules if m.split(".")[0] == "quantlab" and m not in light)
 print(json.dumps({"events": events, "heavy": heavy}))
