@@ -25,9 +25,16 @@ import polars as pl
 from quantlab.catalog import DatasetRef
 from quantlab.context import RunContext
 from quantlab.errors import ConfigError, DatasetNotFound
+from quantlab.serving.alias import read_alias
 from quantlab.serving.model import LoadedModel, load_model
 from quantlab.serving.tail import Tail, load_tail, pending_close, serving_symbols, validated
-from quantlab.tracking.registry import ModelNotFound, ModelRef, Registry, registry_for
+from quantlab.tracking.registry import (
+    CHAMPION,
+    ModelNotFound,
+    ModelRef,
+    Registry,
+    registry_for,
+)
 
 _TAILS_KEPT = 8  # (symbols, bars) combinations kept per process
 
@@ -101,7 +108,7 @@ class Scorer:
         if ttl > 0 and held is not None and time.monotonic() - held[0] < ttl:
             ref = held[1]
         else:
-            ref = self.registry.champion(name)
+            ref = read_alias(self.registry, name, CHAMPION)
             if ref is None:
                 raise NoChampion(
                     f"{name} has no champion in {self.registry.uri}: train and judge one first "
