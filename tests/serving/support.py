@@ -26,14 +26,15 @@ def register_booster(ctx, name: str, booster, meta: dict):
     """Log a LightGBM booster in a run of its own and register it as `name` with `meta`."""
     import mlflow
 
+    from quantlab.tracking import start_experiment
     from quantlab.tracking.models import log_booster
     from quantlab.tracking.registry import registry_for
 
     columns = json.loads(meta["columns"])
     example = pl.DataFrame(np.zeros((2, len(columns))), schema=columns, orient="row")
-    mlflow.set_tracking_uri(ctx.config.tracking.uri)
-    experiment = mlflow.set_experiment("serving-tests")
-    with mlflow.start_run(experiment_id=experiment.experiment_id) as run:
+    # The configured artifact folder, not MLflow's default ./mlruns in the working directory.
+    experiment = start_experiment(ctx.config.tracking, "serving-tests")
+    with mlflow.start_run(experiment_id=experiment) as run:
         info = log_booster(
             "lightgbm", booster, name="model", example=example, output=booster.predict(example)
         )
