@@ -101,3 +101,11 @@ def postgres_url() -> Iterator[str]:
     finally:
         admin.cursor().execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
         admin.close()
+
+
+@pytest.fixture(scope="session")
+def served(tmp_path_factory):
+    """A catalog with a champion main model and regime models to serve from (tests/serving/support.py)."""
+    from serving.support import build_served
+
+    return build_served(tmp_path_factory.mktemp("served"))
