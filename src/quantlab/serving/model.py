@@ -106,7 +106,7 @@ class LoadedModel:
         )
 
 
-_CACHE: dict[tuple[str, int], LoadedModel] = {}
+_CACHE: dict[tuple[str, str, int], LoadedModel] = {}  # (registry URI, name, version)
 _LOCK = threading.Lock()
 
 
@@ -139,7 +139,7 @@ def _model_root(folder: Path) -> Path:
 
 def load_model(registry: Registry, ref: ModelRef, cache_dir: Path | None = None) -> LoadedModel:
     """`ref` ready to score, loaded once per process (and once per `cache_dir` on disk)."""
-    key = (ref.name, ref.version)
+    key = (registry.uri, ref.name, ref.version)
     with _LOCK:
         if key in _CACHE:
             return _CACHE[key]
