@@ -158,12 +158,17 @@ def run(
     """
     now = now or datetime.now(UTC)
     reg = registry_for(ctx.config.tracking.uri)
-    frame = ctx.catalog.read(features)
-    parts, errors = [], []
-    for model in configured_models(ctx.config):
-        ref = reg.champion(model.name)
-        if ref is None:
-            continue
+    champions = [(m, ref) for m in configured_models(ctx.config) if (ref := reg.champion(m.name))]
+    parts, errors, ends = [], [], {}
+    for model, ref in champions:
+        try:
+            ends[model.name] = train_end(ref)
+        except DataError as exc:
+            errors.append(str(exc))
+    if ends:  # only the rows newer than the oldest champion's training are read
+        cut = pl.lit(min(ends.values())).cast(pl.Datetime("ms", "UTC"))
+        frame = ctx.catalog.scan(features).filter(pl.col("open_time") > cut).collect()
+    for model, ref in (c for c in champions if c[0].name in ends):
         try:
             parts.append(score_model(ctx, model, ref, frame, now))
         except DataError as exc:
