@@ -184,3 +184,18 @@ def test_triggers_decide_on_new_labelled_bars_and_record_every_decision(monitore
     )
     assert sorted(r.data.tags["action"] for r in runs) == ["full", "incremental", "none"]
     assert all(r.data.tags["reason"] for r in runs)
+
+
+def test_the_dag_steps_run_on_the_newest_versions(monitored):
+    """What the model_monitor DAG's tasks call, with the refs they hand on."""
+    from quantlab.lifecycle import accuracy, live, triggers
+
+    ctx = monitored.ctx
+    scored = live.run_latest(ctx, now=monitored.now)
+    assert scored == monitored.scored  # nothing new to score
+    as_of = datetime(2023, 5, 3, tzinfo=UTC)
+    tracked = accuracy.run_latest(ctx, scored, as_of=as_of)
+    assert ctx.catalog.read(tracked)["as_of"].max() == as_of
+    trigger, written = triggers.run_latest(ctx, scored, as_of=as_of)
+    assert trigger.action == "full" and written is not None
+    assert accuracy.run_latest(ctx, as_of=as_of) is not None  # without a ref: the newest

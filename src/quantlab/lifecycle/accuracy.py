@@ -212,9 +212,11 @@ def run(
     return ctx.catalog.upsert(DATASET, pl.concat(parts), stage="live", inputs=inputs)
 
 
-def run_latest(ctx: RunContext, *, as_of: datetime | None = None) -> DatasetRef | None:
-    """`run` on the catalog's newest labels and live predictions (the monitor DAG's step)."""
-    live = (
-        ctx.catalog.latest("live_predictions") if ctx.catalog.exists("live_predictions") else None
-    )
+def run_latest(
+    ctx: RunContext, live: DatasetRef | None = None, *, as_of: datetime | None = None
+) -> DatasetRef | None:
+    """`run` on the catalog's newest labels, and `live` (what score_live returned) or else the
+    newest live predictions: the monitor DAG's step."""
+    if live is None and ctx.catalog.exists("live_predictions"):
+        live = ctx.catalog.latest("live_predictions")
     return run(ctx, ctx.catalog.latest("labels"), live, as_of=as_of)

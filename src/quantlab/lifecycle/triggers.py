@@ -229,9 +229,9 @@ def run(
 
 
 def run_latest(
-    ctx: RunContext, *, as_of: datetime | None = None
+    ctx: RunContext, live: DatasetRef | None = None, *, as_of: datetime | None = None
 ) -> tuple[Trigger, DatasetRef | None]:
-    live = (
-        ctx.catalog.latest("live_predictions") if ctx.catalog.exists("live_predictions") else None
-    )
+    """`run` on the catalog's newest labels and `live` (else the newest live predictions)."""
+    if live is None and ctx.catalog.exists("live_predictions"):
+        live = ctx.catalog.latest("live_predictions")
     return run(ctx, ctx.catalog.latest("labels"), live, as_of=as_of)
