@@ -4,9 +4,14 @@
        ├──> funding ─> validate_funding ┘ (USD-M only) ─────────────────────┤      └─> paper
        └──> exchange_info ─> validate_exchange_info ───────────────────────┘
 
+    features, labels ─> regime (after train)
+    train, labels, backtest?, regime? ─> promote
+
 risk sizes the out-of-fold predictions into targets with the one sizing function live trading
 uses; the backtest trades those targets (rounded to the exchange's filters, with fees,
-slippage and, on perpetuals, funding); paper trades the newest of them.
+slippage and, on perpetuals, funding); paper trades the newest of them. regime trains one
+six-class regime model per symbol; promote judges every challenger that train and regime
+registered against its champion.
 
 Each stage names the dataset it writes, the stages whose outputs it takes (in the order its
 `run` takes them) and its `run` as an import path, resolved only when the stage runs: importing
@@ -116,12 +121,20 @@ RESEARCH: tuple[Stage, ...] = (
         ),
     ),
     Stage("paper", "paper_orders", "quantlab.paper:run", ("risk", "ingest")),
+    # One six-class regime model per symbol; after train, so two heavy fits never overlap.
+    Stage(
+        "regime",
+        "regime_predictions",
+        "quantlab.regime:run",
+        ("features", "labels"),
+        after=("train",),
+    ),
     # The gate: each challenger this run registered against its champion (quantlab.lifecycle).
     Stage(
         "promote",
         "model_decisions",
         "quantlab.lifecycle.promote:run",
-        ("train", "labels", "backtest?"),
+        ("train", "labels", "backtest?", "regime?"),
     ),
 )
 STAGES: dict[str, Stage] = {stage.name: stage for stage in RESEARCH}

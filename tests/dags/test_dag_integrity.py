@@ -44,7 +44,11 @@ def test_research_runs_the_stages_in_order(dagbag):
     dag = dagbag.dags["research"]
     order = ["ingest", "validate", "features", "labels", "train", "risk", "backtest", "promote"]
     side = ["funding", "validate_funding", "exchange_info", "validate_exchange_info", "paper"]
-    assert sorted(dag.task_ids) == sorted([*order, *side])
+    lifecycle = ["regime", "promote"]
+    assert sorted(dag.task_ids) == sorted([*order, *side, *lifecycle])
+    # The regime models train after the main model, never beside it; the gate judges both.
+    assert {"features", "labels", "train"} <= dag.get_task("regime").upstream_task_ids
+    assert {"train", "regime"} <= dag.get_task("promote").upstream_task_ids
     for upstream, downstream in itertools.pairwise(order):
         assert upstream in dag.get_task(downstream).upstream_task_ids, (upstream, downstream)
     # The backtest trades the sized targets, rounded to the gated exchange filters; paper

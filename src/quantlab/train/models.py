@@ -24,6 +24,7 @@ ModelKind = Literal["lightgbm", "xgboost"]
 # What a booster learns: P(y = 1), the probabilities of N_CLASSES ordered classes, or a number.
 Task = Literal["binary", "multiclass", "regression"]
 N_CLASSES = 3  # the 3-class targets' classes -1/0/+1, encoded 0/1/2 by targets.encode_classes
+# A multiclass booster of another model family says its own count (the regime model: six).
 # One thread count for every fit, so a result never depends on the machine's cores. XGBoost's
 # maintainers promise bit-identical CPU results for the same seed, hardware and threads
 # (dmlc/xgboost#7458); hist gave the same bits with 1, 2 and 4 threads here, but that is not
@@ -103,7 +104,8 @@ class Booster(Protocol):
 
     def predict(self, fitted: Fitted, x: np.ndarray) -> np.ndarray:
         """From the first `fitted.rounds` rounds, per row of `x`: P(y = 1) (binary, shape n),
-        the class probabilities (multiclass, n x 3, rows summing to 1) or the prediction."""
+        the class probabilities (multiclass, n x num_class, rows summing to 1) or the
+        prediction."""
         ...
 
     def predict_proba(self, fitted: Fitted, x: np.ndarray) -> np.ndarray:
@@ -114,8 +116,9 @@ class Booster(Protocol):
 class LightGBM:
     kind: ModelKind = "lightgbm"
 
-    def __init__(self, task: Task = "binary"):
+    def __init__(self, task: Task = "binary", num_class: int = N_CLASSES):
         self.task = task
+        self.num_class = num_class
 
     def suggest(self, trial: optuna.Trial) -> dict[str, Any]:
         return {
@@ -131,7 +134,7 @@ class LightGBM:
             "binary": {"objective": "binary", "metric": "binary_logloss"},
             "multiclass": {
                 "objective": "multiclass",
-                "num_class": N_CLASSES,
+                "num_class": self.num_class,
                 "metric": "multi_logloss",
             },
             "regression": {"objective": "regression", "metric": "l2"},
@@ -197,8 +200,9 @@ class LightGBM:
 class XGBoost:
     kind: ModelKind = "xgboost"
 
-    def __init__(self, task: Task = "binary"):
+    def __init__(self, task: Task = "binary", num_class: int = N_CLASSES):
         self.task = task
+        self.num_class = num_class
 
     def suggest(self, trial: optuna.Trial) -> dict[str, Any]:
         return {
@@ -214,7 +218,7 @@ class XGBoost:
             "binary": {"objective": "binary:logistic", "eval_metric": "logloss"},
             "multiclass": {
                 "objective": "multi:softprob",
-                "num_class": N_CLASSES,
+                "num_class": self.num_class,
                 "eval_metric": "mlogloss",
             },
             "regression": {"objective": "reg:squarederror", "eval_metric": "rmse"},
@@ -288,8 +292,10 @@ def dmatrix(x: np.ndarray, categorical: tuple[int, ...], **kw: Any) -> xgb.DMatr
 KINDS = {"lightgbm": LightGBM, "xgboost": XGBoost}
 
 
-def booster(kind: str, task: Task = "binary") -> Booster:
-    """The booster implementing `kind` (a `train.models` entry) for `task`."""
+def booster(kind: str, task: Task = "binary", num_class: int = N_CLASSES) -> Booster:
+    """The booster implementing `kind` (a `train.models` entry) for `task`; a multiclass
+    one outputs `num_class` probabilities (labels coded 0 .. num_class - 1, each class
+    answered even where the fitted rows hold none of it)."""
     if kind not in KINDS:
         raise ConfigError(f"train.models names {kind!r}; use one of {sorted(KINDS)}")
-    return KINDS[kind](task)
+    return KINDS[kind](task, num_class)
