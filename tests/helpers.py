@@ -89,6 +89,9 @@ def write_config(tmp: Path, **overrides: dict) -> Path:
         "exchange": {"source": "replay", "replay_root": str(SAMPLE)},
         "train": {"folds": 3, "trials": 2, "num_boost_round": 40, "register_as": None},
         "paper": {"ledger_url": f"sqlite:///{tmp / 'ledger.sqlite'}"},
+        # The regime models are off unless a test turns them on (tests/regime): each is a
+        # walk-forward of its own, which most tests have no use for.
+        "lifecycle": {"regime": {"enabled": False}},
         "tracking": {
             "uri": f"sqlite:///{tmp / 'experiments' / 'mlflow.db'}",
             "artifacts": str(tmp / "experiments" / "artifacts"),

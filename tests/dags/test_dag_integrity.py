@@ -44,7 +44,7 @@ def test_research_runs_the_stages_in_order(dagbag):
     dag = dagbag.dags["research"]
     order = ["ingest", "validate", "features", "labels", "train", "risk", "backtest", "promote"]
     side = ["funding", "validate_funding", "exchange_info", "validate_exchange_info", "paper"]
-    lifecycle = ["regime", "promote"]
+    lifecycle = ["regime"]
     assert sorted(dag.task_ids) == sorted([*order, *side, *lifecycle])
     # The regime models train after the main model, never beside it; the gate judges both.
     assert {"features", "labels", "train"} <= dag.get_task("regime").upstream_task_ids

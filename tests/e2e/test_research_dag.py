@@ -37,7 +37,8 @@ def test_every_task_succeeds_through_airflow(dag_run):
     _, result, states = dag_run
     assert result.returncode == 0, (result.stdout + result.stderr)[-5000:]
     stages = ("ingest", "validate", "features", "labels", "train", "risk", "backtest", "paper")
-    stages = (*stages, "promote")  # write_config registers no model: the gate has none to judge
+    # write_config registers no model and turns the regime models off: both hand on nothing.
+    stages = (*stages, "regime", "promote")
     filters = ("exchange_info", "validate_exchange_info")
     # A spot universe has no funding: the two funding tasks succeed and hand on nothing.
     assert states == {t: "success" for t in (*stages, *filters, "funding", "validate_funding")}
