@@ -144,3 +144,17 @@ def test_a_rerun_on_the_same_inputs_registers_nothing(retrained):
     assert [v.version for v in after] == [v.version for v in before]
     # Same champion: the same holdout version. A promoted update has no new bars to learn.
     assert again is None or again == produced["incremental"]
+
+
+def test_the_cli_reports_what_was_registered_and_the_verdict(retrained):
+    from quantlab.cli.retrain import registered_since
+    from quantlab.tracking.registry import Registry
+
+    ctx, champion, _, _, _ = retrained
+    reg = Registry(ctx.config.tracking.uri)
+    (row,) = registered_since(reg, {NAME: champion.version})
+    (update,) = _update(ctx, champion)
+    assert row["version"] == update.version and row["mode"] == "incremental"
+    assert row["parent_version"] == str(champion.version)
+    assert row["decision"] == update.tags["gate.decision"] and row["reason"]
+    assert registered_since(reg, {NAME: update.version}) == []
