@@ -189,8 +189,8 @@ def test_a_regime_champion_is_continued_on_its_six_classes(retrained):
     params = {"objective": "multiclass", "num_class": len(REGIMES), "verbosity": -1}
     booster = lgb.train(params, lgb.Dataset(x, label=old[f"regime_{h}"].to_numpy()), 10)
     name = "quantlab-regime-BTCUSDT"
-    start_experiment(cfg.tracking, "regime-test")
-    with mlflow.start_run() as run:
+    # Its artifacts under tracking.artifacts, as an experiment quantlab creates has them.
+    with mlflow.start_run(experiment_id=start_experiment(cfg.tracking, "regime-test")) as run:
         info = log_booster(
             "lightgbm",
             booster,
