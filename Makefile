@@ -46,6 +46,7 @@ env: $(BIN)/.synced
 
 $(AIRFLOW_HOME)/airflow.db: | env
 	$(BIN)/airflow db migrate > /dev/null
+	$(BIN)/airflow pools set quantlab_catalog 1 "research and retrain DAGs: one stage at a time" > /dev/null
 
 airflow-db: $(AIRFLOW_HOME)/airflow.db
 

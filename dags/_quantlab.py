@@ -45,6 +45,7 @@ from quantlab.errors import (
 if TYPE_CHECKING:
     from quantlab.catalog import DatasetRef
     from quantlab.context import RunContext
+    from quantlab.pipeline import Stage
 
 Action = Literal["fail", "retry"]
 
@@ -101,3 +102,39 @@ def ref(data: dict | None) -> DatasetRef | None:
     from quantlab.catalog import DatasetRef
 
     return DatasetRef.from_dict(data) if data else None
+
+
+# One slot shared by every task of the DAGs that write the research datasets (research,
+# retrain_incremental, retrain_full): two of them never run a stage at once, so a retrain
+# never reads a half-finished research run's inputs nor judges a challenger the other is
+# judging. `make airflow` and the stack create it (`airflow pools set`).
+CATALOG_POOL = "quantlab_catalog"
+
+
+def stage_task(stage: Stage, *, pool: str | None = None):
+    """A task that runs `stage` on the versions its upstream tasks returned."""
+    from airflow.sdk import task
+
+    gate = {"retries": 0} if stage.gate else {}  # a failed gate: a rerun reads the same data
+    where = {"pool": pool} if pool else {}
+
+    @task(task_id=stage.name, doc_md=f"`{stage.call}` → `{stage.output}`", **gate, **where)
+    def run_stage(*inputs: dict) -> dict:
+        from quantlab.pipeline import run_stage
+
+        with fail_fast():
+            out = run_stage(ctx(), stage, [ref(data) for data in inputs])
+        return out.to_dict() if out is not None else {}
+
+    return run_stage
+
+
+def wire(stages: tuple[Stage, ...], *, pool: str | None = None) -> dict:
+    """One task per stage, each downstream of the stages it takes and waits for."""
+    tasks: dict = {}
+    for stage in stages:
+        inputs = [tasks[name.rstrip("?")] for name in stage.inputs]
+        tasks[stage.name] = stage_task(stage, pool=pool)(*inputs)
+        for name in stage.after:  # order only: one exchange client, one heavy stage at a time
+            tasks[name] >> tasks[stage.name]
+    return tasks

@@ -14,10 +14,10 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from airflow.sdk import dag, task
+from airflow.sdk import dag
 
-from _quantlab import ctx, fail_fast, ref
-from quantlab.pipeline import RESEARCH, Stage
+from _quantlab import CATALOG_POOL, ctx, wire  # noqa: F401 (ctx: what each task calls)
+from quantlab.pipeline import RESEARCH
 
 DEFAULT_ARGS = {
     "owner": "quantlab",
@@ -25,21 +25,6 @@ DEFAULT_ARGS = {
     "retry_delay": timedelta(minutes=1),
     "retry_exponential_backoff": True,
 }
-
-
-def stage_task(stage: Stage):
-    """A task that runs `stage` on the versions its upstream tasks returned."""
-    gate = {"retries": 0} if stage.gate else {}  # a failed gate: a rerun reads the same data
-
-    @task(task_id=stage.name, doc_md=f"`{stage.call}` → `{stage.output}`", **gate)
-    def run_stage(*inputs: dict) -> dict:
-        from quantlab.pipeline import run_stage
-
-        with fail_fast():
-            out = run_stage(ctx(), stage, [ref(data) for data in inputs])
-        return out.to_dict() if out is not None else {}
-
-    return run_stage
 
 
 @dag(
@@ -53,12 +38,7 @@ def stage_task(stage: Stage):
     doc_md=__doc__,
 )
 def research():
-    tasks = {}
-    for stage in RESEARCH:
-        inputs = [tasks[name.rstrip("?")] for name in stage.inputs]
-        tasks[stage.name] = stage_task(stage)(*inputs)
-        for name in stage.after:  # order only: one exchange client, one heavy stage at a time
-            tasks[name] >> tasks[stage.name]
+    wire(RESEARCH, pool=CATALOG_POOL)
 
 
 research()

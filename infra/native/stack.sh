@@ -345,6 +345,8 @@ airflow_init() {
     AIRFLOW_ADMIN_PASSWORD="$(env_get AIRFLOW_ADMIN_PASSWORD)"
     export AIRFLOW_ADMIN_USER AIRFLOW_ADMIN_PASSWORD
     "$BIN/airflow" db migrate
+    # dags/_quantlab.CATALOG_POOL: the research and retrain DAGs run one stage at a time.
+    "$BIN/airflow" pools set quantlab_catalog 1 "research and retrain DAGs: one stage at a time" >/dev/null
     "$BIN/python" - <<'PY'
 import json, os
 path = os.environ["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"]

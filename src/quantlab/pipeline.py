@@ -203,3 +203,25 @@ def _active(config: Config, node: Stage) -> bool:
     if node.when is not None and not node.when(config):
         return False
     return all(_active(config, STAGES[n]) for n in node.inputs if not n.endswith("?"))
+
+
+# -- retraining (quantlab.lifecycle.retrain, dags/retrain.py, `quantlab retrain`) ----------
+# Full: the research graph from scratch, gate at the end. Incremental: fresh bars and labels,
+# then each champion continued on the bars labelled since it was trained, gate inside.
+INCREMENTAL = Stage(
+    "incremental",
+    "holdout_predictions",
+    "quantlab.lifecycle.retrain:run_incremental",
+    ("features", "labels"),
+)
+INCREMENTAL_PATH = ("ingest", "validate", "funding", "validate_funding", "features", "labels")
+RETRAIN_MODES = ("incremental", "full")
+
+
+def retrain_graph(mode: str) -> tuple[Stage, ...]:
+    """The stages a retrain `mode` (incremental | full) runs, in graph order."""
+    if mode == "full":
+        return RESEARCH
+    if mode == "incremental":
+        return (*(STAGES[name] for name in INCREMENTAL_PATH), INCREMENTAL)
+    raise ValueError(f"retrain mode {mode!r}; use one of {RETRAIN_MODES}")

@@ -1,0 +1,57 @@
+"""The retrain DAGs: `retrain_incremental` (twice a day) and `retrain_full` (weekly).
+
+    retrain_incremental:  ingest → validate → features → labels → incremental
+    retrain_full:         the research graph from scratch, ending in the gate (promote)
+
+One task per stage of `quantlab.pipeline.retrain_graph`, the graphs `quantlab retrain` also
+walks. Schedules are cron expressions in `lifecycle.schedules.timezone` from the config
+(`lifecycle.schedules.incremental` / `.full`; null: triggered only by hand or by the
+model monitor). Neither DAG moves `champion`: every version they register goes through the
+gate. Every task runs in the one-slot pool `quantlab_catalog` with the research DAG's, so
+no two of these runs write the catalog or judge a challenger at once.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from airflow.sdk import CronTriggerTimetable, dag
+
+from _quantlab import CATALOG_POOL, wire
+from quantlab.config import load_config
+from quantlab.pipeline import retrain_graph
+
+DEFAULT_ARGS = {
+    "owner": "quantlab",
+    "retries": 2,
+    "retry_delay": timedelta(minutes=1),
+    "retry_exponential_backoff": True,
+}
+# Read once at parse time: a config file, no DB or network (tests/dags check).
+SCHEDULES = load_config().lifecycle.schedules
+
+
+def timetable(cron: str | None) -> CronTriggerTimetable | None:
+    """Runs at the cron's times in the configured timezone; None: no schedule."""
+    return None if cron is None else CronTriggerTimetable(cron, timezone=SCHEDULES.timezone)
+
+
+def retrain_dag(mode: str, cron: str | None):
+    @dag(
+        dag_id=f"retrain_{mode}",
+        schedule=timetable(cron),
+        start_date=datetime(2024, 1, 1),
+        catchup=False,
+        max_active_runs=1,
+        default_args=DEFAULT_ARGS,
+        tags=["quantlab", "retrain", mode],
+        doc_md=__doc__,
+    )
+    def retrain():
+        wire(retrain_graph(mode), pool=CATALOG_POOL)
+
+    return retrain()
+
+
+INCREMENTAL = retrain_dag("incremental", SCHEDULES.incremental)
+FULL = retrain_dag("full", SCHEDULES.full)
