@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import CronTriggerTimetable, dag, task
 
-from _quantlab import ctx, fail_fast, ref
+from _quantlab import CATALOG_POOL, ctx, fail_fast, ref
 
 DEFAULT_ARGS = {
     "owner": "quantlab",
@@ -51,7 +51,7 @@ def schedule():
     doc_md=__doc__,
 )
 def model_monitor():
-    @task
+    @task(pool=CATALOG_POOL)  # writes the catalog: one stage at a time with the others
     def score_live() -> dict:
         from quantlab.lifecycle import live
 
@@ -59,7 +59,7 @@ def model_monitor():
             out = live.run_latest(ctx())
         return out.to_dict() if out is not None else {}
 
-    @task
+    @task(pool=CATALOG_POOL)  # writes the catalog: one stage at a time with the others
     def accuracy(live: dict) -> dict:
         from quantlab.lifecycle import accuracy
 
@@ -67,7 +67,7 @@ def model_monitor():
             out = accuracy.run_latest(ctx(), live=ref(live))
         return out.to_dict() if out is not None else {}
 
-    @task
+    @task(pool=CATALOG_POOL)  # writes the catalog: one stage at a time with the others
     def decide(live: dict, tracked: dict) -> dict:
         from quantlab.lifecycle import triggers
 

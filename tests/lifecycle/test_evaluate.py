@@ -61,3 +61,4 @@ def test_regime_metrics_over_the_six_states():
 def test_better_respects_the_direction_and_the_margin():
     assert better("auc", 0.56, 0.55, 0.01) and not better("auc", 0.555, 0.55, 0.01)
     assert better("logloss", 0.68, 0.69, 0.005) and not better("logloss", 0.69, 0.68)
+    assert not better("auc", 0.55, 0.55)  # a tie never replaces the champion

@@ -26,7 +26,10 @@ class GateConfig(_Model):
         default=0.0, ge=0, description="the challenger must beat the champion by at least this"
     )
     min_common_rows: int = Field(
-        default=500, ge=1, description="out-of-sample rows both scored; fewer: no promotion"
+        default=168,
+        ge=1,
+        description="out-of-sample rows both scored; fewer: no promotion (168: the week of "
+        "hourly bars an incremental update holds out per symbol)",
     )
     dsr_floor: float | None = Field(
         default=0.0,

@@ -25,10 +25,10 @@ REGIME_METRICS = ("logloss", "accuracy", "macro_f1", "brier")
 
 
 def better(metric: str, a: float, b: float, margin: float = 0.0) -> bool:
-    """Whether `a` beats `b` by at least `margin` on `metric` (its direction)."""
-    if metric in LOWER_IS_BETTER:
-        return b - a >= margin
-    return a - b >= margin
+    """Whether `a` beats `b` on `metric` (its direction): strictly, and by at least `margin`.
+    A tie never replaces a champion, so retraining on the same data changes nothing."""
+    gain = b - a if metric in LOWER_IS_BETTER else a - b
+    return gain > 0 and gain >= margin
 
 
 def _prob_up(frame: pl.DataFrame) -> np.ndarray:

@@ -43,7 +43,8 @@ def own_scores(catalog: Catalog, ref: ModelRef, family: str) -> pl.DataFrame:
     """The rows of the dataset version the model's `quantlab.oos` tag names."""
     tag = ref.meta("oos")
     if not tag:
-        return _select(pl.LazyFrame(schema={"symbol": pl.String}), family).collect().clear()
+        empty = pl.LazyFrame(schema={"symbol": pl.String, "open_time": pl.Datetime("ms", "UTC")})
+        return _select(empty, family).collect()
     lf = catalog.scan(parse_ref(tag))
     names = lf.collect_schema().names()
     if (model := ref.meta("oos_model")) and "model" in names:
