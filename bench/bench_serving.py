@@ -11,7 +11,11 @@ the same run:
    after a new klines version costs.
 3. Reference: the newest bar's features from the whole table (every bar read, then
    `build_features`), what the tail avoids; printed as a ratio to (2).
-4. Cold: a fresh process per answer. The first call's latency measured inside it, and the
+4. The champion's scoring alone, warm, on the rows a `predict` scores: `lgbm_text` (what
+   serving runs) against `lightgbm.Booster.predict` (the library, same rows, same rounds);
+   and, in a fresh process, `import lightgbm` + `Booster(model_file=)` against
+   `lgbm_text.load_text` on the same file: what the library would add to a cold call.
+5. Cold: a fresh process per answer. The first call's latency measured inside it, and the
    whole process's wall time (interpreter start and imports included), each printed; and
    the CLI command's wall time (`quantlab predict SYMBOL --json`).
 
@@ -92,6 +96,56 @@ def _reference(ctx, symbol: str, runs: int) -> list[float]:
     return out
 
 
+LIBRARY = """
+import sys, time
+t0 = time.perf_counter()
+from quantlab.serving.lgbm_text import load_text
+text = load_text(sys.argv[1])
+t1 = time.perf_counter()
+import lightgbm
+booster = lightgbm.Booster(model_file=sys.argv[1])
+t2 = time.perf_counter()
+print((t1 - t0) * 1e3, (t2 - t1) * 1e3)
+"""
+
+
+def _library(scorer, symbol: str, runs: int) -> None:
+    """The champion scored by `lgbm_text` and by `lightgbm.Booster.predict`, same rows."""
+    from quantlab.tracking.registry import model_file
+
+    model = scorer.champion(scorer.main_name(symbol))
+    if model.trees is None:
+        print(f"scoring: {model.ref} is {model.kind}; no lgbm_text reference")
+        return
+    rows = scorer.tail(symbol, scorer.ctx.config.signal.smoothing).features
+    rows = rows.filter(rows["symbol"] == symbol).tail(scorer.ctx.config.signal.smoothing)
+    x = model.matrix(rows)
+    ours, lib = [], []
+    for _ in range(runs):
+        t = time.perf_counter()
+        a = model.trees.predict(x, model.rounds)
+        ours.append((time.perf_counter() - t) * 1e3)
+        t = time.perf_counter()
+        b = model.booster.predict(x, num_iteration=model.rounds)
+        lib.append((time.perf_counter() - t) * 1e3)
+    same = "the same bits" if np.array_equal(a, b) else f"max diff {np.abs(a - b).max():.2e}"
+    print(
+        f"scoring {len(x)} rows x {model.trees.iterations} iterations ({same}): "
+        f"lgbm_text median {np.median(ours):.3f} ms, lightgbm.Booster.predict median "
+        f"{np.median(lib):.3f} ms (same run)  load {_load()}"
+    )
+    path = str(model_file(model.folder, model.kind))
+    for _ in range(2):
+        done = subprocess.run(
+            [sys.executable, "-c", LIBRARY, path], capture_output=True, text=True, check=True
+        )
+        parse_ms, lib_ms = map(float, done.stdout.split())
+        print(
+            f"fresh process: lgbm_text.load_text {parse_ms:.1f} ms; import lightgbm + "
+            f"Booster(model_file=) {lib_ms:.1f} ms  load {_load()}"
+        )
+
+
 def _cold(config: str, fn: str, symbol: str) -> dict:
     t = time.perf_counter()
     done = subprocess.run(
@@ -153,6 +207,7 @@ def main() -> None:
         f"= {np.median(ref) / np.median(fresh):.1f}x predict with a new bar "
         f"({np.median(fresh):.1f} ms, same run)  load {_load()}"
     )
+    _library(scorer, args.symbol, args.calls)
     for name, _ in kinds:
         for _ in range(args.cold_runs):
             c = _cold(args.config, name, args.symbol)

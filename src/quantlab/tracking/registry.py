@@ -290,22 +290,28 @@ def registry_for(tracking_uri: str) -> Registry:
     return Registry(tracking_uri)
 
 
+def model_file(folder: Path, kind: str) -> Path:
+    """The native model file in an MLflow model folder (`model.lgb` / `model.ubj` ...)."""
+    if kind == "lightgbm":
+        files = sorted(folder.glob("model.lgb")) or sorted(folder.glob("*.lgb"))
+    elif kind == "xgboost":
+        files = [p for p in sorted(folder.glob("model.*")) if p.suffix in (".ubj", ".json", ".xgb")]
+    else:
+        raise ValueError(f"unknown booster kind {kind!r}")
+    if not files:
+        raise ModelNotFound(f"no {kind} model file in {folder}")
+    return files[0]
+
+
 def load_booster(folder: Path, kind: str) -> Any:
-    """The native booster in an MLflow model folder (`model.lgb` / `model.ubj` ...)."""
+    """The native booster in an MLflow model folder (`model_file`), through its library."""
+    path = model_file(folder, kind)
     if kind == "lightgbm":
         import lightgbm as lgb
 
-        files = sorted(folder.glob("model.lgb")) or sorted(folder.glob("*.lgb"))
-        if not files:
-            raise ModelNotFound(f"no LightGBM model file in {folder}")
-        return lgb.Booster(model_file=str(files[0]))
-    if kind == "xgboost":
-        import xgboost as xgb
+        return lgb.Booster(model_file=str(path))
+    import xgboost as xgb
 
-        files = [p for p in sorted(folder.glob("model.*")) if p.suffix in (".ubj", ".json", ".xgb")]
-        if not files:
-            raise ModelNotFound(f"no XGBoost model file in {folder}")
-        booster = xgb.Booster()
-        booster.load_model(str(files[0]))
-        return booster
-    raise ValueError(f"unknown booster kind {kind!r}")
+    booster = xgb.Booster()
+    booster.load_model(str(path))
+    return booster

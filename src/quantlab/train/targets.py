@@ -4,7 +4,7 @@ One place maps a target to its label column, the time that label resolves (what 
 purge by), the booster task, the class codes, the score in [-1, 1] that backtest and risk
 trade, the fold metrics and the tuning loss. Pure functions; no I/O.
 
-The score, per target (`signal.threshold` is in these units):
+The score, per target (`signal.threshold` is in these units; `quantlab.scores` computes it):
 - binary: 2·P(up) − 1;
 - direction, triple_barrier: P(up) − P(down), so the flat class's mass pulls it to 0;
 - regression: the predicted return over the sd of the returns the model was fitted on,
@@ -23,6 +23,10 @@ import polars as pl
 from quantlab import metrics
 from quantlab.config import LabelsConfig
 from quantlab.errors import ConfigError, DataError
+
+# The score rule lives in quantlab.scores (light enough for serving); re-exported here.
+from quantlab.scores import prediction_columns as prediction_columns
+from quantlab.scores import score_of as score_of
 from quantlab.train.models import N_CLASSES, Task
 
 TargetName = Literal["binary", "direction", "triple_barrier", "regression"]
@@ -115,24 +119,6 @@ def class_weights(y: np.ndarray, task: Task) -> np.ndarray:
         raise ConfigError("train.class_weight balanced needs a classification train.target")
     values, inverse, counts = np.unique(y, return_inverse=True, return_counts=True)
     return (len(y) / (len(values) * counts))[inverse]
-
-
-def score_of(task: Task, pred: np.ndarray, scale: float = 1.0) -> np.ndarray:
-    """The score in [−1, 1] of a booster's prediction (module docstring)."""
-    if task == "binary":
-        return 2.0 * pred - 1.0
-    if task == "multiclass":
-        return pred[:, 2] - pred[:, 0]
-    return np.clip(pred / scale, -1.0, 1.0)
-
-
-def prediction_columns(task: Task, pred: np.ndarray) -> dict[str, np.ndarray | None]:
-    """The `predictions` columns a prediction fills; the others stay null."""
-    if task == "binary":
-        return {"prob_up": pred}
-    if task == "multiclass":
-        return {"prob_down": pred[:, 0], "prob_flat": pred[:, 1], "prob_up": pred[:, 2]}
-    return {"pred_ret": pred}
 
 
 def valid_loss(task: Task, y: np.ndarray, pred: np.ndarray) -> float:
