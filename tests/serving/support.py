@@ -1,9 +1,8 @@
 """A trained, judged catalog to serve from (`build_served`, the session fixture `served` of
 tests/conftest.py, which tests/serving and tests/cli share): real BTC and ETH spot 1h bars of
 January to June 2023 from the shipped sample, validated, features and labels built by their stages, the main
-model trained (3 folds, 1 trial, 20 rounds) and made champion by the promote stage, and a
-per-symbol regime model: a small six-class LightGBM fitted here on the real features (lane B
-trains the real ones), registered with the same tags and made champion.
+model trained (3 folds, 1 trial, 20 rounds) and the per-symbol regime models by their stage
+(1 trial, 20 rounds), each made champion by the promote stage.
 """
 
 from __future__ import annotations
@@ -44,38 +43,8 @@ def register_booster(ctx, name: str, booster, meta: dict):
     )
 
 
-def fit_regime(features: pl.DataFrame, symbol: str, horizon: int = 4):
-    """A six-class LightGBM on `symbol`'s real features: the regime code `horizon` bars on."""
-    import lightgbm as lgb
-
-    from quantlab.vocab import KEY, REGIMES
-
-    rows = features.filter(pl.col("symbol") == symbol).sort("open_time")
-    columns = [c for c in rows.columns if c not in KEY]
-    target = rows["regime"].shift(-horizon)
-    keep = target.is_not_null().to_numpy()
-    x = rows.select(columns).cast(pl.Float64).to_numpy()[keep]
-    y = target.to_numpy()[keep].astype(int)
-    params = {"objective": "multiclass", "num_class": len(REGIMES), "verbose": -1, "seed": 0}
-    params["num_threads"] = 1  # a small fit: threads would only contend with the tests' others
-    booster = lgb.train(params, lgb.Dataset(x, y), num_boost_round=10)
-    meta = {
-        "family": "regime",
-        "kind": "lightgbm",
-        "task": "multiclass",
-        "target": "regime",
-        "columns": json.dumps(columns),
-        "symbols": json.dumps([symbol]),
-        "symbol": symbol,
-        "classes": json.dumps(list(REGIMES)),
-        "rounds": "10",
-        "mode": "full",
-    }
-    return booster, meta
-
-
 def build_served(tmp):
-    from quantlab import features, labels, quality, train
+    from quantlab import features, labels, quality, regime, train
     from quantlab.context import RunContext
     from quantlab.lifecycle import promote
     from quantlab.schema import KLINES_KEY, conform_klines
@@ -88,6 +57,7 @@ def build_served(tmp):
         # half a year is a real cut and trains in half the time a year would.
         features={"timeframes": {"4h": ["logret_1", "rsi_14"]}},
         train={"register_as": MAIN, "folds": 3, "trials": 1, "num_boost_round": 20},
+        lifecycle={"regime": {"register_as": REGIME, "trials": 1, "num_boost_round": 20}},
     )
     ctx = RunContext.load(config)
     bars = pl.concat([load_sample_klines(s, MONTHS) for s in SYMBOLS])
@@ -96,13 +66,9 @@ def build_served(tmp):
     feats = features.run(ctx, klines, checks)
     labs = labels.run(ctx, klines, checks)
     predictions = train.run(ctx, feats, labs)
-    promote.run(ctx, predictions, labs)
+    regimes = regime.run(ctx, feats, labs)  # the real per-symbol regime models
+    promote.run(ctx, predictions, labs, None, regimes)  # the gate makes each first one champion
     registry = registry_for(ctx.config.tracking.uri)
-    frame = ctx.catalog.read(feats)
-    for symbol in SYMBOLS:
-        booster, meta = fit_regime(frame, symbol)
-        ref = register_booster(ctx, f"{REGIME}-{symbol}", booster, meta)
-        registry.set_champion(ref.name, ref.version, by="tests/serving")
     return SimpleNamespace(
         ctx=ctx,
         config=config,
