@@ -132,4 +132,4 @@ def test_gate_check(ctx, klines):
     more = load_sample_klines("ETHUSDT", ("2023-04",))
     newer = ctx.catalog.upsert("klines", more, stage="ingest")
     stale = check_gate(ctx.catalog)
-    assert stale.status == WARN and f"klines@{newer.version} is not validated" in stale.reason
+    assert stale.status == WARN and f"klines@v{newer.version} is not validated" in stale.reason

@@ -154,7 +154,7 @@ def check_gate(catalog: Catalog) -> Result:
         return Result(
             "gate",
             FAIL,
-            f"{checks} failed on klines@{judged}: {', '.join(verdict.failed_checks) or 'see it'}; "
+            f"{checks} failed on klines@v{judged}: {', '.join(verdict.failed_checks) or 'see it'}; "
             "fix the data and ingest again (`quantlab data validate` shows the checks)",
             details,
         )
@@ -162,8 +162,8 @@ def check_gate(catalog: Catalog) -> Result:
         return Result(
             "gate",
             WARN,
-            f"{checks} passed klines@{judged}, but klines@{newest} is not validated yet; "
+            f"{checks} passed klines@v{judged}, but klines@v{newest} is not validated yet; "
             "run `quantlab run validate`",
             details,
         )
-    return Result("gate", OK, f"{checks} passed klines@{judged}", details)
+    return Result("gate", OK, f"{checks} passed klines@v{judged}", details)

@@ -20,6 +20,7 @@ import polars as pl
 from quantlab.catalog import DatasetRef
 from quantlab.errors import DataError
 from quantlab.tracking.registry import ModelRef, registry_for
+from quantlab.vocab import KEY
 
 if TYPE_CHECKING:
     from quantlab.config import Config
@@ -27,7 +28,6 @@ if TYPE_CHECKING:
     from quantlab.serving.model import LoadedModel
 
 DATASET = "live_predictions"
-KEY = ("symbol", "open_time")
 
 
 @dataclass(frozen=True)
