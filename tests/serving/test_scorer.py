@@ -141,3 +141,23 @@ def test_what_cannot_be_served_says_what_to_do(served, scorer, tmp_path):
     empty = RunContext(ctx.config, Catalog(tmp_path / "catalog"))
     with pytest.raises(DatasetNotFound, match="make run"):
         predict(Scorer(empty, served.registry), "BTCUSDT")
+
+
+def test_the_model_cache_on_disk_is_keyed_by_the_logged_model_not_only_its_version(
+    served, tmp_path, monkeypatch
+):
+    """A registry rebuilt from scratch numbers its versions from 1 again; a folder cached for
+    another model under the same name and version must never be served."""
+    from dataclasses import replace
+
+    import quantlab.serving.model as served_model
+
+    champion = served.registry.champion(MAIN)
+    stale = tmp_path / MAIN / str(champion.version)  # how a version-only cache would name it
+    stale.mkdir(parents=True)
+    (stale / "MLmodel").write_text("not this model")
+    monkeypatch.setattr(served_model, "_CACHE", {})  # this process loaded it elsewhere already
+    loaded = load_model(served.registry, champion, tmp_path)
+    assert loaded.folder.parent.name.startswith(f"{champion.version}-")
+    other = replace(champion, source="models:/m-another")
+    assert served_model._folder_name(other) != served_model._folder_name(champion)

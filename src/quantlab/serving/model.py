@@ -11,6 +11,7 @@ final model on the same features row.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import tempfile
@@ -137,8 +138,15 @@ class LoadedModel:
         )
 
 
-_CACHE: dict[tuple[str, str, int], LoadedModel] = {}  # (registry URI, name, version)
+_CACHE: dict[tuple[str, str, int, str], LoadedModel] = {}  # (registry URI, name, version, source)
 _LOCK = threading.Lock()
+
+
+def _folder_name(ref: ModelRef) -> str:
+    """`<version>-<hash of its source>`: the source names the logged model (models:/m-…); a
+    registry rebuilt from scratch reuses version numbers, never sources, so a folder cached
+    for another model can never be served."""
+    return f"{ref.version}-{hashlib.sha256(ref.source.encode()).hexdigest()[:12]}"
 
 
 def _folder(registry: Registry, ref: ModelRef, cache_dir: Path | None) -> Path:
@@ -146,7 +154,7 @@ def _folder(registry: Registry, ref: ModelRef, cache_dir: Path | None) -> Path:
     folder renamed into place, so a killed download never looks complete)."""
     if cache_dir is None:
         return _model_root(registry.download(ref))
-    folder = cache_dir / ref.name / str(ref.version)
+    folder = cache_dir / ref.name / _folder_name(ref)
     if folder.exists():
         return _model_root(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
@@ -180,7 +188,7 @@ def _trees(folder: Path, kind: str) -> LgbmText | None:
 
 def load_model(registry: Registry, ref: ModelRef, cache_dir: Path | None = None) -> LoadedModel:
     """`ref` ready to score, loaded once per process (and once per `cache_dir` on disk)."""
-    key = (registry.uri, ref.name, ref.version)
+    key = (registry.uri, ref.name, ref.version, ref.source)
     with _LOCK:
         if key in _CACHE:
             return _CACHE[key]
