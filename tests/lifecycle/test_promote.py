@@ -59,6 +59,9 @@ def test_the_first_model_is_champion_and_the_weaker_one_stays_challenger(trained
     champion, challenger = reg.champion(NAME), reg.challenger(NAME)
     assert (champion.version, challenger.version) == (1, 2)
     assert champion.tags["gate.decision"] == "first"
+    # The gate put the champion's files where serving reads them: a first predict is local.
+    cached = sorted(p.name for p in (ctx.config.paths.data / "serving" / NAME).iterdir())
+    assert [c.split("-")[0] for c in cached if not c.startswith(".")] == ["1"]
     t = challenger.tags
     assert t["gate.decision"] == "kept" and t["gate.champion_version"] == "1"
     # The numbers that decided it, and the rows they were computed on: both models' out-of-fold

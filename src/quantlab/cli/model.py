@@ -91,7 +91,7 @@ def _one_name(ctx: RunContext, args: argparse.Namespace) -> str:
 
 
 def _cmd_promote(ctx: RunContext, args: argparse.Namespace) -> int:
-    from quantlab.lifecycle.promote import registry
+    from quantlab.lifecycle.promote import prefetch_champion, registry
 
     reg = registry(ctx)
     name = _one_name(ctx, args)
@@ -104,6 +104,7 @@ def _cmd_promote(ctx: RunContext, args: argparse.Namespace) -> int:
     reason = args.reason or "a person's override of the gate"
     reg.set_tags(name, ref.version, {"override": reason, "override_by": by})
     previous = reg.set_champion(name, ref.version, by=by)
+    prefetch_champion(ctx, reg, name)
     was = "none" if previous is None else f"v{previous.version}"
     _record(ctx, name, ref.version, "override", by, f"{reason} (champion was {was})")
     gate = ref.tags.get("gate.decision")
@@ -115,12 +116,13 @@ def _cmd_promote(ctx: RunContext, args: argparse.Namespace) -> int:
 
 
 def _cmd_rollback(ctx: RunContext, args: argparse.Namespace) -> int:
-    from quantlab.lifecycle.promote import registry
+    from quantlab.lifecycle.promote import prefetch_champion, registry
 
     reg = registry(ctx)
     name = _one_name(ctx, args)
     by = _person()
     current, restored = reg.rollback(name, by=by)
+    prefetch_champion(ctx, reg, name)  # the next predict reads a local file
     _record(ctx, name, restored.version, "rollback", by, f"rolled back from v{current.version}")
     print(f"{name}: champion v{current.version} rolled back to v{restored.version} (by {by})")
     return 0

@@ -138,8 +138,17 @@ def judge(ctx: RunContext, reg: Registry, candidate: Candidate, outcomes: pl.Dat
     )
     if decision.promote:
         reg.set_champion(name, version, by="gate")
+        prefetch_champion(ctx, reg, name)
     print(f"{name} v{version}: {decision.decision}. {decision.reason}")
     return decision
+
+
+def prefetch_champion(ctx: RunContext, reg: Registry, name: str) -> None:
+    """The champion's files into the serving cache, so its first answer reads a local file."""
+    from quantlab.serving.model import prefetch
+
+    if (champion := reg.champion(name)) is not None:
+        prefetch(reg, champion, ctx.config.paths.data)
 
 
 def gate_config(ctx: RunContext, family: str) -> Any:

@@ -229,3 +229,14 @@ def describe(model: LoadedModel) -> dict[str, Any]:
         "trained_on": json.loads(model.ref.meta("inputs", "{}") or "{}"),
         "train_end": model.ref.meta("train_end"),
     }
+
+
+def serving_cache(data_dir: Path | str) -> Path:
+    """Where serving keeps registered models' files: `<paths.data>/serving`."""
+    return Path(data_dir) / "serving"
+
+
+def prefetch(registry: Registry, ref: ModelRef, data_dir: Path | str) -> Path:
+    """Download `ref`'s files into the serving cache now (once per version), so the first
+    `predict` after a promotion or a rollback reads a local file instead of MLflow's store."""
+    return _folder(registry, ref, serving_cache(data_dir))

@@ -18,7 +18,6 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 
 import polars as pl
 
@@ -26,7 +25,7 @@ from quantlab.catalog import DatasetRef
 from quantlab.context import RunContext
 from quantlab.errors import ConfigError, DatasetNotFound
 from quantlab.serving.alias import read_alias
-from quantlab.serving.model import LoadedModel, load_model
+from quantlab.serving.model import LoadedModel, load_model, serving_cache
 from quantlab.serving.tail import Tail, load_tail, pending_close, serving_symbols, validated
 from quantlab.tracking.registry import (
     CHAMPION,
@@ -75,7 +74,7 @@ class Scorer:
     ):
         self.ctx = ctx
         self.registry = registry or registry_for(ctx.config.tracking.uri)
-        self.cache_dir = Path(ctx.config.paths.data) / "serving"
+        self.cache_dir = serving_cache(ctx.config.paths.data)
         self.clock = clock
         self._lock = threading.Lock()
         self._aliases: dict[str, tuple[float, ModelRef]] = {}
