@@ -203,7 +203,12 @@ class Registry:
             except MlflowException:
                 # A concurrent writer created it since the lookup: the same end state.
                 self.client.get_registered_model(name)
-        mv = self.client.create_model_version(name, model_uri, run_id=run_id)
+        # MLflow 3's `models:/m-…` source names a logged model; a tracking server accepts it
+        # only with that model's id beside it (mlflow.register_model passes it too).
+        model_id = (
+            model_uri.removeprefix("models:/") if model_uri.startswith("models:/m-") else None
+        )
+        mv = self.client.create_model_version(name, model_uri, run_id=run_id, model_id=model_id)
         version = int(mv.version)
         self.describe(name, version, meta)
         self.mark_challenger(name, version)
