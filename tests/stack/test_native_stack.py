@@ -37,6 +37,7 @@ ARTIFACTS = Path(__file__).with_name("artifacts")
 SCREENS = Path("/tmp/stack-screens")
 DAG = "research"
 STAGES = {"ingest", "validate", "features", "labels", "train", "backtest", "risk", "paper"}
+STAGES |= {"regime", "promote"}  # the regime models and the promotion gate (issue 16)
 # On a spot universe the funding tasks succeed and hand on nothing.
 TASKS = STAGES | {"funding", "validate_funding", "exchange_info", "validate_exchange_info"}
 # The full sample takes minutes on a small machine; the test slice well under one.
