@@ -138,3 +138,16 @@ def wire(stages: tuple[Stage, ...], *, pool: str | None = None) -> dict:
         for name in stage.after:  # order only: one exchange client, one heavy stage at a time
             tasks[name] >> tasks[stage.name]
     return tasks
+
+
+def lifecycle_timetable(which: str, default: str | None = None):
+    """`lifecycle.schedules.<which>` (incremental, full, monitor) as a cron timetable in the
+    configured timezone; when the config leaves it null, `default` (None: run by hand). Read
+    at parse time: a config file, no DB or network (tests/dags check)."""
+    from airflow.sdk import CronTriggerTimetable
+
+    from quantlab.config import load_config
+
+    schedules = load_config().lifecycle.schedules
+    cron = getattr(schedules, which) or default
+    return None if cron is None else CronTriggerTimetable(cron, timezone=schedules.timezone)

@@ -9,24 +9,16 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from airflow.sdk import CronTriggerTimetable, dag, task
+from airflow.sdk import dag, task
 
-from _quantlab import ctx
+from _quantlab import ctx, lifecycle_timetable
 
 DEFAULT_ARGS = {"owner": "quantlab", "retries": 1, "retry_delay": timedelta(minutes=2)}
 
 
-def schedule():
-    """`lifecycle.schedules.monitor` in its time zone, else hourly."""
-    from quantlab.config import load_config
-
-    cfg = load_config().lifecycle.schedules
-    return CronTriggerTimetable(cfg.monitor or "0 * * * *", timezone=cfg.timezone)
-
-
 @dag(
     dag_id="health",
-    schedule=schedule(),
+    schedule=lifecycle_timetable("monitor", default="0 * * * *"),  # null monitor: hourly
     start_date=datetime(2024, 1, 1),
     catchup=False,
     max_active_runs=1,

@@ -19,9 +19,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
-from airflow.sdk import CronTriggerTimetable, dag, task
+from airflow.sdk import dag, task
 
-from _quantlab import CATALOG_POOL, ctx, fail_fast, ref
+from _quantlab import CATALOG_POOL, ctx, fail_fast, lifecycle_timetable, ref
 
 DEFAULT_ARGS = {
     "owner": "quantlab",
@@ -32,17 +32,9 @@ DEFAULT_ARGS = {
 ROUTES = {"full": "retrain_full", "incremental": "retrain_incremental", "none": "no_retrain"}
 
 
-def schedule():
-    """`lifecycle.schedules.monitor` as a cron timetable in its time zone (None: manual)."""
-    from quantlab.config import load_config
-
-    cfg = load_config().lifecycle.schedules
-    return None if cfg.monitor is None else CronTriggerTimetable(cfg.monitor, timezone=cfg.timezone)
-
-
 @dag(
     dag_id="model_monitor",
-    schedule=schedule(),
+    schedule=lifecycle_timetable("monitor"),
     start_date=datetime(2024, 1, 1),
     catchup=False,
     max_active_runs=1,

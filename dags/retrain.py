@@ -15,10 +15,9 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from airflow.sdk import CronTriggerTimetable, dag
+from airflow.sdk import dag
 
-from _quantlab import CATALOG_POOL, wire
-from quantlab.config import load_config
+from _quantlab import CATALOG_POOL, lifecycle_timetable, wire
 from quantlab.pipeline import retrain_graph
 
 DEFAULT_ARGS = {
@@ -27,19 +26,12 @@ DEFAULT_ARGS = {
     "retry_delay": timedelta(minutes=1),
     "retry_exponential_backoff": True,
 }
-# Read once at parse time: a config file, no DB or network (tests/dags check).
-SCHEDULES = load_config().lifecycle.schedules
 
 
-def timetable(cron: str | None) -> CronTriggerTimetable | None:
-    """Runs at the cron's times in the configured timezone; None: no schedule."""
-    return None if cron is None else CronTriggerTimetable(cron, timezone=SCHEDULES.timezone)
-
-
-def retrain_dag(mode: str, cron: str | None):
+def retrain_dag(mode: str):
     @dag(
         dag_id=f"retrain_{mode}",
-        schedule=timetable(cron),
+        schedule=lifecycle_timetable(mode),
         start_date=datetime(2024, 1, 1),
         catchup=False,
         max_active_runs=1,
@@ -53,5 +45,5 @@ def retrain_dag(mode: str, cron: str | None):
     return retrain()
 
 
-INCREMENTAL = retrain_dag("incremental", SCHEDULES.incremental)
-FULL = retrain_dag("full", SCHEDULES.full)
+INCREMENTAL = retrain_dag("incremental")
+FULL = retrain_dag("full")

@@ -43,13 +43,15 @@ def test_dagbag_parses_both_without_errors():
 def test_schedule_comes_from_config(monitor, monkeypatch, tmp_path):
     from airflow.sdk import CronTriggerTimetable
 
-    timetable = monitor.schedule()
+    from _quantlab import lifecycle_timetable
+
+    timetable = lifecycle_timetable("monitor")  # what the DAG file passes as its schedule
     assert isinstance(timetable, CronTriggerTimetable)
     assert timetable.expression == "15 */2 * * *"
     assert str(timetable.timezone) == "Europe/London"
     (tmp_path / "off").mkdir()
-    module = load("model_monitor.py", monkeypatch, tmp_path / "off", schedules={"monitor": None})
-    assert module.schedule() is None
+    load("model_monitor.py", monkeypatch, tmp_path / "off", schedules={"monitor": None})
+    assert lifecycle_timetable("monitor") is None
 
 
 def test_graph(monkeypatch, tmp_path):
