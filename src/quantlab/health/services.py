@@ -33,7 +33,7 @@ def check_mlflow(uri: str, timeout: float = TIMEOUT_S) -> Result:
             return Result(
                 "mlflow",
                 FAIL,
-                f"MLflow at {where} does not answer ({exc}); start it (`make mlflow`) or fix "
+                f"MLflow at {where} does not answer ({exc}); start it (`make mlflow-ui`, or the stack's `make stack`) or fix "
                 "tracking.uri",
                 {"uri": where},
             )
