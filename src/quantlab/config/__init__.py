@@ -24,7 +24,13 @@ from quantlab.config.loader import (
     resolve_path,
 )
 from quantlab.config.model import Config, config_hash, config_slice, slice_hash
-from quantlab.config.portfolio import BacktestConfig, PaperConfig, RiskConfig, SignalConfig
+from quantlab.config.paper import (
+    BinanceVenueConfig,
+    PaperConfig,
+    PaperLimitsConfig,
+    VirtualConfig,
+)
+from quantlab.config.portfolio import BacktestConfig, RiskConfig, SignalConfig
 from quantlab.config.research import (
     BarrierConfig,
     CrossSectionConfig,
@@ -53,7 +59,10 @@ __all__ = [
     "LabelsConfig",
     "LifecycleConfig",
     "NormalizeConfig",
+    "BinanceVenueConfig",
     "PaperConfig",
+    "PaperLimitsConfig",
+    "VirtualConfig",
     "PathsConfig",
     "RegimeConfig",
     "RegimeLabelConfig",

@@ -128,12 +128,3 @@ class RiskConfig(_Model):
             return self.vol_lambda
         assert self.vol_halflife is not None
         return 0.5 ** (1.0 / self.vol_halflife)
-
-
-class PaperConfig(_Model):
-    ledger_url: str = "sqlite:///data/ledger.sqlite"
-    account: str = "paper"
-    equity: float = Field(default=100_000.0, gt=0)
-    fee_rate: float = Field(default=0.001, ge=0)
-    min_notional: float = Field(default=10.0, ge=0)
-    qty_decimals: int = Field(default=5, ge=0, le=8)
