@@ -34,6 +34,7 @@ from quantlab.errors import (
     ConfigError,
     ExchangeBanned,
     OrderRejected,
+    LedgerBusy,
     OrderStatusUnknown,
     PermanentExchangeError,
     QualityError,
@@ -58,6 +59,7 @@ ACTIONS: dict[type[QuantlabError], Action] = {
     OrderRejected: "fail",
     TemporaryExchangeError: "retry",
     OrderStatusUnknown: "retry",
+    LedgerBusy: "fail",  # another paper session holds the ledger: never two trading at once
     ChecksumMismatch: "retry",
 }
 

@@ -76,7 +76,7 @@ def _postgres_database() -> tuple[object, str]:
 @pytest.fixture(params=["sqlite", "postgres"])
 def ledger(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator:
     """An empty paper ledger, once on SQLite and once on PostgreSQL (127.0.0.1:5432)."""
-    from quantlab.paper import Ledger
+    from quantlab.execution.ledger import Ledger
 
     if request.param == "sqlite":
         with Ledger.connect(f"sqlite:///{tmp_path / 'ledger.sqlite'}") as led:

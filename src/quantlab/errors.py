@@ -15,6 +15,8 @@
         ├── OrderRejected            the venue refused an order (a filter, the balance): final
         └── OrderStatusUnknown       an order's outcome is unknown (timeout, 5xx, -1006, -1007):
                                      query it by client order id before anything is resent
+    └── LedgerError                  the paper ledger refused a change (an overfill, a bad row)
+        └── LedgerBusy               another paper session holds the account: one trades at once
 
 Every message says what happened and what to do about it.
 """
@@ -151,3 +153,11 @@ class OrderStatusUnknown(ExchangeError):
     ):
         super().__init__(message, status, code)
         self.client_order_id = client_order_id
+
+
+class LedgerError(QuantlabError):
+    """The paper ledger refused a change that would break it (an overfill, a corrupt row)."""
+
+
+class LedgerBusy(LedgerError):
+    """Another paper session holds the account's ledger lock: never two trading at once."""

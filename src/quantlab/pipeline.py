@@ -1,15 +1,17 @@
 """The research stage graph, written once: the DAG, `quantlab run [STAGE]` and the summary read it.
 
     ingest ─> validate ──────────────┬─> features ─> labels ─> train ─> risk ─> backtest
-       ├──> funding ─> validate_funding ┘ (USD-M only) ─────────────────────┤      └─> paper
+       ├──> funding ─> validate_funding ┘ (USD-M only) ─────────────────────┘
        └──> exchange_info ─> validate_exchange_info ───────────────────────┘
 
     features, labels ─> regime (after train)
     train, labels, backtest?, regime? ─> promote
+    risk, train, ingest, validate, exchange_info, validate_exchange_info, promote? ─> paper (spot)
 
 risk sizes the out-of-fold predictions into targets with the one sizing function live trading
 uses; the backtest trades those targets (rounded to the exchange's filters, with fees,
-slippage and, on perpetuals, funding); paper trades the newest of them. regime trains one
+slippage and, on perpetuals, funding); paper trades them bar by bar on the paper venue
+(or Binance's spot testnet), once the gate has said whose signals they are. regime trains one
 six-class regime model per symbol; promote judges every challenger that train and regime
 registered against its champion.
 
@@ -120,7 +122,6 @@ RESEARCH: tuple[Stage, ...] = (
             "validate_funding?",
         ),
     ),
-    Stage("paper", "paper_orders", "quantlab.paper:run", ("risk", "ingest")),
     # One six-class regime model per symbol; after train, so two heavy fits never overlap.
     Stage(
         "regime",
@@ -135,6 +136,23 @@ RESEARCH: tuple[Stage, ...] = (
         "model_decisions",
         "quantlab.lifecycle.promote:run",
         ("train", "labels", "backtest?", "regime?"),
+    ),
+    # The newest targets on the paper venue (quantlab.execution), after the gate: only the
+    # champion's signals are traded. Spot only: the testnet adapter is Binance spot.
+    Stage(
+        "paper",
+        "paper_orders",
+        "quantlab.execution:run",
+        (
+            "risk",
+            "train",
+            "ingest",
+            "validate",
+            "exchange_info",
+            "validate_exchange_info",
+            "promote?",
+        ),
+        when=lambda config: config.universe.market == "spot",
     ),
 )
 STAGES: dict[str, Stage] = {stage.name: stage for stage in RESEARCH}

@@ -36,6 +36,18 @@ def test_every_dag_has_tags_and_retries(dagbag):
             assert t.retries >= 1, f"{dag_id}.{t.task_id} has no retries"
 
 
+def test_paper_trading_follows_the_market_data_asset(dagbag):
+    dag = dagbag.dags["paper_trading"]
+    assert dag.max_active_runs == 1 and dag.catchup is False
+    assert [a.uri for a in dag.timetable.asset_condition.iter_assets().values()] == [
+        "quantlab://datasets/klines"
+    ] or "quantlab://datasets/klines" in str(dag.timetable.asset_condition)
+    chain = ["bars", "features", "score_live", "signals", "paper"]
+    assert sorted(dag.task_ids) == sorted(chain)
+    for upstream, downstream in itertools.pairwise(chain):
+        assert upstream in dag.get_task(downstream).upstream_task_ids, (upstream, downstream)
+
+
 def test_validate_fails_without_retry(dagbag):
     assert dagbag.dags["research"].get_task("validate").retries == 0
 
@@ -57,7 +69,10 @@ def test_research_runs_the_stages_in_order(dagbag):
         "backtest"
     ).upstream_task_ids
     assert dag.get_task("validate_exchange_info").upstream_task_ids == {"exchange_info"}
-    assert "risk" in dag.get_task("paper").upstream_task_ids
+    # Paper trades the same targets, with the same filters, once the gate has spoken.
+    assert {"risk", "train", "validate_exchange_info", "promote"} <= dag.get_task(
+        "paper"
+    ).upstream_task_ids
     # The gate judges the training against its champion with the backtest's deflated Sharpe.
     assert {"train", "labels", "backtest"} <= dag.get_task("promote").upstream_task_ids
     # Funding (perpetuals) reaches features only through its own gate.

@@ -82,7 +82,7 @@ STAGES = {
     "train": "quantlab.train.stage",
     "backtest": "quantlab.backtest.stage",
     "risk": "quantlab.risk.stage",
-    "paper": "quantlab.paper.stage",
+    "paper": "quantlab.execution.stage",
     "evaluate": "quantlab.features.evaluate",
     "validate": "quantlab.quality.stage",
 }
@@ -113,28 +113,34 @@ def _edit(cfg, section: str, **values):
         (
             "universe",
             {"symbols": ("BTCUSDT",)},
-            {"features", "labels", "backtest", "risk", "train"},
+            {"features", "labels", "backtest", "risk", "train", "paper"},
         ),
-        ("universe", {"start": date(2023, 6, 1)}, {"features", "labels", "backtest", "risk"}),
+        (
+            "universe",
+            {"start": date(2023, 6, 1)},
+            {"features", "labels", "backtest", "risk", "paper"},
+        ),
         # The interval also sets train's embargo and the gate's grid for unlabelled series.
         (
             "universe",
             {"interval": "4h"},
-            {"features", "labels", "backtest", "risk", "train", "validate"},
+            {"features", "labels", "backtest", "risk", "train", "validate", "paper"},
         ),
         # Risk calibrates against the horizon's label and measures Kelly's payoff over it.
         ("labels", {"horizon": 8}, {"labels", "train", "evaluate", "risk"}),
         ("labels", {"dead_zone": 0.01}, {"labels"}),
         ("train", {"seed": 7}, {"train"}),
         # Backtest and risk trade the first kind listed: which one it is is part of their result.
-        ("train", {"models": ("xgboost", "lightgbm")}, {"train", "backtest", "risk"}),
+        # Paper trades the same kind's targets and scores.
+        ("train", {"models": ("xgboost", "lightgbm")}, {"train", "backtest", "risk", "paper"}),
         # Each Optuna trial records its valid Sharpe by the signal rule after costs; risk
         # sizes by it; the backtest trades risk's targets (a new targets version, not a new
         # slice of its own config).
         ("signal", {"threshold": 0.3}, {"risk", "train"}),
-        ("backtest", {"fees": FeesConfig(bnb_discount=True)}, {"backtest", "train"}),
+        # The paper venue charges the backtest's costs.
+        ("backtest", {"fees": FeesConfig(bnb_discount=True)}, {"backtest", "train", "paper"}),
         ("backtest", {"init_cash": 5e4}, {"backtest"}),
-        ("paper", {"qty_decimals": 3}, {"paper"}),
+        ("paper", {"session_bars": 24}, {"paper"}),
         # Report knobs and destinations: nothing reads them into a result.
         ("train", {"experiment": "elsewhere", "register_as": "other-name"}, set()),
         # Where the Optuna studies live: their names come from the fingerprint, not the URL.

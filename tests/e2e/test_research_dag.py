@@ -123,7 +123,7 @@ def test_backtest_tearsheet_and_deflated_stats(dag_run):
 
 def test_a_second_run_writes_nothing_new(dag_run):
     from quantlab.context import RunContext
-    from quantlab.paper import Ledger
+    from quantlab.execution.ledger import Ledger
     from quantlab.pipeline import run_research
 
     config, _, _ = dag_run

@@ -110,7 +110,7 @@ def test_champions_fail_when_the_registry_is_unreachable(tmp_path):
 
 
 def test_ledger_check(tmp_path):
-    from quantlab.paper import Ledger
+    from quantlab.execution.ledger import Ledger
 
     path = tmp_path / "ledger.sqlite"
     absent = check_ledger(f"sqlite:///{path}")

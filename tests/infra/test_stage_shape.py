@@ -10,7 +10,7 @@ import pytest
 
 import quantlab
 
-STAGES = ("ingest", "quality", "features", "labels", "train", "backtest", "risk", "paper")
+STAGES = ("ingest", "quality", "features", "labels", "train", "backtest", "risk", "execution")
 
 
 @pytest.mark.parametrize("name", STAGES)

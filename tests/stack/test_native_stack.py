@@ -121,18 +121,15 @@ def _reset_test_slice(stack: Stack) -> None:
     data = cfg.paths.data
     assert (ROOT / ".stack") in data.parents, f"{data} is not the test slice's folder"
     shutil.rmtree(data, ignore_errors=True)
+    # The paper venue's state lives under data/ (gone above); the account's ledger rows go too.
     conn = _ledger(stack)
     with conn, conn.cursor() as cur:
-        cur.execute("SELECT to_regclass('public.orders') IS NOT NULL")
-        if cur.fetchone()[0]:
-            account = cfg.paper.account
-            cur.execute(
-                "DELETE FROM fills WHERE client_order_id IN "
-                "(SELECT client_order_id FROM orders WHERE account = %s)",
-                (account,),
-            )
-            cur.execute("DELETE FROM orders WHERE account = %s", (account,))
-            cur.execute("DELETE FROM positions WHERE account = %s", (account,))
+        cur.execute(
+            "SELECT table_name FROM information_schema.columns WHERE table_schema = 'public' "
+            "AND column_name = 'account'"
+        )
+        for (table,) in cur.fetchall():
+            cur.execute(f'DELETE FROM "{table}" WHERE account = %s', (cfg.paper.account,))
     conn.close()
 
 
@@ -436,23 +433,22 @@ def test_the_paper_ledger_in_postgres_holds_the_runs_orders(
     conn = _ledger(stack)
     with conn, conn.cursor() as cur:
         cur.execute(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' "
-            "AND table_name IN ('orders', 'fills', 'positions')"
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'"
         )
-        assert {row[0] for row in cur.fetchall()} == {"orders", "fills", "positions"}
-        prefix = f"{account}-targets-v{targets_version}-"
+        tables = {row[0] for row in cur.fetchall()}
+        assert {"orders", "order_events", "fills", "balances", "schema_migrations"} <= tables
         cur.execute(
-            "SELECT o.client_order_id FROM orders o JOIN fills f USING (client_order_id) "
-            "WHERE o.account = %s AND o.client_order_id LIKE %s ORDER BY 1",
-            (account, prefix + "%"),
+            "SELECT client_id FROM orders WHERE account = %s AND source = %s ORDER BY 1",
+            (account, f"targets@v{targets_version}"),
         )
         ledger_ids = [row[0] for row in cur.fetchall()]
-        cur.execute("SELECT count(*) FROM positions WHERE account = %s", (account,))
-        positions = cur.fetchone()[0]
+        cur.execute("SELECT count(*) FROM fills WHERE account = %s", (account,))
+        fills = cur.fetchone()[0]
     conn.close()
-    assert lineage.extra["orders"] == booked.height == len(ledger_ids)
-    assert sorted(booked["client_order_id"].to_list()) == ledger_ids
-    assert positions >= (1 if ledger_ids else 0)
+    assert lineage.extra["venue"] == "paper" and lineage.extra["invariants"] == []
+    assert lineage.extra["orders"] == booked.height == len(ledger_ids) > 0
+    assert sorted(booked["client_id"].to_list()) == ledger_ids
+    assert fills > 0  # the session's earlier bars filled at their next open
 
 
 @pytest.mark.timeout(RUN_TIMEOUT_S + 600)

@@ -338,16 +338,64 @@ DATASETS = Registry(
             "risk",
             ("fold", "bin"),
         ),
+        # -- the paper-execution bridge (quantlab.execution): snapshots of the ledger ----------
         Dataset(
             "paper_orders",
             {
-                "client_order_id": pl.String(),
+                "client_id": pl.String(),
+                "account": pl.String(),
                 "symbol": pl.String(),
                 "side": pl.String(),
-                **dict.fromkeys(("qty", "price", "fee", "target_weight"), pl.Float64()),
+                "type": pl.String(),
+                "tif": pl.String(),
+                "qty": pl.Float64(),
+                "price": pl.Float64(),  # the limit price; null for a market order
+                "status": pl.String(),
+                "venue_order_id": pl.String(),
+                "executed_qty": pl.Float64(),
+                "cum_quote": pl.Float64(),
+                "decision_time": UTC_MS,  # the bar whose close decided it
+                "target_weight": pl.Float64(),
+                "source": pl.String(),  # the targets version
+                "reference_price": pl.Float64(),
+                "note": pl.String(),
+                "created_time": UTC_MS,
+                "updated_time": UTC_MS,
             },
             "paper",
-            ("client_order_id",),
+            ("client_id",),
+        ),
+        Dataset(
+            "paper_fills",
+            {
+                "account": pl.String(),
+                "symbol": pl.String(),
+                "trade_id": pl.String(),
+                "client_id": pl.String(),
+                "side": pl.String(),
+                **dict.fromkeys(("qty", "price", "fee"), pl.Float64()),
+                "fee_asset": pl.String(),
+                "time": UTC_MS,
+                "maker": pl.Boolean(),
+            },
+            "paper",
+            ("account", "symbol", "trade_id"),
+        ),
+        Dataset(
+            "paper_equity",
+            {
+                "account": pl.String(),
+                "time": UTC_MS,  # the bar close it was marked at
+                **dict.fromkeys(("equity", "cash", "gross_exposure"), pl.Float64()),
+            },
+            "paper",
+            ("account", "time"),
+        ),
+        Dataset(  # backtest vs paper over the session's window: the P&L gap by bucket
+            "paper_divergence",
+            {"bucket": pl.String(), "pnl": pl.Float64(), "share": pl.Float64()},
+            "paper",
+            ("bucket",),
         ),
         # -- the model lifecycle (quantlab.lifecycle, quantlab.regime) ------------------------
         Dataset(  # every gate decision, promotion, override and rollback, as MLflow's tags say

@@ -138,3 +138,7 @@ class RiskRun(Extra):
     newest_open_time: str | None = None
     brier: dict[str, float] = {}  # fold -> Brier score of prob_up against the outcome
     base_rate: dict[str, float] = {}  # fold -> share of up outcomes (Brier of a constant guess)
+    # Written by paper_trading's `signals` (quantlab.execution.signals): whose scores these are.
+    champion: str | None = None  # "<model> v<version>"
+    champion_run_id: str | None = None
+    predictions: str | None = None  # the champion's own predictions version

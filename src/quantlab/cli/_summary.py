@@ -90,18 +90,49 @@ def print_summary(ctx: RunContext) -> int:
                 f"  {row['symbol']:<8} smoothed score {row['score']:+.3f} "
                 f"-> target weight {row['target_weight']:+.3f}"
             )
-    orders = catalog.read(catalog.latest(FINAL))
-    print(
-        f"\nPaper orders booked for these targets in account '{ctx.config.paper.account}': "
-        f"{orders.height}{'' if orders.height else ' (the book already matches the targets)'}"
-    )
-    for row in orders.iter_rows(named=True):
-        print(
-            f"  {row['side']:<4} {row['qty']:>12.5f} {row['symbol']:<8} @ {row['price']:.2f} "
-            f"(target weight {row['target_weight']:+.3f})"
-        )
+    _print_paper(ctx)
     _print_decisions(ctx)
     return 0
+
+
+def _print_paper(ctx: RunContext) -> None:
+    """The paper account after its newest session: orders, fills, equity, divergence."""
+    catalog = ctx.catalog
+    ref = catalog.latest(FINAL)
+    lin = catalog.lineage(ref)
+    extra = lin.extra
+    orders = catalog.read(ref)
+    print(
+        f"\nPaper account '{extra.get('account')}' on the {extra.get('venue')} venue ({ref}; "
+        f"`quantlab paper status` for the ledger): {extra.get('bars_traded', 0)} bar(s) traded this "
+        f"run, {extra.get('placed', 0)} order(s) placed, trading {extra.get('trading_state')}"
+    )
+    if extra.get("halted"):
+        print(f"  no new orders: {extra['halted']}")
+    if orders.height:
+        counts = orders.group_by("status").len().sort("status")
+        print("  orders by status: " + ", ".join(f"{s} {n}" for s, n in counts.iter_rows()))
+        newest = orders.filter(pl.col("decision_time") == pl.col("decision_time").max())
+        for row in newest.sort("symbol").iter_rows(named=True):
+            print(
+                f"  newest: {row['side']:<4} {row['qty']:>12.5f} {row['symbol']:<8} {row['type']:<6} "
+                f"{row['status']:<16} (target weight {row['target_weight']:+.3f}, decided at "
+                f"{row['reference_price']:.2f})"
+            )
+    outputs_ = extra.get("outputs", {})
+    if "paper_equity" in outputs_:
+        equity = catalog.read(DatasetRef("paper_equity", outputs_["paper_equity"]))
+        if equity.height:
+            fills = DatasetRef("paper_fills", outputs_["paper_fills"])
+            print(f"  equity {equity['equity'][-1]:,.2f} at {equity['time'][-1]}; fills in {fills}")
+    if "paper_divergence" in outputs_:
+        div_ref = DatasetRef("paper_divergence", outputs_["paper_divergence"])
+        print(f"  paper - backtest P&L over the session, by bucket ({div_ref}):")
+        for row in catalog.read(div_ref).iter_rows(named=True):
+            print(f"    {row['bucket']:<12} {row['pnl']:>+12.2f}")
+        print(f"  report: {catalog.artifacts(div_ref) / 'divergence.html'}")
+    for line in extra.get("reconcile_end", []):
+        print(f"  reconcile: {line}")
 
 
 def _print_decisions(ctx: RunContext) -> None:

@@ -37,7 +37,9 @@ def sign(side: Side) -> int:
     return 1 if side is Side.BUY else -1
 
 
-def fee_for(side: Side, qty: float, price: float, rate: float, base: str, quote: str) -> tuple[float, str]:
+def fee_for(
+    side: Side, qty: float, price: float, rate: float, base: str, quote: str
+) -> tuple[float, str]:
     """(fee, fee asset): Binance takes its fee from what the order receives."""
     if side is Side.BUY:
         return qty * rate, base

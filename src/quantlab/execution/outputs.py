@@ -1,0 +1,166 @@
+"""The ledger as versioned datasets after each paper session, and the divergence report.
+
+`paper_orders`, `paper_fills` and `paper_equity` are snapshots of the account in the ledger; a
+version is written only when the ledger moved (its digest is part of the fingerprint).
+On the paper venue, `paper_divergence` holds the backtest-vs-paper P&L gap of the session's
+window split into buckets, with the offline HTML report as the version's artifact and both in
+MLflow.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import polars as pl
+
+from quantlab.catalog import DatasetRef
+from quantlab.context import RunContext
+from quantlab.execution import divergence, divergence_html
+from quantlab.execution.ledger import Ledger
+from quantlab.execution.session import SessionInputs
+from quantlab.schema import UTC_MS
+from quantlab.vocab import bars_per_year
+
+DIVERGENCE_HTML = "divergence.html"
+
+
+def _times(df: pl.DataFrame, cols: dict[str, str]) -> pl.DataFrame:
+    return df.with_columns(
+        pl.from_epoch(pl.col(src), time_unit="ms").cast(UTC_MS).alias(dst)
+        for src, dst in cols.items()
+    ).drop([c for c in cols if c not in cols.values()])
+
+
+def orders_frame(ledger: Ledger, account: str) -> pl.DataFrame:
+    df = ledger.orders_frame(account)
+    df = _times(
+        df,
+        {
+            "decision_ms": "decision_time",
+            "created_ms": "created_time",
+            "updated_ms": "updated_time",
+        },
+    )
+    return df.select(
+        "client_id", "account", "symbol", "side", "type", "tif", "qty", "price", "status",
+        "venue_order_id", "executed_qty", "cum_quote", "decision_time", "target_weight", "source",
+        "reference_price", "note", "created_time", "updated_time",
+    ).sort("created_time", "client_id")  # fmt: skip
+
+
+def fills_frame(ledger: Ledger, account: str) -> pl.DataFrame:
+    df = _times(ledger.fills(account), {"time_ms": "time"})
+    return df.select(
+        "account",
+        "symbol",
+        "trade_id",
+        "client_id",
+        "side",
+        "qty",
+        "price",
+        "fee",
+        "fee_asset",
+        "time",
+        "maker",
+    ).sort("time", "trade_id")
+
+
+def equity_frame(ledger: Ledger, account: str) -> pl.DataFrame:
+    df = _times(ledger.equity(account), {"time_ms": "time"})
+    return df.select(
+        pl.lit(account).alias("account"), "time", "equity", "cash", "gross_exposure"
+    ).sort("time")
+
+
+def digest(*frames: pl.DataFrame) -> str:
+    h = hashlib.sha256()
+    for frame in frames:
+        h.update(frame.write_csv().encode())
+    return h.hexdigest()[:16]
+
+
+def write_outputs(
+    ctx: RunContext,
+    ledger: Ledger,
+    inputs: SessionInputs,
+    venue: str,
+    *,
+    refs: list[DatasetRef],
+    config_hash: str,
+    summary: dict[str, Any],
+) -> DatasetRef:
+    account = inputs.account
+    orders, fills, equity = (
+        orders_frame(ledger, account),
+        fills_frame(ledger, account),
+        equity_frame(ledger, account),
+    )
+    state = ledger.trading_state(account)
+    write = {
+        "stage": "paper",
+        "inputs": refs,
+        "config_hash": f"{config_hash}-{digest(orders, fills, equity)}",
+    }
+    session, start, end = summary["session"], summary["start"], summary["end"]
+    extra = {
+        "account": account,
+        "venue": venue,
+        "orders": orders.height,
+        "fills": fills.height,
+        "bars_traded": session.bars,
+        "placed": len(session.placed),
+        "unknown": len(session.unknown),
+        "rejected": len(session.rejected),
+        "denied": [f"{s}: {why}" for s, why in session.denied][:50],
+        "halted": session.halted,
+        "trading_state": state.mode.value,
+        "trading_reason": state.reason,
+        "reconcile_start": start.lines(),
+        "reconcile_end": end.lines(),
+        "invariants": summary["invariants"],
+    }
+    outputs = {
+        "paper_fills": ctx.catalog.write("paper_fills", fills, **write),
+        "paper_equity": ctx.catalog.write("paper_equity", equity, **write),
+    }
+    if venue == "paper" and fills.height:
+        div = _divergence(ctx, ledger, inputs, fills, orders, equity)
+        outputs["paper_divergence"] = ctx.catalog.write(
+            "paper_divergence",
+            div.to_frame(),
+            **write,
+            artifacts=(lambda _ref, folder: divergence_html.write(div, folder / DIVERGENCE_HTML)),
+        )
+        extra["divergence"] = {k: float(v) for k, v in div.buckets.items()}
+    extra["outputs"] = {name: ref.version for name, ref in outputs.items()}
+    ref = ctx.catalog.write("paper_orders", orders, **write, extra=extra)
+    if "paper_divergence" in outputs:
+        _log(ctx, outputs["paper_divergence"], extra)
+    return ref
+
+
+def _divergence(ctx, ledger, inputs, fills, orders, equity):
+    config = ctx.config
+    first = equity["time"].min()
+    window_bars = inputs.bars.filter(
+        pl.col("open_time") >= first - pl.duration(milliseconds=inputs.interval_ms)
+    )
+    window_targets = inputs.targets.filter(pl.col("open_time") >= window_bars["open_time"].min())
+    init_cash = float(equity["equity"][0])
+    twin = divergence.backtest_twin(
+        window_bars, window_targets, config.backtest, inputs.rules, "spot", init_cash,
+        bars_per_year(config.universe.interval),
+    )  # fmt: skip
+    return divergence.decompose(
+        ledger.fills(inputs.account),
+        ledger.orders_frame(inputs.account),
+        ledger.equity(inputs.account),
+        twin,
+        window_bars,
+    )
+
+
+def _log(ctx: RunContext, ref: DatasetRef, extra: dict[str, Any]) -> None:
+    path = ctx.catalog.artifacts(ref) / DIVERGENCE_HTML
+    divergence.log_to_mlflow(ctx, ref, extra["divergence"], path)
