@@ -214,8 +214,11 @@ def test_two_sessions_at_once_never_both_trade(tmp_path, ledger_url):
     from quantlab.errors import LedgerBusy
 
     with Ledger.connect(ledger_url) as one, Ledger.connect(ledger_url) as two:
-        with one.session_lock("paper", 0.0), pytest.raises(LedgerBusy, match="another paper"):
-            with two.session_lock("paper", 0.2):
-                pass
+        with (
+            one.session_lock("paper", 0.0),
+            pytest.raises(LedgerBusy, match="another paper"),
+            two.session_lock("paper", 0.2),
+        ):
+            pass
         with two.session_lock("paper", 0.0):
             pass  # free again once the first session ended
