@@ -158,8 +158,6 @@ def _cmd_pnl(ctx: RunContext, args: argparse.Namespace) -> int:
 def _cmd_halt(ctx: RunContext, args: argparse.Namespace) -> int:
     import dataclasses
 
-    from quantlab.execution.types import TradingMode
-
     account = ctx.config.paper.account
     with _ledger(ctx) as ledger:
         state = ledger.trading_state(account)
@@ -170,13 +168,9 @@ def _cmd_halt(ctx: RunContext, args: argparse.Namespace) -> int:
             last = float(equity["equity"][-1]) if equity.height else 0.0
             new = dataclasses.replace(resume(state, _now_ms(), last), manual=False)
         else:
-            new = dataclasses.replace(
-                state,
-                mode=TradingMode.HALTED,
-                reason=f"halted by hand: {args.reason}",
-                since_ms=_now_ms(),
-                manual=True,
-            )
+            from quantlab.execution.breakers import halt_by_person
+
+            new = halt_by_person(state, _now_ms(), args.reason)
         ledger.set_trading_state(account, new, _now_ms(), "person")
     print(
         f"account {account}: trading {new.mode.value}" + (f" ({new.reason})" if new.reason else "")

@@ -33,7 +33,7 @@ from quantlab.execution.types import (
     Unknown,
 )
 from quantlab.portfolio.costs import CostModel
-from quantlab.portfolio.venue import VenueRules
+from quantlab.portfolio.venue import VenueRules, check_order_for
 
 
 @dataclass(frozen=True)
@@ -168,6 +168,8 @@ def run_session(
     by_time = inputs.bars.with_columns(_ms().alias("t")).partition_by("t", as_dict=True)
     targets = inputs.targets.with_columns(_ms().alias("t")).partition_by("t", as_dict=True)
     scores = inputs.scores.with_columns(_ms().alias("t")).partition_by("t", as_dict=True)
+    marks = ledger.equity(account)
+    prev_equity = float(marks["equity"][-1]) if marks.height else None
     for t in bar_times:
         close_ms = t + inputs.interval_ms
         bars_t = by_time.get((t,))
@@ -179,9 +181,17 @@ def run_session(
         balances = ledger.balances(account)
         equity, cash, gross = mark(balances, closes, inputs.assets)
         ledger.record_equity(account, close_ms, equity, cash, gross)
+        # The breakers key a mark by its bar's open time, as the backtest's kill-switch does,
+        # and need the previous mark for the day's start.
         state = breakers.evaluate(
-            ledger.trading_state(account), equity, close_ms, cfg.limits, config.risk
+            ledger.trading_state(account),
+            equity,
+            t,
+            cfg.limits,
+            config.risk,
+            prev_equity=prev_equity,
         )
+        prev_equity = equity
         ledger.set_trading_state(account, state, close_ms, "breakers")
         virtual.step(
             ledger, account, ledger.positions(account), _bar_prices(bars_t),
@@ -240,10 +250,18 @@ def _trade_bar(
         if sent >= cfg.limits.max_orders_per_run:
             result.denied.append((intent.symbol, "paper.limits.max_orders_per_run reached"))
             continue
+        step = float(inputs.rules.step_size[inputs.rules.index(intent.symbol)])
         checked, reason = breakers.check(
             intent, state, positions.get(intent.symbol, 0.0), closes[intent.symbol], equity,
-            cfg.limits, halted,
+            cfg.limits, halted, step=step,
         )  # fmt: skip
+        if checked is not None and checked.qty != intent.qty:
+            # A cut order must still pass the exchange's filters (min qty, min notional).
+            refused = check_order_for(
+                inputs.rules, checked.symbol, checked.qty, closes[checked.symbol]
+            )
+            if refused is not None:
+                checked, reason = None, f"{reason}; what is left breaks {refused.label}"
         if checked is None:
             result.denied.append((intent.symbol, reason))
             ledger.add_event(
