@@ -8,8 +8,8 @@ the same price (the EWMA sigma starts at the first bar passed, so pass the backt
 LIMIT orders follow `matching.limit_fill` bar by bar; fees follow `matching.fee_for`.
 
 Everything the venue knows (orders, trades, balances, clock, fault script) lives in its own
-SQLite file, one transaction per state change, so a restarted process sees every order placed
-before. Where the venue parts from Binance: a client id is never reused (Binance frees it once
+SQLite file (`_paper_state`), one transaction per state change, so a restarted process sees
+every order placed before. Where the venue parts from Binance: a client id is never reused (Binance frees it once
 the order is closed), IOC/FOK are judged on the first bar instead of the book at placement, and
 spot has no reduce-only exemption from the min notional (Binance's rule, stricter than the
 engine's).
@@ -18,17 +18,13 @@ engine's).
 from __future__ import annotations
 
 import bisect
-import json
-import random
-import sqlite3
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
 
-from quantlab.errors import ConfigError
 from quantlab.execution import matching
+from quantlab.execution._paper_state import EPS, FAULT_KINDS, PaperState
 from quantlab.execution.planner import lock_for
 from quantlab.execution.types import (
     Ack,
@@ -42,31 +38,15 @@ from quantlab.execution.types import (
     TimeInForce,
     Unknown,
     VenueSnapshot,
-    VenueTrade,
 )  # fmt: skip
 from quantlab.portfolio.costs import CostModel, impact_inputs, slippage_fraction
 from quantlab.portfolio.types import RejectReason, Side
 from quantlab.portfolio.venue import VenueRules, check_order_for, floor_to_step
 
-INSUFFICIENT = "Account has insufficient balance for requested action."
-FAULT_KINDS = ("lose_reply", "timeout_before", "missing_for", "snapshot_fail")
-_EPS = 1e-9
+__all__ = ["FAULT_KINDS", "INSUFFICIENT", "PaperVenue"]
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS balances (asset TEXT PRIMARY KEY, free REAL NOT NULL, locked REAL NOT NULL);
-CREATE TABLE IF NOT EXISTS orders (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT, client_id TEXT NOT NULL UNIQUE, symbol TEXT NOT NULL,
-    side TEXT NOT NULL, type TEXT NOT NULL, tif TEXT, qty REAL NOT NULL, price REAL,
-    status TEXT NOT NULL, executed_qty REAL NOT NULL DEFAULT 0, cum_quote REAL NOT NULL DEFAULT 0,
-    time_ms INTEGER NOT NULL, update_ms INTEGER NOT NULL, lock_asset TEXT NOT NULL,
-    lock_left REAL NOT NULL, bars_seen INTEGER NOT NULL DEFAULT 0,
-    hidden_reads INTEGER NOT NULL DEFAULT 0);
-CREATE TABLE IF NOT EXISTS trades (
-    trade_id TEXT PRIMARY KEY, symbol TEXT NOT NULL, order_seq INTEGER NOT NULL,
-    client_id TEXT NOT NULL, side TEXT NOT NULL, qty REAL NOT NULL, price REAL NOT NULL,
-    fee REAL NOT NULL, fee_asset TEXT NOT NULL, time_ms INTEGER NOT NULL, maker INTEGER NOT NULL);
-"""
+INSUFFICIENT = "Account has insufficient balance for requested action."
+BAR_COLUMNS = ("symbol", "open_time", "open", "high", "low", "close", "volume", "quote_volume")
 
 
 @dataclass(frozen=True)
@@ -116,12 +96,14 @@ class PaperVenue:
     Rejected(-2010, INSUFFICIENT). A fill costing more than the order's lock plus the free
     quote is cut to what the balance allows and the rest EXPIRES (Binance's market remainder).
 
-    Faults for tests, persisted with the state and consumed in order:
+    Faults for the integrator's tests, persisted with the state; each entry is used up by the
+    next operation it applies to:
     - `venue.faults = ("lose_reply", ("missing_for", 2), "timeout_before", "snapshot_fail")`
       (assign a new tuple; the property returns a copy). "lose_reply": the next submit places
       the order and returns Unknown("reply lost"); "timeout_before": the next submit returns
-      Unknown without placing; ("missing_for", N): the next placed order is invisible to the next
-      N reads (query, cancel, snapshot) of it; "snapshot_fail": the next snapshot is incomplete.
+      Unknown without placing; ("missing_for", N): the next order placed (also one whose reply
+      is lost: Binance's eventual consistency) is invisible to its next N reads (query, cancel,
+      snapshot); "snapshot_fail": the next snapshot is complete=False with nothing in it.
     - `venue.fault_rate = x`: each submit and snapshot draws (seeded by `fault_seed`, reproducible
       across restarts) a fault of those kinds with probability x; `venue.faults_injected` counts
       scripted and random faults.
@@ -133,91 +115,18 @@ class PaperVenue:
                  rules: VenueRules, assets: dict[str, tuple[str, str]], costs: CostModel,
                  max_participation: float, initial_balances: dict[str, float],
                  fault_seed: int = 0) -> None:  # fmt: skip
-        if not state_url.startswith("sqlite:///"):
-            raise ConfigError(
-                f"the paper venue keeps its state in SQLite; pass sqlite:///path, not {state_url.split('://')[0]}://..."
-            )
-        missing = {
-            "symbol",
-            "open_time",
-            "open",
-            "high",
-            "low",
-            "close",
-            "volume",
-            "quote_volume",
-        } - set(bars.columns)
+        missing = sorted(set(BAR_COLUMNS) - set(bars.columns))
         if missing:
-            raise ValueError(
-                f"bars lack {sorted(missing)}; pass klines with OHLC, volume and quote_volume"
-            )
-        self.account, self.interval_ms, self.rules, self.assets = (
-            account,
-            interval_ms,
-            rules,
-            assets,
-        )
+            raise ValueError(f"bars lack {missing}; pass klines with OHLC, volume, quote_volume")
+        self.account, self.interval_ms, self.rules = account, interval_ms, rules
+        self.assets = assets
         self.costs, self.max_participation = costs, max_participation
         self._bars = _symbol_bars(bars, costs.ewma_lambda)
-        self._db = sqlite3.connect(
-            state_url.removeprefix("sqlite:///"), isolation_level=None, timeout=30
-        )
-        self._db.row_factory = sqlite3.Row
-        self._db.executescript(_SCHEMA)
-        with self._tx() as db:
-            stored = db.execute("SELECT value FROM meta WHERE key='account'").fetchone()
-            if stored is None:
-                start = min((b.ms[0] for b in self._bars.values()), default=0)
-                meta = {"account": account, "now_ms": start, "next_trade": 1, "faults": [],
-                        "fault_rate": 0.0, "fault_seed": fault_seed, "draws": 0, "faults_injected": 0}  # fmt: skip
-                db.executemany(
-                    "INSERT INTO meta VALUES (?, ?)", [(k, json.dumps(v)) for k, v in meta.items()]
-                )
-                db.executemany(
-                    "INSERT INTO balances VALUES (?, ?, 0)", list(initial_balances.items())
-                )
-            elif json.loads(stored["value"]) != account:
-                raise ConfigError(
-                    f"{state_url} holds the paper account {json.loads(stored['value'])!r}, not {account!r}; use another state file"
-                )
-
-    # --- persistence helpers -------------------------------------------------------------
-    @contextmanager
-    def _tx(self):
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            yield self._db
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
-
-    def _get(self, key: str, db=None):
-        return json.loads(
-            (db or self._db).execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()[0]
-        )
-
-    def _set(self, db, key: str, value) -> None:
-        db.execute("UPDATE meta SET value=? WHERE key=?", (json.dumps(value), key))
-
-    def _move(self, db, asset: str, free: float, locked: float) -> None:
-        """Add to an asset's free and locked; a float-dust negative is 0, a real one an error."""
-        row = db.execute("SELECT free, locked FROM balances WHERE asset=?", (asset,)).fetchone()
-        f, lk = (row["free"], row["locked"]) if row else (0.0, 0.0)
-        f, lk = f + free, lk + locked
-        # float dust: a sum of locks released one by one is 1e-11, not 0
-        f = 0.0 if abs(f) <= _EPS * max(abs(f - free), abs(free), 1.0) else f
-        lk = 0.0 if abs(lk) <= _EPS * max(abs(lk - locked), abs(locked), 1.0) else lk
-        if f < 0 or lk < 0:
-            raise RuntimeError(
-                f"paper venue bug: {asset} would go negative (free {f}, locked {lk})"
-            )
-        db.execute(
-            "INSERT OR REPLACE INTO balances VALUES (?, ?, ?)", (asset, max(f, 0.0), max(lk, 0.0))
-        )
+        start = min((b.ms[0] for b in self._bars.values()), default=0)
+        self._state = PaperState(state_url, account, initial_balances, start, fault_seed)
 
     def close(self) -> None:
-        self._db.close()
+        self._state.close()
 
     def __enter__(self) -> PaperVenue:
         return self
@@ -225,113 +134,75 @@ class PaperVenue:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    # --- faults ------------------------------------------------------------------------
     @property
     def faults(self) -> tuple:
-        return tuple(tuple(f) if isinstance(f, list) else f for f in self._get("faults"))
+        return self._state.faults()
 
     @faults.setter
     def faults(self, entries) -> None:
-        for f in entries:
-            ok = (
-                f in FAULT_KINDS and f != "missing_for"
-                if isinstance(f, str)
-                else (len(f) == 2 and f[0] == "missing_for" and isinstance(f[1], int) and f[1] >= 1)
-            )
-            if not ok:
-                raise ValueError(
-                    f"unknown fault {f!r}; use lose_reply, timeout_before, snapshot_fail or ('missing_for', N >= 1)"
-                )
-        with self._tx() as db:
-            self._set(db, "faults", [list(f) if isinstance(f, tuple) else f for f in entries])
+        self._state.set_faults(entries)
 
     @property
     def fault_rate(self) -> float:
-        return self._get("fault_rate")
+        return self._state.get("fault_rate")
 
     @fault_rate.setter
     def fault_rate(self, x: float) -> None:
         if not 0.0 <= x <= 1.0:
             raise ValueError(f"fault_rate is a probability in [0, 1], got {x}")
-        with self._tx() as db:
-            self._set(db, "fault_rate", float(x))
+        with self._state.tx() as db:
+            self._state.set(db, "fault_rate", float(x))
 
     @property
     def faults_injected(self) -> int:
-        return self._get("faults_injected")
+        return self._state.get("faults_injected")
 
-    def _scripted(self, db, kinds: tuple[str, ...]):
-        """Consume the first scripted fault of `kinds` (None when there is none)."""
-        script = self._get("faults", db)
-        for i, f in enumerate(script):
-            if (f[0] if isinstance(f, list) else f) in kinds:
-                self._set(db, "faults", script[:i] + script[i + 1 :])
-                self._set(db, "faults_injected", self._get("faults_injected", db) + 1)
-                return tuple(f) if isinstance(f, list) else f
-        return None
-
-    def _draw(self, db, kinds: tuple[str, ...]):
-        """A random fault of `kinds` with probability `fault_rate`, seeded per draw."""
-        rate = self._get("fault_rate", db)
-        if rate <= 0.0:
-            return None
-        n = self._get("draws", db)
-        self._set(db, "draws", n + 1)
-        rng = random.Random(f"{self._get('fault_seed', db)}:{n}")
-        if rng.random() >= rate:
-            return None
-        self._set(db, "faults_injected", self._get("faults_injected", db) + 1)
-        kind = rng.choice(kinds)
-        return ("missing_for", rng.randint(1, 3)) if kind == "missing_for" else kind
-
-    # --- Broker ------------------------------------------------------------------------
     @property
     def now_ms(self) -> int:
-        return self._get("now_ms")
+        return self._state.get("now_ms")
+
+    def balances(self) -> dict[str, Balance]:
+        return self._state.balances()
 
     def submit(self, intent: OrderIntent) -> SubmitResult:
-        with self._tx() as db:
-            fault = self._scripted(db, ("lose_reply", "timeout_before")) or self._draw(
+        st = self._state
+        with st.tx() as db:
+            fault = st.scripted(db, ("lose_reply", "timeout_before")) or st.draw(
                 db, ("lose_reply", "timeout_before", "missing_for")
             )
             if fault == "timeout_before":
                 return Unknown("timeout: the order never reached the paper venue (injected)")
             result = self._place(db, intent)
             if isinstance(result, Ack):
-                hide = fault if isinstance(fault, tuple) else self._scripted(db, ("missing_for",))
-                if isinstance(hide, tuple):
-                    db.execute(
-                        "UPDATE orders SET hidden_reads=? WHERE client_id=?",
-                        (hide[1], intent.client_id),
-                    )
+                hide = fault if isinstance(fault, tuple) else st.scripted(db, ("missing_for",))
+                if hide:
+                    st.hide(db, intent.client_id, hide[1])
             if fault == "lose_reply":
                 return Unknown("reply lost (injected): the order may exist; query it")
             return result
 
     def _place(self, db, it: OrderIntent) -> SubmitResult:
-        if (
-            it.symbol not in self._bars
-            or it.symbol not in self.assets
-            or it.symbol not in self.rules.symbols
+        """Binance's checks in its order: symbol, duplicate id, filters, then the balance."""
+        if not (
+            it.symbol in self._bars and it.symbol in self.assets and it.symbol in self.rules.symbols
         ):
             return Rejected(-1121, "Invalid symbol.")
-        if db.execute("SELECT 1 FROM orders WHERE client_id=?", (it.client_id,)).fetchone():
+        if self._state.row(db, it.client_id):
             return Rejected(-2010, "Duplicate order sent.")
         i = self.rules.index(it.symbol)
         step, tick = float(self.rules.step_size[i]), float(self.rules.tick_size[i])
         if it.type is OrderType.LIMIT:
             if it.tif is None:
-                return Rejected(
-                    -1102,
-                    "Mandatory parameter 'timeInForce' was not sent, was empty/null, or malformed.",
-                )
-            if (
-                it.price is None
-                or it.price <= 0
-                or (tick > 0 and abs(round(it.price / tick) * tick - it.price) > _EPS * it.price)
-            ):
+                return Rejected(-1102, "Mandatory parameter 'timeInForce' was not sent, was "
+                                "empty/null, or malformed.")  # fmt: skip
+            off_tick = (
+                it.price
+                and tick > 0
+                and abs(round(it.price / tick) * tick - it.price) > EPS * it.price
+            )
+            if not it.price or it.price <= 0 or off_tick:
                 return Rejected(-1013, "Filter failure: PRICE_FILTER")
-        if it.qty <= 0 or abs(floor_to_step(it.qty, step) - it.qty) > _EPS * it.qty:
+        if it.qty <= 0 or abs(floor_to_step(it.qty, step) - it.qty) > EPS * it.qty:
             return Rejected(-1013, "Filter failure: LOT_SIZE")
         ref = it.price if it.type is OrderType.LIMIT else it.reference_price
         reason = check_order_for(self.rules, it.symbol, it.qty, ref, reduce_only=False)
@@ -339,29 +210,21 @@ class PaperVenue:
             name = "NOTIONAL" if reason is RejectReason.MIN_NOTIONAL else "LOT_SIZE"
             return Rejected(-1013, f"Filter failure: {name}")
         asset, amount = lock_for(it, self.costs.taker, self.assets)
-        row = db.execute("SELECT free FROM balances WHERE asset=?", (asset,)).fetchone()
-        if (row["free"] if row else 0.0) < amount * (1.0 - _EPS):
+        if self._state.free(db, asset) < amount * (1.0 - EPS):
             return Rejected(-2010, INSUFFICIENT)
-        self._move(db, asset, -amount, amount)
-        now = self._get("now_ms", db)
-        db.execute(
-            "INSERT INTO orders (client_id, symbol, side, type, tif, qty, price, status, time_ms,"
-            " update_ms, lock_asset, lock_left) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-            (it.client_id, it.symbol, str(it.side), str(it.type), it.tif and str(it.tif), it.qty,
-             it.price, str(OrderStatus.NEW), now, now, asset, amount),
-        )  # fmt: skip
-        return Ack(self._report(db, self._row(db, it.client_id)))
+        self._state.move(db, asset, -amount, amount)
+        row = self._state.insert_order(db, it, self._state.get("now_ms", db), asset, amount)
+        return Ack(self._state.report(db, row))
 
     def advance(self, now_ms: int) -> None:
         """Match every open order against the bars that closed by `now_ms` (sells first)."""
-        with self._tx() as db:
-            if now_ms <= self._get("now_ms", db):
+        with self._state.tx() as db:
+            if now_ms <= self._state.get("now_ms", db):
                 return
-            rows = db.execute("SELECT * FROM orders WHERE status IN ('NEW', 'PARTIALLY_FILLED')"
-                              " ORDER BY side = 'BUY', seq").fetchall()  # fmt: skip
-            for row in rows:
-                self._match(db, dict(row), now_ms)
-            self._set(db, "now_ms", now_ms)
+            where = "status IN ('NEW', 'PARTIALLY_FILLED') ORDER BY side = 'BUY', seq"
+            for row in self._state.rows(db, where):
+                self._match(db, row, now_ms)
+            self._state.set(db, "now_ms", now_ms)
 
     def _match(self, db, o: dict, now_ms: int) -> None:
         b = self._bars[o["symbol"]]
@@ -382,13 +245,13 @@ class PaperVenue:
                 qty, price = matching.limit_fill(
                     side, o["price"], left, b.prices(k), self.max_participation, step
                 )
-                if o["tif"] == TimeInForce.FOK and qty < left * (1.0 - _EPS):
+                if o["tif"] == TimeInForce.FOK and qty < left * (1.0 - EPS):
                     qty = 0.0
             done = self._fill(db, o, side, qty, price, not first, b.ms[k], step) if qty > 0 else 0.0
             o["bars_seen"] += 1
             o["update_ms"] = b.ms[k] if done > 0 else o["update_ms"]
             left -= done
-            if left <= _EPS * o["qty"]:
+            if left <= EPS * o["qty"]:
                 status = OrderStatus.FILLED
             elif (
                 done < qty
@@ -401,7 +264,7 @@ class PaperVenue:
                 status = OrderStatus.PARTIALLY_FILLED
             k += 1
         o["status"] = str(status)
-        self._save(db, o)
+        self._state.save(db, o)
 
     def _fill(
         self, db, o: dict, side: Side, qty: float, price: float, maker: bool, t: int, step: float
@@ -409,101 +272,58 @@ class PaperVenue:
         """Book one execution; a buy is cut to what its lock and the free quote pay. The qty filled."""
         base, quote = self.assets[o["symbol"]]
         if side is Side.BUY:
-            row = db.execute("SELECT free FROM balances WHERE asset=?", (quote,)).fetchone()
-            can = o["lock_left"] + (row["free"] if row else 0.0)
+            can = o["lock_left"] + self._state.free(db, quote)
             if qty * price > can:
                 qty = float(floor_to_step(can / price, step))
             if qty <= 0:
                 return 0.0
             cost = qty * price
             from_lock = min(cost, o["lock_left"])
-            self._move(db, quote, -(cost - from_lock), -from_lock)
+            self._state.move(db, quote, -(cost - from_lock), -from_lock)
             o["lock_left"] -= from_lock
         else:
             qty = min(qty, o["lock_left"])
-            self._move(db, base, 0.0, -qty)
+            self._state.move(db, base, 0.0, -qty)
             o["lock_left"] -= qty
         rate = self.costs.maker if maker else self.costs.taker
         fee, fee_asset = matching.fee_for(side, qty, price, rate, base, quote)
         if side is Side.BUY:
-            self._move(db, base, qty - fee, 0.0)
+            self._state.move(db, base, qty - fee, 0.0)
         else:
-            self._move(db, quote, qty * price - fee, 0.0)
-        n = self._get("next_trade", db)
-        self._set(db, "next_trade", n + 1)
-        db.execute("INSERT INTO trades VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                   (f"{o['symbol']}-{n}", o["symbol"], o["seq"], o["client_id"], str(side), qty,
-                    price, fee, fee_asset, t, int(maker)))  # fmt: skip
-        o["executed_qty"] += qty
-        o["cum_quote"] += qty * price
+            self._state.move(db, quote, qty * price - fee, 0.0)
+        self._state.add_trade(db, o, side, qty, price, fee, fee_asset, t, maker)
         return qty
 
-    def _save(self, db, o: dict) -> None:
-        if OrderStatus(o["status"]).terminal and o["lock_left"] > 0:
-            self._move(db, o["lock_asset"], o["lock_left"], -o["lock_left"])
-            o["lock_left"] = 0.0
-        db.execute("UPDATE orders SET status=?, executed_qty=?, cum_quote=?, update_ms=?, lock_left=?,"
-                   " bars_seen=? WHERE seq=?", (o["status"], o["executed_qty"], o["cum_quote"],
-                   o["update_ms"], o["lock_left"], o["bars_seen"], o["seq"]))  # fmt: skip
-
-    def _row(self, db, client_id: str, symbol: str | None = None):
-        row = db.execute("SELECT * FROM orders WHERE client_id=?", (client_id,)).fetchone()
-        return None if row is None or (symbol and row["symbol"] != symbol) else dict(row)
-
-    def _visible(self, db, row: dict | None) -> bool:
-        """A read of `row`: False (and one read used) while a missing_for fault hides it."""
-        if row is None:
-            return False
-        if row["hidden_reads"] > 0:
-            db.execute(
-                "UPDATE orders SET hidden_reads = hidden_reads - 1 WHERE seq=?", (row["seq"],)
-            )
-            return False
-        return True
-
-    def _report(self, db, o: dict) -> OrderReport:
-        trades = tuple(
-            VenueTrade(t["symbol"], t["trade_id"], str(o["seq"]), t["client_id"], Side(t["side"]),
-                       t["qty"], t["price"], t["fee"], t["fee_asset"], t["time_ms"], bool(t["maker"]))
-            for t in db.execute("SELECT * FROM trades WHERE order_seq=? ORDER BY rowid", (o["seq"],))
-        )  # fmt: skip
-        return OrderReport(o["symbol"], o["client_id"], str(o["seq"]), OrderStatus(o["status"]),
-                           Side(o["side"]), OrderType(o["type"]), o["qty"], o["executed_qty"],
-                           o["cum_quote"], o["price"], o["time_ms"], o["update_ms"], trades)  # fmt: skip
-
     def query(self, symbol: str, client_id: str) -> OrderReport | None:
-        with self._tx() as db:
-            row = self._row(db, client_id, symbol)
-            return self._report(db, row) if self._visible(db, row) else None
+        with self._state.tx() as db:
+            row = self._state.row(db, client_id, symbol)
+            return self._state.report(db, row) if self._state.visible(db, row) else None
 
     def cancel(self, symbol: str, client_id: str) -> OrderReport | None:
-        with self._tx() as db:
-            row = self._row(db, client_id, symbol)
-            if not self._visible(db, row):
+        st = self._state
+        with st.tx() as db:
+            row = st.row(db, client_id, symbol)
+            if not st.visible(db, row):
                 return None
             if OrderStatus(row["status"]).open:
-                row["status"], row["update_ms"] = str(OrderStatus.CANCELED), self._get("now_ms", db)
-                self._save(db, row)
-            return self._report(db, row)
-
-    def balances(self) -> dict[str, Balance]:
-        rows = self._db.execute("SELECT * FROM balances ORDER BY asset").fetchall()
-        return {r["asset"]: Balance(r["asset"], r["free"], r["locked"]) for r in rows}
+                row["status"], row["update_ms"] = str(OrderStatus.CANCELED), st.get("now_ms", db)
+                st.save(db, row)
+            return st.report(db, row)
 
     def snapshot(self, symbols: list[str], since_ms: int) -> VenueSnapshot:
-        with self._tx() as db:
-            if self._scripted(db, ("snapshot_fail",)) or self._draw(db, ("snapshot_fail",)):
-                return VenueSnapshot(
-                    (), (), (), {}, complete=False, errors=("snapshot read failed (injected)",)
-                )
+        st = self._state
+        with st.tx() as db:
+            if st.scripted(db, ("snapshot_fail",)) or st.draw(db, ("snapshot_fail",)):
+                return VenueSnapshot((), (), (), {}, complete=False,
+                                     errors=("snapshot read failed (injected)",))  # fmt: skip
             marks = ",".join("?" * len(symbols))
-            rows = [dict(r) for r in db.execute(
-                f"SELECT * FROM orders WHERE symbol IN ({marks}) AND (status IN ('NEW', 'PARTIALLY_FILLED')"
-                " OR time_ms >= ? OR update_ms >= ?) ORDER BY seq", (*symbols, since_ms, since_ms))]  # fmt: skip
-            shown = [self._report(db, r) for r in rows if self._visible(db, r)]
-            trades = tuple(t for r in shown for t in r.trades if t.time_ms >= since_ms)
+            where = (f"symbol IN ({marks}) AND (status IN ('NEW', 'PARTIALLY_FILLED')"
+                     " OR time_ms >= ? OR update_ms >= ?) ORDER BY seq")  # fmt: skip
+            rows = st.rows(db, where, (*symbols, since_ms, since_ms))
+            shown = [st.report(db, r) for r in rows if st.visible(db, r)]
             return VenueSnapshot(
                 open_orders=tuple(r for r in shown if r.status.open),
-                recent_orders=tuple(r for r in shown if r.time_ms >= since_ms or r.update_ms >= since_ms),
-                trades=trades, balances=self.balances(),
-            )  # fmt: skip
+                recent_orders=tuple(r for r in shown if max(r.time_ms, r.update_ms) >= since_ms),
+                trades=tuple(t for r in shown for t in r.trades if t.time_ms >= since_ms),
+                balances=st.balances(),
+            )
