@@ -232,13 +232,18 @@ def _trade_bar(
     latest = target_t.join(
         bars_t.select("symbol", pl.col("close").alias("price")), on="symbol"
     ).select("symbol", "open_time", "target_weight", "price")
-    positions = {s: p.qty for s, p in ledger.positions(account).items()}
+    # What the account holds of each base asset: a buy's fee is paid in base, so the sum of
+    # fills overstates what can be sold (the planner sizes from the balance, as the venue does).
+    balances = ledger.balances(account)
+    positions = {
+        s: balances[base].total if base in balances else 0.0 for s, (base, _) in inputs.assets.items()
+    }
     decision_ms = int(latest["open_time"].dt.epoch("ms")[0])
     attempts = {
         s: attempt_for(ledger, account, inputs.source, s, decision_ms) for s in latest["symbol"]
     }
     plan = plan_orders(
-        latest, positions, ledger.balances(account), equity, inputs.rules, inputs.assets,
+        latest, positions, balances, equity, inputs.rules, inputs.assets,
         cfg, config.backtest, account, inputs.source, attempts,
     )  # fmt: skip
     if plan.skipped.height:

@@ -82,7 +82,9 @@ def floor_to_step(qty: float, step: float) -> float:
     """`qty` (>= 0) floored to a multiple of `step`; a step of 0 leaves it as it is."""
     if step <= 0.0:
         return qty
-    return math.floor(qty / step + _EPS) * step
+    # The guard grows with qty / step: 9000 / 1e-5 carries float error far above 1e-9.
+    x = qty / step
+    return math.floor(x + _EPS + x * 1e-15) * step
 
 
 @numba.njit(cache=True)
