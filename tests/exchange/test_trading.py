@@ -160,6 +160,23 @@ def test_a_418_bans_the_host_and_the_next_order_is_not_sent(fake):
         c.open_orders("BTCUSDT")
 
 
+def test_a_418_on_a_read_bans_the_host_for_orders_too(fake):
+    fake.fault("GET /api/v3/account", Fault(False, error(418, -1003, "IP banned.", {"Retry-After": "60"})))  # fmt: skip
+    c = client(fake)
+    with pytest.raises(ExchangeBanned):
+        c.account()
+    result = c.new_order(intent())
+    assert isinstance(result, Rejected) and result.message.startswith("not sent:")
+    assert fake.calls(*POST) == [] and len(fake.calls("GET", "/api/v3/account")) == 1
+
+
+@pytest.mark.parametrize("qty", [0.0, -0.5, float("nan")])
+def test_an_order_without_a_positive_quantity_is_not_sent(fake, qty):
+    result = client(fake).new_order(intent(qty=qty))
+    assert isinstance(result, Rejected) and result.message.startswith("not sent:")
+    assert fake.calls(*POST) == []
+
+
 def test_minus_1021_resyncs_the_clock_and_resends_once(fake):
     c = client(fake)
     c.sync_clock()
@@ -215,11 +232,12 @@ def test_signed_reads_retry_5xx_and_honour_429_retry_after(fake):
     fake.fault(
         "GET /api/v3/openOrders",
         Fault(False, httpx.Response(503, text="busy")),
+        Fault(False, raise_=httpx.ReadTimeout("slow")),
         Fault(False, error(429, -1003, "Too much request weight used.", {"Retry-After": "7"})),
     )
     c = client(fake)
     assert c.open_orders("BTCUSDT") == []
-    assert len(fake.calls("GET", "/api/v3/openOrders")) == 3
+    assert len(fake.calls("GET", "/api/v3/openOrders")) == 4
     assert 7 in fake.clock.sleeps
     stamps = [int(p["timestamp"]) for p in fake.calls("GET", "/api/v3/openOrders")]
     assert stamps == sorted(stamps) and stamps[-1] > stamps[0]  # each attempt signed afresh

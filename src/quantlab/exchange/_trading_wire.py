@@ -1,5 +1,4 @@
-"""Binance spot order JSON <-> quantlab's execution types, numbers without exponents, and the
-client-side pacing of new orders (exchangeInfo's ORDERS limits).
+"""Binance spot order JSON <-> quantlab's execution types, and numbers without exponents.
 
 Kept apart from `trading.py` so the client reads as the sending policy alone.
 """
@@ -7,19 +6,39 @@ Kept apart from `trading.py` so the client reads as the sending policy alone.
 from __future__ import annotations
 
 import math
-import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from typing import Any
 
-from quantlab.errors import SchemaError
-from quantlab.execution.types import Balance, OrderReport, OrderStatus, OrderType, VenueTrade
+import httpx
+
+from quantlab.errors import PermanentExchangeError, SchemaError
+from quantlab.exchange._http import BadBody, _error_body, parse_json
+from quantlab.execution.types import (
+    Ack,
+    Balance,
+    OrderReport,
+    OrderStatus,
+    OrderType,
+    Rejected,
+    SubmitResult,
+    Unknown,
+    VenueTrade,
+)
 from quantlab.portfolio.types import Side
 
 # Statuses Binance documents that the ledger has no row state for: both are still open.
 _STATUS_ALIASES = {"PENDING_NEW": OrderStatus.NEW, "PENDING_CANCEL": OrderStatus.NEW}
 # A LIMIT_MAKER is a post-only limit order: it rests and fills like one.
 _TYPE_ALIASES = {"LIMIT_MAKER": OrderType.LIMIT}
+AMBIGUOUS_CODES = (-1006, -1007)  # "execution status unknown": query, never resend
+HINTS = {
+    -1021: "the local clock is off by more than recvWindow; sync it (NTP)",
+    -1022: "the signature is wrong: check the API secret and that key_type matches the key",
+    -2014: "the API key is malformed: check the credentials secret",
+    -2015: "check the API key, its spot-trading permission and IP whitelist, and that "
+    "base_url is the network (testnet or demo) the key was made on",
+}
 _INTERVAL_S = {"SECOND": 1, "MINUTE": 60, "HOUR": 3600, "DAY": 86400}
 
 
@@ -161,70 +180,27 @@ def order_limits(info: Mapping[str, Any]) -> dict[str, tuple[int, int]]:
     return out
 
 
-class OrderPacer:
-    """Keeps new orders under every ORDERS limit, counted in fixed windows like Binance's.
+def submit_result(outcome: httpx.Response | Rejected | Unknown) -> SubmitResult:
+    """A sent order's outcome; a 2xx answer becomes an Ack with its FULL fills."""
+    if not isinstance(outcome, httpx.Response):
+        return outcome
+    try:
+        raw = parse_json(outcome.content, dict)
+        return Ack(order_report(raw, full_fills(raw)))
+    except (BadBody, SchemaError) as exc:  # accepted (2xx) but unreadable: it may well exist
+        return Unknown(f"HTTP {outcome.status_code} with an unreadable order answer: {exc}")
 
-    A wait up to `max_wait_s` (a 10-second window filling up) is slept out; a longer one
-    (the daily count) is refused with a reason, so a run does not hang for hours. The
-    server's own `X-MBX-ORDER-COUNT-*` headers raise the local counts when they are higher.
-    """
 
-    def __init__(
-        self,
-        clock: Callable[[], float],
-        sleep: Callable[[float], None],
-        max_wait_s: float = 60.0,
-    ):
-        self.limits: dict[str, tuple[int, int]] = {}
-        self._clock, self._sleep, self._max_wait_s = clock, sleep, max_wait_s
-        self._counts: dict[str, tuple[int, int]] = {}  # suffix -> (window number, count)
-        self._held_until = 0.0
-        self._lock = threading.Lock()
-
-    def hold(self, seconds: float) -> None:
-        """The server said -1015 (too many new orders): send none for `seconds`."""
-        with self._lock:
-            self._held_until = max(self._held_until, self._clock() + seconds)
-
-    def acquire(self) -> str | None:
-        """Count one new order, after waiting for room; a reason instead when it would wait
-        longer than `max_wait_s`."""
-        with self._lock:
-            while True:
-                now = self._clock()
-                wait = max(self._held_until - now, 0.0)
-                for suffix, (window_s, limit) in self.limits.items():
-                    window, count = self._count(suffix, window_s, now)
-                    if count >= limit:
-                        wait = max(wait, (window + 1) * window_s - now)
-                if wait <= 0:
-                    break
-                if wait > self._max_wait_s:
-                    return (
-                        f"the order rate limit leaves no room for {wait:.0f} s "
-                        f"(limits {self._describe()}); run again after that"
-                    )
-                self._sleep(wait)
-            for suffix, (window_s, _) in self.limits.items():
-                window, count = self._count(suffix, window_s, now)
-                self._counts[suffix] = (window, count + 1)
-            return None
-
-    def observe(self, headers: Mapping[str, str]) -> None:
-        """Take the server's counts (`X-MBX-ORDER-COUNT-10S`) when higher than ours."""
-        with self._lock:
-            now = self._clock()
-            for suffix, (window_s, _) in self.limits.items():
-                value = headers.get(f"X-MBX-ORDER-COUNT-{suffix}")
-                if value is None or not value.isdigit():
-                    continue
-                window, count = self._count(suffix, window_s, now)
-                self._counts[suffix] = (window, max(count, int(value)))
-
-    def _count(self, suffix: str, window_s: int, now: float) -> tuple[int, int]:
-        window = int(now // window_s)
-        seen, count = self._counts.get(suffix, (window, 0))
-        return window, count if seen == window else 0
-
-    def _describe(self) -> str:
-        return ", ".join(f"{limit} per {s} s" for s, limit in self.limits.values())
+def read_signed(resp: httpx.Response, path: str, expect: type, missing: tuple[int, ...]) -> Any:
+    """A signed read's JSON (an `expect`); None for a `missing` code (-2013); else raises."""
+    if resp.status_code < 400:
+        return parse_json(resp.content, expect)
+    code, msg = _error_body(resp)
+    if code is not None and code in missing:
+        return None
+    hint = HINTS.get(code or 0, "retrying will not help; check the request")
+    raise PermanentExchangeError(
+        f"Binance refused GET {path} (HTTP {resp.status_code}, code {code}: {msg}); {hint}.",
+        status=resp.status_code,
+        code=code,
+    )

@@ -12,10 +12,11 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 from urllib.parse import quote, urlencode
 
+import httpx
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -95,3 +96,30 @@ def make_signer(key_type: str, secret: str) -> Callable[[str], str]:
         private = load_ed25519_key(secret)
         return lambda payload: quote(sign_ed25519(payload.encode(), private), safe="")
     raise ValueError(f"key_type {key_type!r} is not supported; use one of {list(KEY_TYPES)}")
+
+
+class BinanceAuth(httpx.Auth):
+    """An httpx auth that signs each request as it is sent (a retry gets a fresh timestamp).
+
+    `stamp()` returns the encoded `recvWindow=...&timestamp=...`; `sign(payload)` the
+    `signature` value ready for the query (`make_signer`).
+
+    The query the caller built (encoded once) is kept byte for byte; recvWindow and timestamp
+    are appended, the query plus the body is signed, and `&signature=` goes last.
+    """
+
+    requires_request_body = True
+
+    def __init__(self, api_key: str, sign: Callable[[str], str], stamp: Callable[[], str]):
+        self._api_key, self._sign, self._stamp = api_key, sign, stamp
+
+    def auth_flow(self, request: httpx.Request) -> Iterator[httpx.Request]:
+        request.headers["X-MBX-APIKEY"] = self._api_key
+        query = request.url.query.decode("ascii")
+        query = f"{query}&{self._stamp()}" if query else self._stamp()
+        signature = self._sign(signature_payload(query, request.content.decode()))
+        request.url = request.url.copy_with(query=f"{query}&signature={signature}".encode())
+        yield request
+
+    def __repr__(self) -> str:
+        return "BinanceAuth(api_key=<hidden>)"

@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -45,11 +45,11 @@ from quantlab.exchange._http import (
     _retry_after,
     parse_json,
 )
+from quantlab.exchange._order_pacer import OrderPacer
 from quantlab.exchange._weights import REQUEST_WEIGHT_PER_MIN, WeightTracker
 from quantlab.exchange.binance import request_weight_limit
-from quantlab.exchange.signing import encode_query, make_signer, signature_payload
+from quantlab.exchange.signing import BinanceAuth, encode_query, make_signer
 from quantlab.execution.types import (
-    Ack,
     Balance,
     OrderIntent,
     OrderReport,
@@ -65,16 +65,8 @@ log = logging.getLogger(__name__)
 ORDER = "/api/v3/order"
 DAY_MS = 86_400_000
 PAGE = 1000  # allOrders / myTrades page size (their maximum)
-AMBIGUOUS_CODES = (-1006, -1007)  # "execution status unknown"
 # Failures before any byte of the request left: the order cannot exist.
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
-_HINTS = {
-    -1021: "the local clock is off by more than recvWindow; sync it (NTP)",
-    -1022: "the signature is wrong: check the API secret and that key_type matches the key",
-    -2014: "the API key is malformed: check the credentials secret",
-    -2015: "check the API key, its spot-trading permission and IP whitelist, and that "
-    "base_url is the network (testnet or demo) the key was made on",
-}
 
 
 def check_base_url(base_url: str, allow_mainnet: bool) -> str:
@@ -89,30 +81,6 @@ def check_base_url(base_url: str, allow_mainnet: bool) -> str:
             "purpose set paper.binance.allow_mainnet: true (SpotTradingClient(allow_mainnet=True))."
         )
     return base_url.rstrip("/")
-
-
-class _SignedAuth(httpx.Auth):
-    """Signs each request as it is sent: a retried read gets a fresh timestamp and signature.
-
-    The query the caller built (encoded once) is kept byte for byte; recvWindow and timestamp
-    are appended, the query plus the body is signed, and `&signature=` goes last.
-    """
-
-    requires_request_body = True
-
-    def __init__(self, api_key: str, sign: Callable[[str], str], stamp: Callable[[], str]):
-        self._api_key, self._sign, self._stamp = api_key, sign, stamp
-
-    def auth_flow(self, request: httpx.Request) -> Iterator[httpx.Request]:
-        request.headers["X-MBX-APIKEY"] = self._api_key
-        query = request.url.query.decode("ascii")
-        query = f"{query}&{self._stamp()}" if query else self._stamp()
-        signature = self._sign(signature_payload(query, request.content.decode()))
-        request.url = request.url.copy_with(query=f"{query}&signature={signature}".encode())
-        yield request
-
-    def __repr__(self) -> str:
-        return "_SignedAuth(api_key=<hidden>)"
 
 
 class SpotTradingClient:
@@ -147,11 +115,11 @@ class SpotTradingClient:
         self._clock = clock
         self._offset_ms: float | None = None  # server clock - local clock
         self.weights = WeightTracker(REQUEST_WEIGHT_PER_MIN["spot"], sleep, clock)
-        self.pacer = wire.OrderPacer(clock, sleep)
+        self.pacer = OrderPacer(clock, sleep)
         self._bans = BanBook(ban_file, clock)
         self._host = f"{urlsplit(self.base_url).scheme}://{urlsplit(self.base_url).netloc}"
         opts = {"base_url": self.base_url, "timeout": timeout_s, "transport": transport}
-        auth = _SignedAuth(api_key, sign, self._stamp)
+        auth = BinanceAuth(api_key, sign, self._stamp)
         self._http = httpx.Client(**opts)
         self._signed_http = httpx.Client(**opts, auth=auth)
         policy = RetryPolicy(max_retries=max_retries)
@@ -239,7 +207,7 @@ class SpotTradingClient:
                     return Rejected(-1021, f"{outcome.message}; the clock sync failed: {exc}")
                 continue
             break
-        result = _submit_result(outcome)
+        result = wire.submit_result(outcome)
         log.info("order %s %s %s %s: %s", intent.client_id, intent.symbol, intent.side,
                  params["quantity"], type(result).__name__)  # fmt: skip
         return result
@@ -293,7 +261,7 @@ class SpotTradingClient:
             kind = TemporaryExchangeError if outcome.code in (-1003, -1008, -1015) else None
             raise (kind or PermanentExchangeError)(
                 f"Binance refused to cancel {client_id} on {symbol} (code {outcome.code}: "
-                f"{outcome.message}); {_HINTS.get(outcome.code or 0, 'check the order')}.",
+                f"{outcome.message}); {wire.HINTS.get(outcome.code or 0, 'check the order')}.",
                 code=outcome.code,
             )
         else:
@@ -355,7 +323,7 @@ class SpotTradingClient:
         if self._offset_ms is None:
             self.sync_clock()
         url = f"{path}?{encode_query(params)}" if params else path
-        read = partial(_read_signed, path=path, expect=expect, missing=missing)
+        read = partial(wire.read_signed, path=path, expect=expect, missing=missing)
         try:
             return self._signed.get(url, read, weight=weight)
         except PermanentExchangeError as exc:
@@ -392,7 +360,7 @@ class SpotTradingClient:
         if 200 <= status < 300:
             return resp
         code, msg = _error_body(resp)
-        if status >= 500 or code in AMBIGUOUS_CODES:
+        if status >= 500 or code in wire.AMBIGUOUS_CODES:
             return Unknown(f"HTTP {status}, code {code}: {msg}")
         if status == 418:
             until = self._clock() + (_retry_after(resp) or 120.0)
@@ -405,27 +373,3 @@ class SpotTradingClient:
             else:
                 self.weights.pause(wait if wait is not None else 1.0, pauses)
         return Rejected(code, msg if code is not None else f"HTTP {status}: {msg}")
-
-
-def _submit_result(outcome: httpx.Response | Rejected | Unknown) -> SubmitResult:
-    if not isinstance(outcome, httpx.Response):
-        return outcome
-    try:
-        raw = parse_json(outcome.content, dict)
-        return Ack(wire.order_report(raw, wire.full_fills(raw)))
-    except (BadBody, SchemaError) as exc:  # accepted (2xx) but unreadable: it may well exist
-        return Unknown(f"HTTP {outcome.status_code} with an unreadable order answer: {exc}")
-
-
-def _read_signed(resp: httpx.Response, path: str, expect: type, missing: tuple[int, ...]) -> Any:
-    if resp.status_code < 400:
-        return parse_json(resp.content, expect)
-    code, msg = _error_body(resp)
-    if code is not None and code in missing:
-        return None
-    hint = _HINTS.get(code or 0, "retrying will not help; check the request")
-    raise PermanentExchangeError(
-        f"Binance refused GET {path} (HTTP {resp.status_code}, code {code}: {msg}); {hint}.",
-        status=resp.status_code,
-        code=code,
-    )
