@@ -16,23 +16,19 @@ Everything runs under one lock, so an order is placed, filled and cancelled exac
 
 from __future__ import annotations
 
-import bisect
-import json
 import random
 import string
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 from quantlab.exchange._replay_accounts import Account, InsufficientBalance, Wallet
+from quantlab.exchange._replay_candles import Candles
 from quantlab.exchange._replay_filters import filter_failure
-from quantlab.exchange._vision_store import KlineStore
-from quantlab.execution.matching import BarPrices, fee_for, limit_fill, market_price
+from quantlab.execution.matching import fee_for, limit_fill, market_price
 from quantlab.portfolio.types import Side
-from quantlab.vocab import INTERVAL_MS
 
 OPEN = ("NEW", "PARTIALLY_FILLED")
 _Q = Decimal("0.00000001")
@@ -99,50 +95,6 @@ class NewOrder:
     quote_qty: Decimal | None
     price: Decimal | None
     client_id: str | None
-
-
-class Candles:
-    """The recorded spot candles of each symbol at its finest stored interval."""
-
-    def __init__(self, store: KlineStore):
-        self.store = store
-
-    def interval(self, symbol: str) -> tuple[str, int] | None:
-        root = Path(self.store.root) / _BASE
-        names = {p.name for p in root.glob(f"*/klines/{symbol}/*") if p.name in INTERVAL_MS}
-        if not names:
-            return None
-        best = min(names, key=INTERVAL_MS.__getitem__)
-        return best, INTERVAL_MS[best]
-
-    def series(self, symbol: str) -> tuple[int, list[int], list[str]]:
-        found = self.interval(symbol)
-        if found is None:
-            return 0, [], []
-        opens, rows = self.store.rows(_BASE, symbol, found[0])
-        return found[1], opens, rows
-
-    def price_now(self, symbol: str, now_ms: int) -> tuple[Decimal, int] | None:
-        """(price at `now_ms`, open time of the first candle a resting order may still match)."""
-        step, opens, rows = self.series(symbol)
-        i = bisect.bisect_right(opens, now_ms) - 1
-        if i < 0:
-            return None
-        row = json.loads(rows[i])
-        if now_ms < opens[i] + step:
-            return Decimal(row[1]), opens[i]
-        return Decimal(row[4]), opens[i] + step
-
-    def closed_bars(self, symbol: str, from_ms: int, now_ms: int) -> Iterable[BarPrices]:
-        step, opens, rows = self.series(symbol)
-        for i in range(bisect.bisect_left(opens, from_ms), len(opens)):
-            if opens[i] + step > now_ms:
-                return
-            r = json.loads(rows[i])
-            yield BarPrices(r[0], float(r[1]), float(r[2]), float(r[3]), float(r[4]), float(r[5]))
-
-    def step(self, symbol: str) -> int:
-        return self.series(symbol)[0]
 
 
 class Book:

@@ -143,7 +143,7 @@ class _Handler(BaseHTTPRequestHandler):
         query = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
         prefix, _, endpoint = path.rpartition("/")
         self._api = prefix if prefix in routes.MARKETS else None
-        if (name := trading.endpoint(path)) is not None and replay.trading is not None:
+        if (name := trading.endpoint(path)) is not None:
             return self._trade(name, method, url.query, body)
         if method != "GET":
             return _Reply(
@@ -280,7 +280,7 @@ class ReplayServer:
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()  # wakes replies held by an accept_then_timeout fault
         self.order_faults = order_faults or OrderFaults()
-        self.trading = trading.Trading(self, list(accounts), seed) if accounts else None
+        self.trading = trading.Trading(self, list(accounts), seed)  # no accounts: -2015 to all
 
     @property
     def base_url(self) -> str:
@@ -327,9 +327,8 @@ class ReplayServer:
     def set_now(self, now_ms: int) -> None:
         """Move the replay clock; resting orders fill over the candles that closed by then."""
         self._now_ms = now_ms
-        if self.trading is not None:
-            with self.trading.book.lock:
-                self.trading.book.advance(now_ms)
+        with self.trading.book.lock:
+            self.trading.book.advance(now_ms)
 
     def exchange_info(self, market: str) -> dict[str, Any]:
         """`market`'s exchangeInfo: the recorded one under `api/` where there is one, else one
