@@ -14,9 +14,8 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from helpers import SAMPLE, FakeClock
 from quantlab.errors import ConfigError
-from quantlab.exchange._replay_accounts import Account, load_accounts, parse_account
 from quantlab.exchange._replay_auth import signature_payload
-from quantlab.exchange.replay import ReplayServer
+from quantlab.exchange.replay import Account, ReplayServer, load_accounts, parse_account
 
 # Binance's published HMAC test keys (rest-api.md "SIGNED Endpoint Examples").
 API_KEY = "vmPUZE6mv9SD5VNHk4HlWFsOr6aKE2zvsw0MuIgwCIPy6utIco14y7Ju91duEh8A"

@@ -6,8 +6,7 @@ from __future__ import annotations
 import pytest
 
 from helpers import SAMPLE
-from quantlab.exchange._replay_accounts import Account
-from quantlab.exchange.replay import ReplayServer
+from quantlab.exchange.replay import Account, ReplayServer
 
 binance = pytest.importorskip("binance")
 

@@ -12,9 +12,7 @@ import httpx
 import pytest
 
 from helpers import SAMPLE, FakeClock
-from quantlab.exchange._replay_accounts import Account
-from quantlab.exchange._replay_faults import parse_fault
-from quantlab.exchange.replay import ReplayServer
+from quantlab.exchange.replay import Account, ReplayServer, parse_fault
 
 JAN_2024 = 1704067200000  # 2024-01-01 00:00 UTC, a BTCUSDT candle in the sample
 DAY = 86_400_000

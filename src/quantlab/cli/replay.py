@@ -30,9 +30,13 @@ def _now(text: str) -> int | str:
 
 def _cmd_replay_server(ctx: object, args: argparse.Namespace) -> int:
     from quantlab.errors import ConfigError
-    from quantlab.exchange._replay_accounts import load_accounts, parse_account
-    from quantlab.exchange._replay_faults import OrderFaults, parse_fault
-    from quantlab.exchange.replay import run_replay_server
+    from quantlab.exchange.replay import (
+        OrderFaults,
+        load_accounts,
+        parse_account,
+        parse_fault,
+        run_replay_server,
+    )
 
     if not (args.root / "data").is_dir():
         print(

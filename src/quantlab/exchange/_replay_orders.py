@@ -173,7 +173,7 @@ class Book:
             qty=qty,
             price=req.price,
             notional_price=fill_price if market else req.price,
-            open_orders=len([o for o in self.open_orders(account, req.symbol)]),
+            open_orders=len(self.open_orders(account, req.symbol)),
         )
         if failed:
             raise BookError(-1013, f"Filter failure: {failed}")

@@ -40,11 +40,23 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from quantlab.errors import SchemaError
 from quantlab.exchange import _replay_routes as routes
 from quantlab.exchange import _replay_trading as trading
-from quantlab.exchange._replay_accounts import Account
-from quantlab.exchange._replay_faults import OrderFault, OrderFaults
+from quantlab.exchange._replay_accounts import Account, load_accounts, parse_account
+from quantlab.exchange._replay_faults import OrderFault, OrderFaults, parse_fault
 from quantlab.exchange._replay_info import build_exchange_info, weight_limit
 from quantlab.exchange._vision_layout import MARKET_DIRS
 from quantlab.exchange._vision_store import KlineStore, RecordStore, _Lazy
+
+__all__ = [
+    "Account",
+    "OrderFaults",
+    "ReplayServer",
+    "load_accounts",
+    "main",
+    "parse_account",
+    "parse_fault",
+    "run_replay_server",
+    "served_file",
+]
 
 # Wording of a real captured -1003 body (api/errors/error_responses_REAL_REPORTS.json).
 _TOO_MUCH_WEIGHT = (
