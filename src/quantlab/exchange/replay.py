@@ -10,6 +10,12 @@ that folder, counts request weight per minute and can inject faults. Whatever a 
 it gets an answer (in Binance's JSON error shape), never a dropped connection. Stdlib and
 polars only, so it runs anywhere quantlab does: in tests, in offline DAG runs, or as
 `quantlab replay-server`.
+
+With `accounts`, it also trades: Binance's SIGNED spot endpoints (/api/v3/order, order/test,
+openOrders, allOrders, myTrades, account) over per-key balances, filled against the recorded
+klines at the replay clock (`_replay_trading`, `_replay_orders`, `_replay_auth`). Request
+timestamps are judged against the wall clock (`clock`), prices against the replay clock
+(`now_ms`; move it with `set_now`). `server.order_faults` scripts order faults (`_replay_faults`).
 """
 
 from __future__ import annotations
@@ -33,9 +39,24 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from quantlab.errors import SchemaError
 from quantlab.exchange import _replay_routes as routes
+from quantlab.exchange import _replay_trading as trading
+from quantlab.exchange._replay_accounts import Account, load_accounts, parse_account
+from quantlab.exchange._replay_faults import OrderFault, OrderFaults, parse_fault
 from quantlab.exchange._replay_info import build_exchange_info, weight_limit
 from quantlab.exchange._vision_layout import MARKET_DIRS
 from quantlab.exchange._vision_store import KlineStore, RecordStore, _Lazy
+
+__all__ = [
+    "Account",
+    "OrderFaults",
+    "ReplayServer",
+    "load_accounts",
+    "main",
+    "parse_account",
+    "parse_fault",
+    "run_replay_server",
+    "served_file",
+]
 
 # Wording of a real captured -1003 body (api/errors/error_responses_REAL_REPORTS.json).
 _TOO_MUCH_WEIGHT = (
@@ -62,6 +83,7 @@ class _Reply:
     content_type: str = _JSON
     headers: dict[str, Any] = field(default_factory=dict)
     whole: bool = False  # never cut short by the "truncated" fault
+    fault: OrderFault | None = None  # an order fault to act out around sending it
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -75,28 +97,50 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
     def do_GET(self) -> None:
+        self._serve("GET")
+
+    def do_POST(self) -> None:
+        self._serve("POST")
+
+    def do_DELETE(self) -> None:
+        self._serve("DELETE")
+
+    def _reset(self) -> None:
+        # SO_LINGER 0 makes close() send a TCP RST, like a dropped connection.
+        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.connection.close()
+        self.close_connection = True
+
+    def _serve(self, method: str) -> None:
         replay = self.server.replay
+        length = self.headers.get("Content-Length") or "0"
+        body = self.rfile.read(int(length)) if length.isdigit() else b""
         if replay.latency_s:
             time.sleep(replay.latency_s)
         fault = replay._draw_fault()
         if fault == "reset":
-            # SO_LINGER 0 makes close() send a TCP RST, like a dropped connection.
-            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            self.connection.close()
-            self.close_connection = True
+            self._reset()
             return
         self._api = None
         try:
-            reply = self._reply(fault)
+            reply = self._reply(fault, method, body.decode("utf-8", "replace"))
         except Exception as exc:  # a bug or a broken file: answered, never a dropped connection
             msg = f"An unknown error occurred while processing the request. (replay: {exc!r})"
             reply = _Reply(500, routes.error(-1000, msg))
+        if reply.fault is not None and reply.fault.kind == "reset":
+            self._reset()
+            return
+        if reply.fault is not None and reply.fault.kind == "accept_then_timeout":
+            replay._stopping.wait(reply.fault.seconds)
+            if reply.fault.drop:
+                self._reset()
+                return
         try:
             self._send(reply, fault == "truncated" and not reply.whole)
         except ConnectionError:  # the client left mid-answer: nobody to tell
             self.close_connection = True
 
-    def _reply(self, fault: str | None) -> _Reply:
+    def _reply(self, fault: str | None, method: str = "GET", body: str = "") -> _Reply:
         replay = self.server.replay
         if fault == "503":
             msg = "Server is currently overloaded with other requests. Please try again in a few minutes."
@@ -111,6 +155,12 @@ class _Handler(BaseHTTPRequestHandler):
         query = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
         prefix, _, endpoint = path.rpartition("/")
         self._api = prefix if prefix in routes.MARKETS else None
+        if (name := trading.endpoint(path)) is not None:
+            return self._trade(name, method, url.query, body)
+        if method != "GET":
+            return _Reply(
+                404, routes.replay_error(f"Not Found: {method} {path} (replay: {_SERVES})")
+            )
         if path.startswith("/data/"):
             return self._file(path)
         if not routes.exists(prefix, endpoint):
@@ -127,6 +177,18 @@ class _Handler(BaseHTTPRequestHandler):
             msg = f"An unknown error occurred while processing the request. (replay: {exc})"
             status, body = 500, routes.error(-1000, msg)
         return _Reply(status, body, _JSON if body[:1] in (b"{", b"[") else "text/plain")
+
+    def _trade(self, name: str, method: str, query: str, body: str) -> _Reply:
+        replay = self.server.replay
+        self._api = "/api/v3"
+        if not trading.allows(name, method):
+            return _Reply(404, routes.replay_error(f"Not Found: {method} /api/v3/{name}"))
+        retry_after = replay._charge(trading.weight(name, method, query, body))
+        if retry_after is not None:
+            body_ = routes.error(-1003, _TOO_MUCH_WEIGHT.format(limit=replay.weight_limit()))
+            return _Reply(429, body_, headers={"Retry-After": retry_after})
+        got = replay.trading.answer(name, method, query, body, self.headers)
+        return _Reply(got.status, got.body, headers=got.headers, fault=got.fault)
 
     def _file(self, path: str) -> _Reply:
         target = served_file(self.server.replay.root / "data", path)
@@ -209,6 +271,8 @@ class ReplayServer:
         seed: int = 0,
         now_ms: int | Literal["wall"] | None = None,
         clock: Callable[[], float] = time.time,
+        accounts: Sequence[Account] = (),
+        order_faults: OrderFaults | None = None,
     ):
         self.root = Path(root)
         self.host, self.port = host, port
@@ -226,6 +290,9 @@ class ReplayServer:
         self._weights: dict[str, tuple[int, int]] = {}  # API prefix -> (minute, weight used)
         self._httpd: _Server | None = None
         self._thread: threading.Thread | None = None
+        self._stopping = threading.Event()  # wakes replies held by an accept_then_timeout fault
+        self.order_faults = order_faults or OrderFaults()
+        self.trading = trading.Trading(self, list(accounts), seed)  # no accounts: -2015 to all
 
     @property
     def base_url(self) -> str:
@@ -235,6 +302,7 @@ class ReplayServer:
         return f"http://{host}:{port}"
 
     def start(self) -> ReplayServer:
+        self._stopping.clear()
         self._httpd = _Server((self.host, self.port), _Handler)
         self._httpd.replay = self
         self._thread = threading.Thread(
@@ -244,6 +312,7 @@ class ReplayServer:
         return self
 
     def stop(self) -> None:
+        self._stopping.set()
         if self._httpd is not None:
             self._httpd.shutdown()
             self._httpd.server_close()
@@ -266,6 +335,12 @@ class ReplayServer:
         if isinstance(self._now_ms, int):
             return self._now_ms
         return int(self._clock() * 1000)
+
+    def set_now(self, now_ms: int) -> None:
+        """Move the replay clock; resting orders fill over the candles that closed by then."""
+        self._now_ms = now_ms
+        with self.trading.book.lock:
+            self.trading.book.advance(now_ms)
 
     def exchange_info(self, market: str) -> dict[str, Any]:
         """`market`'s exchangeInfo: the recorded one under `api/` where there is one, else one
@@ -327,9 +402,10 @@ def run_replay_server(
     port: int = 8765,
     fail_rate: float = 0.0,
     latency_s: float = 0.0,
+    **options: Any,
 ) -> None:
-    """Serve `root` in the foreground until Ctrl-C."""
-    server = ReplayServer(root, host, port, fail_rate=fail_rate, latency_s=latency_s)
+    """Serve `root` in the foreground until Ctrl-C (`options`: ReplayServer's keywords)."""
+    server = ReplayServer(root, host, port, fail_rate=fail_rate, latency_s=latency_s, **options)
     server.start()
     print(f"replaying {server.root} on {server.base_url} (Ctrl-C to stop)", flush=True)
     try:
