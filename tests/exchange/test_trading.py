@@ -18,7 +18,7 @@ from binance_fake import API_KEY, FILL_PRICE, INFO, SECRET, FakeBinance, Fault, 
 from quantlab.errors import ConfigError, ExchangeBanned, PermanentExchangeError
 from quantlab.exchange._trading_wire import format_decimal
 from quantlab.exchange.trading import SpotTradingClient
-from quantlab.execution.types import (
+from quantlab.portfolio.orders import (
     Ack,
     OrderIntent,
     OrderStatus,

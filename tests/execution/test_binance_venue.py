@@ -11,7 +11,7 @@ from quantlab.config.paper import BinanceVenueConfig
 from quantlab.errors import ConfigError
 from quantlab.exchange.trading import SpotTradingClient
 from quantlab.execution.binance_venue import BinanceVenue
-from quantlab.execution.types import (
+from quantlab.portfolio.orders import (
     Ack,
     OrderIntent,
     OrderStatus,

@@ -10,14 +10,14 @@ from helpers import load_sample_klines
 from quantlab.config import RiskConfig
 from quantlab.config.paper import PaperLimitsConfig
 from quantlab.execution.breakers import DAY_MS, check, evaluate, halt_by_person, resume
-from quantlab.execution.types import (
+from quantlab.portfolio.killswitch import kill_path
+from quantlab.portfolio.orders import (
     OrderIntent,
     OrderType,
     TradingMode,
     TradingState,
     idempotency_key,
 )
-from quantlab.portfolio.killswitch import kill_path
 from quantlab.portfolio.types import Side
 
 NO_REDUCE = PaperLimitsConfig(reduce_drawdown=None)

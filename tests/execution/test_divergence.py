@@ -21,7 +21,8 @@ import engine_data as data
 from quantlab.config import BacktestConfig, TrackingConfig
 from quantlab.errors import DataError
 from quantlab.execution import divergence_html
-from quantlab.execution.divergence import BUCKETS, backtest_twin, decompose, log_to_mlflow
+from quantlab.execution.divergence import BUCKETS, backtest_twin, decompose
+from quantlab.execution.divergence_tracked import log_to_mlflow
 
 INIT = 100_000.0
 START, END = "2023-03-18", "2023-03-28"  # holds the 2023-03-24 halt

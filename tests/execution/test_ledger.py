@@ -23,7 +23,7 @@ from execution.test_ledger_support import (  # noqa: F401  (fixtures)
 )
 from quantlab.execution.ledger import Ledger, LedgerError, PositionRow
 from quantlab.execution.ledger.fills import project
-from quantlab.execution.types import Ack, OrderStatus, Rejected, TimeInForce, Unknown
+from quantlab.portfolio.orders import Ack, OrderStatus, Rejected, TimeInForce, Unknown
 from quantlab.portfolio.types import Side
 
 

@@ -25,7 +25,7 @@ from execution.test_ledger_support import (  # noqa: F401  (fixtures)
 )
 from quantlab.errors import ConfigError
 from quantlab.execution.ledger import Ledger, LedgerError, LedgerOrder
-from quantlab.execution.types import OrderStatus, TradingMode, TradingState
+from quantlab.portfolio.orders import OrderStatus, TradingMode, TradingState
 
 
 def _migrations(tmp_path, extra: dict[str, str]):

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from quantlab.execution.ledger import Ledger, LedgerOrder
-from quantlab.execution.types import (
+from quantlab.portfolio.orders import (
     OrderIntent,
     OrderReport,
     OrderStatus,

@@ -14,7 +14,8 @@ from quantlab.config.paper import PaperConfig
 from quantlab.errors import ConfigError
 from quantlab.execution.paper_venue import INSUFFICIENT, PaperVenue
 from quantlab.execution.planner import plan_orders
-from quantlab.execution.types import (
+from quantlab.portfolio.costs import CostModel
+from quantlab.portfolio.orders import (
     Ack,
     Balance,
     OrderIntent,
@@ -24,7 +25,6 @@ from quantlab.execution.types import (
     TimeInForce,
     Unknown,
 )  # fmt: skip
-from quantlab.portfolio.costs import CostModel
 from quantlab.portfolio.types import Side
 from quantlab.portfolio.venue import floor_to_step
 

@@ -16,7 +16,7 @@ from quantlab.execution.planner import (
     plan_orders,
     split_symbol,
 )
-from quantlab.execution.types import Balance, OrderType, TimeInForce, idempotency_key
+from quantlab.portfolio.orders import Balance, OrderType, TimeInForce, idempotency_key
 from quantlab.portfolio.types import Side
 from quantlab.portfolio.venue import floor_to_step
 

@@ -12,8 +12,8 @@ import pytest
 from execution.fakes import FakeLedger, PositionRow
 from helpers import load_sample_klines
 from quantlab.config.paper import VirtualConfig
-from quantlab.execution.matching import BarPrices
 from quantlab.execution.virtual import step
+from quantlab.portfolio.matching import BarPrices
 
 H = 3_600_000
 SYM = "BTCUSDT"

@@ -393,7 +393,14 @@ DATASETS = Registry(
         ),
         Dataset(  # backtest vs paper over the session's window: the P&L gap by bucket
             "paper_divergence",
-            {"bucket": pl.String(), "pnl": pl.Float64(), "share": pl.Float64()},
+            {
+                "bucket": pl.String(),
+                "value": pl.Float64(),  # quote; positive: the paper account did better
+                "share_of_gap": pl.Float64(),
+                "window_start": UTC_MS,
+                "window_end": UTC_MS,
+                "meaning": pl.String(),
+            },
             "paper",
             ("bucket",),
         ),

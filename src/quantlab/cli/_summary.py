@@ -129,7 +129,7 @@ def _print_paper(ctx: RunContext) -> None:
         div_ref = DatasetRef("paper_divergence", outputs_["paper_divergence"])
         print(f"  paper - backtest P&L over the session, by bucket ({div_ref}):")
         for row in catalog.read(div_ref).iter_rows(named=True):
-            print(f"    {row['bucket']:<12} {row['pnl']:>+12.2f}")
+            print(f"    {row['bucket']:<16} {row['value']:>+12.2f}")
         print(f"  report: {catalog.artifacts(div_ref) / 'divergence.html'}")
     for line in extra.get("reconcile_end", []):
         print(f"  reconcile: {line}")

@@ -11,7 +11,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from quantlab.exchange._vision_store import KlineStore, _Lazy
-from quantlab.execution.matching import BarPrices
+from quantlab.portfolio.matching import BarPrices
 from quantlab.vocab import INTERVAL_MS
 
 _BASE = "data/spot"

@@ -1,7 +1,7 @@
 """The replay exchange's order book per account: placement, matching, cancels, balances, trades.
 
 Prices come from the recorded spot klines of the finest interval the root holds for a symbol,
-matched with `quantlab.execution.matching` (the paper venue's rule too):
+matched with `quantlab.portfolio.matching` (the paper venue's rule too):
 - the price "now" is the open of the candle the replay clock falls in, or the close of the last
   candle when the clock is past it (a gap or the end of the recording);
 - MARKET fills at once, all of it, at that price on the tick grid (no book, so no slippage);
@@ -27,7 +27,7 @@ from typing import Any
 from quantlab.exchange._replay_accounts import Account, InsufficientBalance, Wallet
 from quantlab.exchange._replay_candles import Candles
 from quantlab.exchange._replay_filters import filter_failure
-from quantlab.execution.matching import fee_for, limit_fill, market_price
+from quantlab.portfolio.matching import fee_for, limit_fill, market_price
 from quantlab.portfolio.types import Side
 
 OPEN = ("NEW", "PARTIALLY_FILLED")

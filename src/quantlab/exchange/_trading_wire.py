@@ -14,7 +14,7 @@ import httpx
 
 from quantlab.errors import PermanentExchangeError, SchemaError
 from quantlab.exchange._http import BadBody, _error_body, parse_json
-from quantlab.execution.types import (
+from quantlab.portfolio.orders import (
     Ack,
     Balance,
     OrderReport,

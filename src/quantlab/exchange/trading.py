@@ -49,7 +49,7 @@ from quantlab.exchange._order_pacer import OrderPacer
 from quantlab.exchange._weights import REQUEST_WEIGHT_PER_MIN, WeightTracker
 from quantlab.exchange.binance import request_weight_limit
 from quantlab.exchange.signing import BinanceAuth, encode_query, make_signer
-from quantlab.execution.types import (
+from quantlab.portfolio.orders import (
     Balance,
     OrderIntent,
     OrderReport,

@@ -13,7 +13,7 @@ import sqlite3
 from contextlib import contextmanager
 
 from quantlab.errors import ConfigError
-from quantlab.execution.types import (
+from quantlab.portfolio.orders import (
     Balance,
     OrderIntent,
     OrderReport,

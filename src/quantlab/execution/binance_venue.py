@@ -20,7 +20,7 @@ import httpx
 from quantlab.config.paper import BinanceVenueConfig
 from quantlab.errors import ConfigError, ExchangeError, SchemaError
 from quantlab.exchange.trading import SpotTradingClient
-from quantlab.execution.types import (
+from quantlab.portfolio.orders import (
     Ack,
     OrderIntent,
     OrderReport,
@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 
 
 class BinanceVenue:
-    """Binance spot through `SpotTradingClient`; implements `quantlab.execution.types.Broker`."""
+    """Binance spot through `SpotTradingClient`; implements `quantlab.portfolio.orders.Broker`."""
 
     name = "binance"
 

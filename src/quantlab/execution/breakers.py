@@ -21,8 +21,8 @@ from dataclasses import replace
 
 from quantlab.config import RiskConfig
 from quantlab.config.paper import PaperLimitsConfig
-from quantlab.execution.types import OrderIntent, TradingMode, TradingState
 from quantlab.portfolio.killswitch import DAILY_LOSS, DRAWDOWN, kill_step
+from quantlab.portfolio.orders import OrderIntent, TradingMode, TradingState
 from quantlab.portfolio.types import Side
 from quantlab.portfolio.venue import floor_to_step
 

@@ -48,12 +48,9 @@ def champion_check(ctx: RunContext, targets: DatasetRef, predictions: DatasetRef
 def assets_of(
     exchange_info: pl.DataFrame, symbols: list[str], market: str
 ) -> dict[str, tuple[str, str]]:
-    rows = (
-        exchange_info.filter(pl.col("market") == market, pl.col("symbol").is_in(symbols))
-        .sort("snapshot_time")
-        .group_by("symbol")
-        .last()
-    )
+    rows = exchange_info.filter(pl.col("market") == market, pl.col("symbol").is_in(symbols))
+    if "snapshot_time" in rows.columns:  # the dataset keeps every snapshot: the newest counts
+        rows = rows.sort("snapshot_time").group_by("symbol").last()
     out = {r["symbol"]: (r["base_asset"], r["quote_asset"]) for r in rows.iter_rows(named=True)}
     missing = sorted(set(symbols) - set(out))
     if missing:

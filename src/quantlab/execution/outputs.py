@@ -124,43 +124,54 @@ def write_outputs(
         "paper_fills": ctx.catalog.write("paper_fills", fills, **write),
         "paper_equity": ctx.catalog.write("paper_equity", equity, **write),
     }
-    if venue == "paper" and fills.height:
-        div = _divergence(ctx, ledger, inputs, fills, orders, equity)
+    div = None
+    if venue == "paper" and fills.height and equity.height:
+        div = _divergence(ctx, ledger, inputs)
+        known = (
+            ctx.catalog.latest("paper_divergence")
+            if ctx.catalog.exists("paper_divergence")
+            else None
+        )
         outputs["paper_divergence"] = ctx.catalog.write(
             "paper_divergence",
             div.to_frame(),
             **write,
-            artifacts=(lambda _ref, folder: divergence_html.write(div, folder / DIVERGENCE_HTML)),
+            artifacts=lambda _ref, folder: divergence_html.write(div, folder / DIVERGENCE_HTML),
         )
         extra["divergence"] = {k: float(v) for k, v in div.buckets.items()}
+        extra["divergence_gap"] = float(div.totals["gap"])
     extra["outputs"] = {name: ref.version for name, ref in outputs.items()}
     ref = ctx.catalog.write("paper_orders", orders, **write, extra=extra)
-    if "paper_divergence" in outputs:
-        _log(ctx, outputs["paper_divergence"], extra)
+    if div is not None and outputs["paper_divergence"] != known:  # a new version: a new run
+        _log(ctx, div, outputs["paper_divergence"], account)
     return ref
 
 
-def _divergence(ctx, ledger, inputs, fills, orders, equity):
-    config = ctx.config
-    first = equity["time"].min()
-    window_bars = inputs.bars.filter(
-        pl.col("open_time") >= first - pl.duration(milliseconds=inputs.interval_ms)
-    )
-    window_targets = inputs.targets.filter(pl.col("open_time") >= window_bars["open_time"].min())
-    init_cash = float(equity["equity"][0])
+def _divergence(ctx: RunContext, ledger: Ledger, inputs: SessionInputs) -> divergence.Divergence:
+    """The session's window through the backtest: from the account's first marked bar (its first
+    decision) to the newest, the same targets, the same initial equity."""
+    config, account = ctx.config, inputs.account
+    marks = ledger.equity(account)
+    first_decision_ms = int(marks["time_ms"][0]) - inputs.interval_ms
+    start = pl.lit(first_decision_ms).cast(pl.Datetime("ms")).dt.replace_time_zone("UTC")
+    bars = inputs.bars.filter(pl.col("open_time") >= start)
+    targets = inputs.targets.filter(pl.col("open_time") >= start)
     twin = divergence.backtest_twin(
-        window_bars, window_targets, config.backtest, inputs.rules, "spot", init_cash,
+        bars, targets, config.backtest, inputs.rules, "spot", float(marks["equity"][0]),
         bars_per_year(config.universe.interval),
     )  # fmt: skip
     return divergence.decompose(
-        ledger.fills(inputs.account),
-        ledger.orders_frame(inputs.account),
-        ledger.equity(inputs.account),
-        twin,
-        window_bars,
+        ledger.fills(account), ledger.orders_frame(account), marks, twin, bars, assets=inputs.assets
     )
 
 
-def _log(ctx: RunContext, ref: DatasetRef, extra: dict[str, Any]) -> None:
-    path = ctx.catalog.artifacts(ref) / DIVERGENCE_HTML
-    divergence.log_to_mlflow(ctx, ref, extra["divergence"], path)
+def _log(ctx: RunContext, div: divergence.Divergence, ref: DatasetRef, account: str) -> None:
+    from quantlab.execution.divergence_tracked import log_to_mlflow
+
+    log_to_mlflow(
+        div,
+        ctx.config.tracking,
+        experiment="paper-divergence",
+        run_name=f"divergence {account} {ref}",
+        tags={"quantlab.dataset": str(ref), "quantlab.account": account},
+    )

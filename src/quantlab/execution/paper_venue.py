@@ -23,10 +23,11 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from quantlab.execution import matching
 from quantlab.execution._paper_state import EPS, FAULT_KINDS, PaperState
 from quantlab.execution.planner import lock_for
-from quantlab.execution.types import (
+from quantlab.portfolio import matching
+from quantlab.portfolio.costs import CostModel, impact_inputs, slippage_fraction
+from quantlab.portfolio.orders import (
     Ack,
     Balance,
     OrderIntent,
@@ -39,7 +40,6 @@ from quantlab.execution.types import (
     Unknown,
     VenueSnapshot,
 )  # fmt: skip
-from quantlab.portfolio.costs import CostModel, impact_inputs, slippage_fraction
 from quantlab.portfolio.types import RejectReason, Side
 from quantlab.portfolio.venue import VenueRules, check_order_for, floor_to_step
 

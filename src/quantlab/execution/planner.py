@@ -23,8 +23,8 @@ import polars as pl
 
 from quantlab.config import BacktestConfig
 from quantlab.config.paper import PaperConfig
-from quantlab.execution.types import Balance, OrderIntent, OrderType, TimeInForce, idempotency_key
 from quantlab.portfolio.costs import BNB_DISCOUNT
+from quantlab.portfolio.orders import Balance, OrderIntent, OrderType, TimeInForce, idempotency_key
 from quantlab.portfolio.types import RejectReason, Side
 from quantlab.portfolio.venue import VenueRules, check_order_for, floor_to_step, round_price
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from quantlab.config import PaperConfig
 from quantlab.execution.ledger import Ledger
-from quantlab.execution.types import Broker, OrderStatus
+from quantlab.portfolio.orders import Broker, OrderStatus
 
 # Balances that differ by less than this (relative) agree: float sums of many fills.
 _TOLERANCE = 1e-7

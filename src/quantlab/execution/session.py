@@ -23,16 +23,16 @@ import polars as pl
 from quantlab.config import Config
 from quantlab.execution import breakers, virtual
 from quantlab.execution.ledger import Ledger, LedgerOrder
-from quantlab.execution.matching import BarPrices
 from quantlab.execution.planner import lock_for, plan_orders
-from quantlab.execution.types import (
+from quantlab.portfolio.costs import CostModel
+from quantlab.portfolio.matching import BarPrices
+from quantlab.portfolio.orders import (
     Broker,
     OrderIntent,
     OrderStatus,
     TradingMode,
     Unknown,
 )
-from quantlab.portfolio.costs import CostModel
 from quantlab.portfolio.venue import VenueRules, check_order_for
 
 
@@ -236,7 +236,8 @@ def _trade_bar(
     # fills overstates what can be sold (the planner sizes from the balance, as the venue does).
     balances = ledger.balances(account)
     positions = {
-        s: balances[base].total if base in balances else 0.0 for s, (base, _) in inputs.assets.items()
+        s: balances[base].total if base in balances else 0.0
+        for s, (base, _) in inputs.assets.items()
     }
     decision_ms = int(latest["open_time"].dt.epoch("ms")[0])
     attempts = {

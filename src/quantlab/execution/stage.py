@@ -22,8 +22,8 @@ from quantlab.execution.ledger import Ledger
 from quantlab.execution.outputs import write_outputs
 from quantlab.execution.reconcile import reconcile
 from quantlab.execution.session import SessionInputs, run_session
-from quantlab.execution.types import Broker
 from quantlab.portfolio.costs import CostModel
+from quantlab.portfolio.orders import Broker
 
 READS = (
     "paper",
@@ -54,17 +54,18 @@ def venue_for(ctx: RunContext, inputs: SessionInputs, costs: CostModel) -> Broke
     )  # fmt: skip
 
 
-def bar_times(
-    inputs: SessionInputs, cursor_ms: int | None, session_bars: int, live: bool
-) -> list[int]:
-    """Open times to trade: after the cursor; a new account starts `session_bars` back; a live
-    venue trades only the newest bar (its clock does not replay the past)."""
+def bar_times(inputs: SessionInputs, cursor_ms: int, live: bool) -> list[int]:
+    """Open times to trade: every bar after the cursor; a live venue trades only the newest (its
+    clock does not replay the past)."""
+    times = [t for t in sorted(set(inputs.bars["open_time"].dt.epoch("ms").to_list())) if t > cursor_ms]
+    return times[-1:] if live else times
+
+
+def starting_cursor(inputs: SessionInputs, session_bars: int, live: bool) -> int:
+    """A new account starts trading `paper.session_bars` bars back (a live one at the newest)."""
     times = sorted(set(inputs.bars["open_time"].dt.epoch("ms").to_list()))
-    if live:
-        return times[-1:] if cursor_ms is None or times[-1] > cursor_ms else []
-    if cursor_ms is None:
-        return times[-session_bars:]
-    return [t for t in times if t > cursor_ms]
+    first = times[-1] if live else times[max(0, len(times) - session_bars)]
+    return first - 1
 
 
 def initial_balances(ctx: RunContext, venue: Broker, inputs: SessionInputs) -> dict[str, float]:
@@ -93,11 +94,15 @@ def trade_once(
     cfg, account = config.paper, inputs.account
     assets = tuple(sorted({a for pair in inputs.assets.values() for a in pair}))
     symbols = list(inputs.assets)
-    first_ms = int(inputs.bars["open_time"].dt.epoch("ms").min())
-    ledger.ensure_account(account, venue.name, initial, first_ms)
+    live = venue.name != "paper"
+    ledger.register_assets(inputs.assets)  # base/quote from exchangeInfo, not a name suffix
+    cursor = starting_cursor(inputs, cfg.session_bars, live)
+    if ledger.ensure_account(account, venue.name, initial, cursor):
+        ledger.set_cursor(account, cursor)
     info = ledger.account_info(account)
-    times = bar_times(inputs, info["cursor_ms"], cfg.session_bars, venue.name != "paper")
-    now = (times[0] if times else first_ms) + inputs.interval_ms
+    times = bar_times(inputs, info["cursor_ms"], live)
+    first_ms = times[0] if times else info["cursor_ms"]
+    now = first_ms + inputs.interval_ms
     since = info["created_ms"]
     start = reconcile(ledger, venue, account, symbols, cfg, now, since, assets)
     why_not = why_not or "; ".join(start.blocking)

@@ -26,7 +26,7 @@ from typing import Any, Protocol
 import polars as pl
 
 from quantlab.config.paper import VirtualConfig
-from quantlab.execution.matching import BarPrices
+from quantlab.portfolio.matching import BarPrices
 
 # The venue position counts as flat below this share of the virtual position's quantity: a
 # spot buy pays its fee in the base asset, so selling all one holds leaves the fills' sum at

@@ -9,7 +9,7 @@ from quantlab.execution.ledger.db import Tx
 from quantlab.execution.ledger.errors import LedgerError
 from quantlab.execution.ledger.fills import post_flow
 from quantlab.execution.ledger.records import PositionRow, dumps, loads
-from quantlab.execution.types import Balance, TradingMode, TradingState
+from quantlab.portfolio.orders import Balance, TradingMode, TradingState
 
 _MANUAL_FLOWS = ("funding", "adjust")
 

@@ -1,4 +1,4 @@
-"""The ledger's errors, under quantlab's one tree (QuantlabError).
+"""The ledger's errors live in quantlab's one tree (`quantlab.errors`); re-exported here.
 
 QuantlabError
 └── LedgerError        the ledger refused a write that would corrupt it (an overfill, an
@@ -8,12 +8,6 @@ QuantlabError
 
 from __future__ import annotations
 
-from quantlab.errors import QuantlabError
+from quantlab.errors import LedgerBusy, LedgerError
 
-
-class LedgerError(QuantlabError):
-    """A ledger write was refused and rolled back; the message says why and what to do."""
-
-
-class LedgerBusy(LedgerError):
-    """Another process (or thread) holds the account's session lock past the wait."""
+__all__ = ["LedgerBusy", "LedgerError"]

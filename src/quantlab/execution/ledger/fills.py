@@ -12,7 +12,7 @@ import math
 
 from quantlab.execution.ledger.db import Tx
 from quantlab.execution.ledger.records import PositionRow
-from quantlab.execution.types import VenueTrade
+from quantlab.portfolio.orders import VenueTrade
 from quantlab.portfolio.types import Side
 
 FLOWS = ("initial", "trade", "fee", "funding", "adjust")

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 
 from quantlab.execution.ledger.db import Tx
-from quantlab.execution.types import TERMINAL
+from quantlab.portfolio.orders import TERMINAL
 
 _REL = 1e-9
 

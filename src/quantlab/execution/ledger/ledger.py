@@ -33,7 +33,7 @@ from quantlab.execution.ledger.records import (
     loads,
     order_from_row,
 )
-from quantlab.execution.types import (
+from quantlab.portfolio.orders import (
     Balance,
     OrderIntent,
     OrderReport,

@@ -25,7 +25,7 @@ from quantlab.execution.ledger.orders import (
     save,
 )
 from quantlab.execution.ledger.records import LedgerOrder
-from quantlab.execution.types import (
+from quantlab.portfolio.orders import (
     Ack,
     OrderReport,
     OrderStatus,

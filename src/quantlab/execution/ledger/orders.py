@@ -22,7 +22,7 @@ from quantlab.execution.ledger.records import (
     dumps,
     order_from_row,
 )
-from quantlab.execution.types import OrderIntent, OrderStatus
+from quantlab.portfolio.orders import OrderIntent, OrderStatus
 
 Assets = Mapping[str, tuple[str, str]]
 

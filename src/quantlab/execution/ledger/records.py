@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass, fields
 from typing import Any
 
-from quantlab.execution.types import OrderStatus, OrderType, TimeInForce
+from quantlab.portfolio.orders import OrderStatus, OrderType, TimeInForce
 from quantlab.portfolio.types import Side
 
 

@@ -72,7 +72,7 @@ def vpos_update(tx: Tx, vpos_id: int, fields: dict[str, Any], events: list[dict[
 
 
 def vpos_list(tx: Tx, account: str, status: str | None) -> list[dict[str, Any]]:
-    sql, params = "SELECT * FROM virtual_positions WHERE account = ?", [account]
+    sql, params = "SELECT *, id AS vpos_id FROM virtual_positions WHERE account = ?", [account]
     if status is not None:
         sql, params = sql + " AND status = ?", [*params, status]
     return tx.dicts(sql + " ORDER BY id", params)
