@@ -73,24 +73,6 @@ def _postgres_database() -> tuple[object, str]:
     return admin, name
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def ledger(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator:
-    """An empty paper ledger, once on SQLite and once on PostgreSQL (127.0.0.1:5432)."""
-    from quantlab.execution.ledger import Ledger
-
-    if request.param == "sqlite":
-        with Ledger.connect(f"sqlite:///{tmp_path / 'ledger.sqlite'}") as led:
-            yield led
-        return
-    admin, name = _postgres_database()
-    try:
-        with Ledger.connect(f"postgresql://postgres@127.0.0.1:5432/{name}") as led:
-            yield led
-    finally:
-        admin.cursor().execute(f"DROP DATABASE IF EXISTS {name}")
-        admin.close()
-
-
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
     """A fresh database on the local PostgreSQL (127.0.0.1:5432) as a psycopg2 SQLAlchemy URL,
