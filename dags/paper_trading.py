@@ -48,8 +48,12 @@ def paper_trading():
         """The klines version the triggering event validated, else the newest validated one."""
         from quantlab.execution.signals import newest_inputs
 
-        events = get_current_context().get("triggering_asset_events") or {}
-        extra = next((e.extra for e in reversed(list(events.get(KLINES, []))) if e.extra), None)
+        events = get_current_context().get("triggering_asset_events")
+        try:
+            mine = list(events[KLINES]) if events else []
+        except KeyError:  # triggered by hand: no event for the Asset
+            mine = []
+        extra = next((e.extra for e in reversed(mine) if e.extra), None)
         with fail_fast():
             return newest_inputs(ctx(), extra)
 

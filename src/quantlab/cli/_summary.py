@@ -5,7 +5,7 @@ from __future__ import annotations
 import polars as pl
 
 from quantlab.backtest.stats import headline
-from quantlab.catalog import BacktestRun, DatasetRef, TrainingRun
+from quantlab.catalog import BacktestRun, DatasetRef, RiskRun, TrainingRun
 from quantlab.context import RunContext
 from quantlab.pipeline import outputs
 
@@ -80,11 +80,17 @@ def print_summary(ctx: RunContext) -> int:
         for kill in run.kills:
             print(f"  kill-switch tripped {kill['open_time']}: {kill['reason']}")
         print(f"  tearsheet: {tearsheet_path(ctx, ref)}")
-    if "targets" in by_name:
-        ref, lin = by_name["targets"]
+    traded = catalog.lineage(ends[0]).inputs.get("targets")
+    if traded is not None or "targets" in by_name:
+        # The targets paper traded: the champion's (a kept challenger's are not traded).
+        ref = DatasetRef("targets", traded) if traded is not None else by_name["targets"][0]
         targets = catalog.read(ref)
         newest = targets.filter(pl.col("open_time") == pl.col("open_time").max())
-        print(f"\nTargets {ref} for the bar opened {newest['open_time'].max()}:")
+        whose = catalog.extra(ref, RiskRun).champion
+        print(
+            f"\nTargets {ref}{f' (champion {whose})' if whose else ''} traded for the bar opened "
+            f"{newest['open_time'].max()}:"
+        )
         for row in newest.sort("symbol").iter_rows(named=True):
             print(
                 f"  {row['symbol']:<8} smoothed score {row['score']:+.3f} "

@@ -86,21 +86,28 @@ def _cmd_status(ctx: RunContext, args: argparse.Namespace) -> int:
 
 
 def _cmd_positions(ctx: RunContext, args: argparse.Namespace) -> int:
+    """Held = the base asset's balance (a buy's fee is paid in base, so it is a little less than
+    the sum of the fills); realised P&L is on prices, before fees (`paper pnl` has the fees)."""
+    from quantlab.execution.planner import split_symbol
+
     account = ctx.config.paper.account
     with _ledger(ctx) as ledger:
         positions = ledger.positions(account)
+        balances = ledger.balances(account)
         virtual = {v["symbol"]: v for v in ledger.vpos_list(account, "open")}
-    if not any(p.qty for p in positions.values()):
-        print(f"account {account}: flat")
+    print(f"{'symbol':<9} {'held':>14} {'sum of fills':>14} {'avg price':>12} {'realised':>12}")
     for symbol, p in sorted(positions.items()):
-        if not p.qty:
-            continue
-        line = f"{symbol:<9} qty {p.qty:>14.8f} avg {p.avg_price:>12.4f} realised {p.realized_pnl:>+12.2f}"
+        base = split_symbol(symbol)[0]
+        held = balances[base].total if base in balances else 0.0
+        line = (
+            f"{symbol:<9} {held:>14.8f} {p.qty:>14.8f} {p.avg_price:>12.4f} "
+            f"{p.realized_pnl:>+12.2f}"
+        )
         v = virtual.get(symbol)
         if v:
             line += (
-                f"  tp {v['take_profit']:.4f} sl {v['stop_loss']:.4f} pnl max {v['max_pnl']:+.4f} "
-                f"min {v['min_pnl']:+.4f}"
+                f"  virtual tp {v['take_profit']:.4f} sl {v['stop_loss']:.4f} "
+                f"pnl max {v['max_pnl']:+.4f} min {v['min_pnl']:+.4f}"
             )
         print(line)
     return 0

@@ -63,7 +63,7 @@ class PaperConfig(_Model):
     ledger_url: str = "sqlite:///data/ledger.sqlite"  # or postgresql://user@host:5432/db
     account: str = Field(default="paper", pattern=r"^[A-Za-z0-9_-]{1,24}$")
     initial_balances: dict[str, float] = Field(default_factory=lambda: {"USDT": 100_000.0})
-    session_bars: int = Field(default=48, ge=1)  # a new account starts this many bars back
+    session_bars: int = Field(default=720, ge=1)  # a new account starts this many bars back
     order_type: Literal["market", "limit"] = "market"
     time_in_force: Literal["GTC", "IOC", "FOK"] = "GTC"  # limit orders
     limit_offset_bps: float = Field(default=5.0, ge=0)  # limit price: decision close -/+ this

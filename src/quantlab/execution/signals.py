@@ -22,7 +22,7 @@ from quantlab.portfolio.sizing import size_targets
 from quantlab.quality.read import load_bars
 from quantlab.vocab import KEY, bars_per_year
 
-READS = ("universe", "risk", "signal", "train.register_as", "train.primary_model", "labels.horizon")
+READS = ("universe", "risk", "signal", "train.models", "labels.horizon")
 _PROBS = ("prob_up", "prob_down", "prob_flat")
 
 

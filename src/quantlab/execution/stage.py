@@ -16,7 +16,7 @@ from quantlab.catalog import DatasetRef
 from quantlab.config import Config, slice_hash
 from quantlab.context import RunContext
 from quantlab.errors import ConfigError, QualityError
-from quantlab.execution import recorder
+from quantlab.execution import recorder, signals
 from quantlab.execution.inputs import champion_check, load_session_inputs
 from quantlab.execution.ledger import Ledger
 from quantlab.execution.outputs import write_outputs
@@ -57,7 +57,9 @@ def venue_for(ctx: RunContext, inputs: SessionInputs, costs: CostModel) -> Broke
 def bar_times(inputs: SessionInputs, cursor_ms: int, live: bool) -> list[int]:
     """Open times to trade: every bar after the cursor; a live venue trades only the newest (its
     clock does not replay the past)."""
-    times = [t for t in sorted(set(inputs.bars["open_time"].dt.epoch("ms").to_list())) if t > cursor_ms]
+    times = [
+        t for t in sorted(set(inputs.bars["open_time"].dt.epoch("ms").to_list())) if t > cursor_ms
+    ]
     return times[-1:] if live else times
 
 
@@ -118,6 +120,13 @@ def trade_once(
     return {"session": result, "start": start, "end": end, "invariants": broken}
 
 
+def champion_exists(ctx: RunContext) -> bool:
+    from quantlab.tracking.registry import registry_for
+
+    name = ctx.config.train.register_as
+    return name is not None and registry_for(ctx.config.tracking.uri).champion(name) is not None
+
+
 def run(
     ctx: RunContext,
     targets: DatasetRef,
@@ -132,6 +141,15 @@ def run(
     config, cfg = ctx.config, ctx.config.paper
     if config.universe.market != "spot":
         raise ConfigError("paper trading trades spot; set universe.market: spot")
+    why_not = champion_check(ctx, targets, predictions)
+    if why_not and champion_exists(ctx):
+        # The gate kept an older champion: trade its signals, sized by the same function, not
+        # the challenger's (quantlab.execution.signals, what paper_trading runs every bar).
+        cat = ctx.catalog
+        live = cat.latest("live_predictions") if cat.exists("live_predictions") else None
+        targets = signals.run(ctx, klines, checks, live)
+        predictions = signals.predictions_of(ctx, targets)
+        why_not = champion_check(ctx, targets, predictions)
     inputs = load_session_inputs(
         ctx, targets, predictions, klines, checks, exchange_info, exchange_info_checks
     )
@@ -141,7 +159,6 @@ def run(
         Ledger.connect(cfg.ledger_url) as ledger,
         ledger.session_lock(cfg.account, cfg.lock_wait_s),
     ):
-        why_not = champion_check(ctx, targets, predictions)
         outcome = trade_once(
             ledger, venue, inputs, config, costs, why_not, initial_balances(ctx, venue, inputs)
         )

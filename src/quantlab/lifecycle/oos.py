@@ -22,8 +22,9 @@ EXTRA_SOURCES = ("holdout_predictions", "live_predictions")
 
 
 def parse_ref(text: str) -> DatasetRef:
-    """`name@version` as a DatasetRef."""
+    """`name@version` (or `name@vversion`, as a DatasetRef prints) as a DatasetRef."""
     name, _, version = text.partition("@")
+    version = version.removeprefix("v")
     if not name or not version.isdigit():
         raise ValueError(f"{text!r} is not a dataset version; expected name@version")
     return DatasetRef(name, int(version))
