@@ -245,3 +245,46 @@ def test_the_frames_carry_every_order_field_and_the_fill_columns(funded: Ledger)
     assert fills.row(0, named=True)["maker"] is False and fills["fee_asset"].to_list() == ["BTC"]
     (row,) = funded.orders_frame(ACCOUNT).to_dicts()
     assert row["status"] == "FILLED" and row["key"] == order.key and row["locked_amount"] == 0.0
+
+
+_OLD_LEDGER = (  # the ledger quantlab kept before versioned migrations, as it created it
+    "CREATE TABLE orders (client_order_id TEXT PRIMARY KEY, account TEXT NOT NULL, symbol TEXT "
+    "NOT NULL, side TEXT NOT NULL, qty DOUBLE PRECISION NOT NULL, target_weight DOUBLE PRECISION "
+    "NOT NULL, status TEXT NOT NULL, source TEXT NOT NULL, created_at TEXT NOT NULL)",
+    "CREATE TABLE fills (client_order_id TEXT PRIMARY KEY REFERENCES orders (client_order_id), "
+    "qty DOUBLE PRECISION NOT NULL, price DOUBLE PRECISION NOT NULL, fee DOUBLE PRECISION NOT "
+    "NULL, filled_at TEXT NOT NULL)",
+    "CREATE TABLE positions (account TEXT NOT NULL, symbol TEXT NOT NULL, qty DOUBLE PRECISION "
+    "NOT NULL, avg_price DOUBLE PRECISION NOT NULL, updated_at TEXT NOT NULL, PRIMARY KEY "
+    "(account, symbol))",
+    "INSERT INTO orders VALUES ('paper-targets-v3-BTCUSDT', 'paper', 'BTCUSDT', 'BUY', 0.25, "
+    "0.25, 'FILLED', 'targets@v3', '2025-01-01T00:00:00')",
+)
+
+
+def test_a_ledger_from_before_migrations_is_kept_as_legacy_tables(ledger_url):
+    """The old three-table ledger is renamed legacy_paper_*, rows kept, and 0001 applies."""
+    if ledger_url.startswith("sqlite"):
+        import sqlite3
+
+        conn = sqlite3.connect(ledger_url.removeprefix("sqlite:///"))
+    else:
+        import psycopg2
+
+        conn = psycopg2.connect(ledger_url)
+    cur = conn.cursor()
+    for statement in _OLD_LEDGER:
+        cur.execute(statement)
+    conn.commit()
+    conn.close()
+    with Ledger.connect(ledger_url) as led:
+        assert led.schema_version() >= 1
+        assert led.orders(ACCOUNT) == []
+    if ledger_url.startswith("sqlite"):
+        conn = sqlite3.connect(ledger_url.removeprefix("sqlite:///"))
+    else:
+        conn = psycopg2.connect(ledger_url)
+    cur = conn.cursor()
+    cur.execute("SELECT client_order_id FROM legacy_paper_orders")
+    assert cur.fetchall() == [("paper-targets-v3-BTCUSDT",)]
+    conn.close()

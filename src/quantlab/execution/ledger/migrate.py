@@ -79,6 +79,37 @@ def _begin(tx: Tx) -> set[int]:
     return {int(v) for (v,) in tx.all("SELECT version FROM schema_migrations")}
 
 
+# The ledger quantlab kept before versioned migrations: three tables keyed by client_order_id.
+_LEGACY = ("orders", "fills", "positions")
+
+
+def _legacy(tx: Tx) -> bool:
+    """True when this database holds the pre-migration ledger (an `orders` table keyed by
+    `client_order_id`), whose table names 0001 reuses."""
+    if tx.dialect == "sqlite":
+        cols = [row[1] for row in tx.all("PRAGMA table_info(orders)")]
+    else:
+        cols = [
+            row[0]
+            for row in tx.all(
+                "SELECT column_name FROM information_schema.columns WHERE table_schema = "
+                "current_schema() AND table_name = 'orders'"
+            )
+        ]
+    return "client_order_id" in cols
+
+
+def _retire_legacy(tx: Tx) -> None:
+    """Keep the old ledger's rows as legacy_paper_<table>: nothing is lost, nothing collides."""
+    for table in _LEGACY:
+        tx.run(f"ALTER TABLE {table} RENAME TO legacy_paper_{table}")
+        if tx.dialect == "postgresql":  # the primary key's index keeps its old name otherwise
+            tx.run(
+                f"ALTER TABLE legacy_paper_{table} RENAME CONSTRAINT {table}_pkey "
+                f"TO legacy_paper_{table}_pkey"
+            )
+
+
 def migrate(db: Db, directory: Traversable | Path | None = None) -> int:
     """Apply every migration not yet recorded; the schema version afterwards."""
     known = discover(db.dialect, directory)
@@ -96,6 +127,8 @@ def migrate(db: Db, directory: Traversable | Path | None = None) -> int:
         with db.tx() as tx:
             if migration.version in _begin(tx):  # another process applied it meanwhile
                 continue
+            if migration.version == 1 and _legacy(tx):
+                _retire_legacy(tx)
             for statement in statements(migration.sql):
                 tx.run(statement)
             tx.run(
