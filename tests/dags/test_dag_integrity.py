@@ -39,9 +39,8 @@ def test_every_dag_has_tags_and_retries(dagbag):
 def test_paper_trading_follows_the_market_data_asset(dagbag):
     dag = dagbag.dags["paper_trading"]
     assert dag.max_active_runs == 1 and dag.catchup is False
-    assert [a.uri for a in dag.timetable.asset_condition.iter_assets().values()] == [
-        "quantlab://datasets/klines"
-    ] or "quantlab://datasets/klines" in str(dag.timetable.asset_condition)
+    assets = dag.timetable.asset_condition.objects
+    assert [a.uri for a in assets] == ["quantlab://datasets/klines"]
     chain = ["bars", "features", "score_live", "signals", "paper"]
     assert sorted(dag.task_ids) == sorted(chain)
     for upstream, downstream in itertools.pairwise(chain):
@@ -93,7 +92,7 @@ sys.addaudithook(hook)
 spec.loader.exec_module(module)
 # The DAGs read the stage graph, the error tree and quantlab's config loader (pydantic and
 # YAML, as light as Airflow's own) at parse time; nothing else of quantlab.
-light = {"quantlab", "quantlab.config", "quantlab.config.data", "quantlab.config.research", "quantlab.config.portfolio", "quantlab.config.lifecycle", "quantlab.config.model", "quantlab.config.loader", "quantlab.markets", "quantlab.vocab", "quantlab.errors", "quantlab.secrets", "quantlab.pipeline"}
+light = {"quantlab", "quantlab.config", "quantlab.config.data", "quantlab.config.paper", "quantlab.config.research", "quantlab.config.portfolio", "quantlab.config.lifecycle", "quantlab.config.model", "quantlab.config.loader", "quantlab.markets", "quantlab.vocab", "quantlab.errors", "quantlab.secrets", "quantlab.pipeline"}
 heavy = [m for m in ("polars", "lightgbm", "mlflow", "great_expectations", "vectorbt") if m in sys.modules]
 heavy += sorted(m for m in sys.modules if m.split(".")[0] == "quantlab" and m not in light)
 print(json.dumps({"events": events, "heavy": heavy}))

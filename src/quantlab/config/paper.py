@@ -61,7 +61,7 @@ class VirtualConfig(_Model):
 class PaperConfig(_Model):
     venue: Literal["paper", "binance"] = "paper"
     ledger_url: str = "sqlite:///data/ledger.sqlite"  # or postgresql://user@host:5432/db
-    account: str = Field(default="paper", pattern=r"^[A-Za-z0-9_-]{1,24}$")
+    account: str = Field(default="paper", min_length=1)
     initial_balances: dict[str, float] = Field(default_factory=lambda: {"USDT": 100_000.0})
     session_bars: int = Field(default=720, ge=1)  # a new account starts this many bars back
     order_type: Literal["market", "limit"] = "market"

@@ -171,6 +171,11 @@ class BinanceVenue:
             errors=tuple(errors),
         )
 
+    @property
+    def now_ms(self) -> int:
+        """The exchange's clock as the client estimates it (synced with /api/v3/time)."""
+        return self.client.now_ms()
+
     def advance(self, now_ms: int) -> None:
         """Binance's clock runs by itself: nothing to do."""
 

@@ -36,6 +36,10 @@ READS = (
     "train.models",
 )
 IGNORES = ("paper.ledger_url",)
+# How far back a live venue's orders and trades are read at reconciliation (Binance serves
+# allOrders and myTrades in 24 h windows; older open orders come with openOrders, and every
+# order the ledger holds open is asked for by its client id).
+RECENT_MS = 24 * 3_600_000
 
 
 def venue_for(ctx: RunContext, inputs: SessionInputs, costs: CostModel) -> Broker:
@@ -106,6 +110,8 @@ def trade_once(
     first_ms = times[0] if times else info["cursor_ms"]
     now = first_ms + inputs.interval_ms
     since = info["created_ms"]
+    if live:  # the venue's own clock: read back one day of orders and trades, not the ledger's life
+        since = max(since, venue.now_ms - RECENT_MS)
     start = reconcile(ledger, venue, account, symbols, cfg, now, since, assets)
     why_not = why_not or "; ".join(start.blocking)
     result = run_session(ledger, venue, inputs, config, costs, times, trading_allowed=why_not)
