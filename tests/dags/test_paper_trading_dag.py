@@ -31,6 +31,8 @@ def test_paper_trading_trades_the_champion_on_the_replay_testnet(tmp_path):
     end = datetime(2023, 5, 1, tzinfo=UTC)
     settings = {
         "universe": {"end": "2023-05-01"},
+        # Both symbols' newest smoothed scores (0.04, 0.14) clear it: the champion buys both.
+        "signal": {"threshold": 0.02},
         "train": {"register_as": "quantlab-research"},
         "lifecycle": {"gate": {"min_common_rows": 50}, "regime": {"enabled": False}},
     }

@@ -10,10 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from quantlab.config.data import ExchangeConfig, PathsConfig, UniverseConfig, ValidateConfig, _Model
 from quantlab.config.lifecycle import LifecycleConfig
 from quantlab.config.paper import (
-    BinanceVenueConfig,
     PaperConfig,
-    PaperLimitsConfig,
-    VirtualConfig,
 )
 from quantlab.config.portfolio import BacktestConfig, RiskConfig, SignalConfig
 from quantlab.config.research import (

@@ -28,10 +28,14 @@ class BinanceVenueConfig(_Model):
     base_url: str = TESTNET_URL  # testnet; demo mode: https://demo-api.binance.com
     allow_mainnet: bool = False  # a mainnet host is refused unless this is true
     key_type: Literal["hmac", "ed25519"] = "hmac"
-    credentials: str = "binance"  # secrets <credentials>_api_key / _api_secret (env or Airflow conn)
+    credentials: str = (
+        "binance"  # secrets <credentials>_api_key / _api_secret (env or Airflow conn)
+    )
     recv_window_ms: int = Field(default=5000, gt=0, le=60000)
     timeout_s: float = Field(default=10.0, gt=0)
-    query_retries: int = Field(default=5, ge=1)  # lookups by origClientOrderId after an unknown outcome
+    query_retries: int = Field(
+        default=5, ge=1
+    )  # lookups by origClientOrderId after an unknown outcome
     query_backoff_s: float = Field(default=0.5, ge=0)
 
 

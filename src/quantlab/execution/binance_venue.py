@@ -22,6 +22,7 @@ from quantlab.errors import ConfigError, ExchangeError, SchemaError
 from quantlab.exchange.trading import SpotTradingClient
 from quantlab.portfolio.orders import (
     Ack,
+    Balance,
     OrderIntent,
     OrderReport,
     SubmitResult,
@@ -170,6 +171,10 @@ class BinanceVenue:
             complete=not errors,
             errors=tuple(errors),
         )
+
+    def balances(self) -> dict[str, Balance]:
+        """The account's balances (GET /api/v3/account)."""
+        return self.client.account()
 
     @property
     def now_ms(self) -> int:

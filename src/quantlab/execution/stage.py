@@ -79,11 +79,8 @@ def initial_balances(ctx: RunContext, venue: Broker, inputs: SessionInputs) -> d
     holds of the universe's assets (the testnet is refilled monthly, never by us)."""
     if venue.name == "paper":
         return dict(ctx.config.paper.initial_balances)
-    snap = venue.snapshot(list(inputs.assets), 0)
-    if not snap.complete:
-        raise QualityError(f"could not read the venue's balances ({snap.errors}); try again")
     wanted = {a for pair in inputs.assets.values() for a in pair}
-    return {a: b.total for a, b in snap.balances.items() if a in wanted}
+    return {a: b.total for a, b in venue.balances().items() if a in wanted}
 
 
 def trade_once(

@@ -207,6 +207,10 @@ class Broker(Protocol):
         """Open orders, orders and trades since `since_ms`, balances: for reconciliation."""
         ...
 
+    def balances(self) -> dict[str, Balance]:
+        """What the account holds now, per asset (free and locked)."""
+        ...
+
     def advance(self, now_ms: int) -> None:
         """Let the venue's clock reach `now_ms` (the paper venue matches resting orders against
         the bars up to it); a live venue's clock runs by itself, so it does nothing."""
