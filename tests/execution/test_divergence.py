@@ -311,3 +311,31 @@ def test_an_order_decided_at_the_last_bar_falls_outside_the_window(twin, bars, t
     assert div.totals["paper_fills_outside_window"] == 1
     assert div.totals["extra_fills"] == 0
     assert div.buckets["unexplained"] == pytest.approx(0.0, abs=TOL)
+
+
+def test_the_report_opens_offline_in_chromium(twin, bars, targets, tmp_path):
+    """Headless Chromium with the network switched off draws the waterfall and the tables."""
+    from selenium.webdriver.common.by import By
+
+    from helpers import headless_chromium
+
+    div = _perturbed(twin, bars, targets)
+    path = divergence_html.write(div, tmp_path / "divergence.html")
+    driver = headless_chromium(
+        "--proxy-server=http://127.0.0.1:9", "--proxy-bypass-list=<-loopback>"
+    )
+    try:
+        driver.execute_cdp_cmd("Network.enable", {})
+        driver.execute_cdp_cmd(
+            "Network.emulateNetworkConditions",
+            {"offline": True, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1},
+        )
+        driver.get(path.as_uri())
+        waterfall = driver.find_element(By.ID, "waterfall")
+        assert waterfall.size["width"] > 100 and waterfall.size["height"] > 50
+        gap = driver.find_element(By.ID, "gap").text
+        assert gap == divergence_html.money(div.totals["gap"])
+        rows = driver.find_elements(By.CSS_SELECTOR, "table#pairs tr")
+        assert len(rows) > 1
+    finally:
+        driver.quit()
