@@ -10,13 +10,14 @@ import pytest
 import engine_data as data
 from quantlab.config import BacktestConfig
 from quantlab.config.paper import PaperConfig
-from quantlab.execution.planner import (
-    MARKET_BUY_BUFFER,
-    lock_for,
-    plan_orders,
+from quantlab.execution.planner import MARKET_BUY_BUFFER, lock_for, plan_orders
+from quantlab.portfolio.orders import (
+    Balance,
+    OrderType,
+    TimeInForce,
+    idempotency_key,
     split_symbol,
 )
-from quantlab.portfolio.orders import Balance, OrderType, TimeInForce, idempotency_key
 from quantlab.portfolio.types import Side
 from quantlab.portfolio.venue import floor_to_step
 

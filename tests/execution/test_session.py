@@ -16,8 +16,8 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from execution.session_support import costs, paper_venue, real_bars, session_inputs
 
+from execution.session_support import costs, paper_venue, real_bars, session_inputs
 from helpers import ROOT, write_config
 from quantlab.config import load_config
 from quantlab.execution.ledger import Ledger
@@ -25,21 +25,6 @@ from quantlab.execution.stage import trade_once
 from quantlab.portfolio.orders import OrderStatus
 
 HERE = Path(__file__).resolve().parent
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def ledger_url(request, tmp_path):
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'ledger.sqlite'}"
-        return
-    from conftest import _postgres_database
-
-    admin, name = _postgres_database()
-    try:
-        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
-    finally:
-        admin.cursor().execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        admin.close()
 
 
 def _config(tmp_path, **paper):

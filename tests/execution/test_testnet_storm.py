@@ -12,8 +12,6 @@ from __future__ import annotations
 from collections import Counter
 from datetime import UTC, datetime
 
-import pytest
-
 from helpers import SAMPLE
 from quantlab.config import PaperConfig
 from quantlab.exchange.replay import ReplayServer, parse_account
@@ -33,21 +31,6 @@ from quantlab.portfolio.types import Side
 KEY, SECRET = "stormkey01", "stormsecret01"
 ASSETS = {"BTCUSDT": ("BTC", "USDT"), "ETHUSDT": ("ETH", "USDT")}
 NOW = int(datetime(2024, 6, 3, 12, 30, tzinfo=UTC).timestamp() * 1000)  # inside the sample
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def ledger_url(request, tmp_path):
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'ledger.sqlite'}"
-        return
-    from conftest import _postgres_database
-
-    admin, name = _postgres_database()
-    try:
-        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
-    finally:
-        admin.cursor().execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        admin.close()
 
 
 def _intent(i: int) -> OrderIntent:

@@ -88,7 +88,7 @@ def _cmd_status(ctx: RunContext, args: argparse.Namespace) -> int:
 def _cmd_positions(ctx: RunContext, args: argparse.Namespace) -> int:
     """Held = the base asset's balance (a buy's fee is paid in base, so it is a little less than
     the sum of the fills); realised P&L is on prices, before fees (`paper pnl` has the fees)."""
-    from quantlab.execution.planner import split_symbol
+    from quantlab.portfolio.orders import split_symbol
 
     account = ctx.config.paper.account
     with _ledger(ctx) as ledger:

@@ -24,7 +24,14 @@ import polars as pl
 from quantlab.config import BacktestConfig
 from quantlab.config.paper import PaperConfig
 from quantlab.portfolio.costs import BNB_DISCOUNT
-from quantlab.portfolio.orders import Balance, OrderIntent, OrderType, TimeInForce, idempotency_key
+from quantlab.portfolio.orders import (
+    Balance,
+    OrderIntent,
+    OrderType,
+    TimeInForce,
+    idempotency_key,
+    split_symbol,
+)
 from quantlab.portfolio.types import RejectReason, Side
 from quantlab.portfolio.venue import VenueRules, check_order_for, floor_to_step, round_price
 
@@ -34,7 +41,6 @@ from quantlab.portfolio.venue import VenueRules, check_order_for, floor_to_step,
 # is cut by the venue, never paid from a negative balance.
 MARKET_BUY_BUFFER = 0.01
 
-_QUOTES = ("FDUSD", "USDT", "USDC", "TUSD", "BUSD", "EUR", "TRY", "BTC", "ETH", "BNB")
 _FLAT_EPS = 1e-9  # the engine's: a flatten within float error of the position closes it exactly
 
 SKIPPED_SCHEMA = {
@@ -72,17 +78,6 @@ def lock_for(
     if intent.type is OrderType.LIMIT and intent.price is not None:
         return quote, intent.qty * intent.price * (1.0 + taker_fee)
     return quote, intent.qty * intent.reference_price * (1.0 + taker_fee + MARKET_BUY_BUFFER)
-
-
-def split_symbol(symbol: str) -> tuple[str, str]:
-    """(base, quote) of a spot symbol by its quote suffix; pass `assets` for anything else."""
-    for quote in _QUOTES:
-        if symbol.endswith(quote) and len(symbol) > len(quote):
-            return symbol[: -len(quote)], quote
-    raise ValueError(
-        f"cannot tell the base and quote of {symbol!r}; pass assets={{symbol: (base, quote)}} "
-        "from the exchange_info dataset"
-    )
 
 
 def plan_orders(

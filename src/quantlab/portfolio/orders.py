@@ -19,6 +19,29 @@ from typing import Protocol
 from quantlab.portfolio.types import Side
 
 CLIENT_ID = re.compile(r"^[A-Za-z0-9_-]{1,36}$")
+# Binance's quote assets, longest first: a symbol's name is base + quote (FDUSD before USD...).
+_QUOTES = tuple(
+    sorted(
+        ("USDT", "FDUSD", "USDC", "TUSD", "BUSD", "USDP", "DAI", "BTC", "ETH", "BNB", "XRP",
+         "TRX", "DOGE", "DOT", "EUR", "GBP", "TRY", "BRL", "ARS", "AUD", "JPY", "RUB", "UAH",
+         "ZAR", "PLN", "RON", "IDRT", "BIDR", "NGN", "AEUR"),
+        key=lambda q: (-len(q), q),
+    )
+)  # fmt: skip
+
+
+def split_symbol(symbol: str, known: dict[str, tuple[str, str]] | None = None) -> tuple[str, str]:
+    """(base, quote) of a spot symbol: from `known` (the exchange_info dataset's) first, else
+    by its quote suffix; ValueError when neither tells."""
+    if known and symbol in known:
+        return known[symbol]
+    for quote in _QUOTES:
+        if symbol.endswith(quote) and len(symbol) > len(quote):
+            return symbol[: -len(quote)], quote
+    raise ValueError(
+        f"cannot tell the base and quote of {symbol!r}; pass assets={{symbol: (base, quote)}} "
+        "from the exchange_info dataset"
+    )
 
 
 class OrderStatus(StrEnum):

@@ -11,23 +11,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from quantlab.execution.ledger.errors import LedgerError
-
-_QUOTES = ("USDT", "FDUSD", "USDC", "TUSD", "BUSD", "USDP", "DAI", "BTC", "ETH", "BNB", "XRP",
-           "TRX", "DOGE", "DOT", "EUR", "GBP", "TRY", "BRL", "ARS", "AUD", "JPY", "RUB", "UAH",
-           "ZAR", "PLN", "RON", "IDRT", "BIDR", "NGN", "AEUR")  # fmt: skip
-_BY_LENGTH = tuple(sorted(_QUOTES, key=lambda q: (-len(q), q)))
+from quantlab.portfolio.orders import split_symbol
 
 
 def symbol_assets(
     symbol: str, known: Mapping[str, tuple[str, str]] | None = None
 ) -> tuple[str, str]:
     """(base, quote) of `symbol`: from `known` first, else by its quote suffix."""
-    if known and symbol in known:
-        return known[symbol]
-    for quote in _BY_LENGTH:
-        if symbol.endswith(quote) and len(symbol) > len(quote):
-            return symbol[: -len(quote)], quote
-    raise LedgerError(
-        f"cannot tell the base and quote assets of {symbol!r}; pass assets={{symbol: (base, "
-        "quote)}} to Ledger.connect or ledger.register_assets"
-    )
+    try:
+        return split_symbol(symbol, dict(known) if known else None)
+    except ValueError:
+        raise LedgerError(
+            f"cannot tell the base and quote assets of {symbol!r}; pass assets={{symbol: (base, "
+            "quote)}} to Ledger.connect or ledger.register_assets"
+        ) from None
