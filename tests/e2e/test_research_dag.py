@@ -50,8 +50,10 @@ def test_lineage_walks_from_paper_back_to_ingest(dag_run):
     config, _, _ = dag_run
     ctx = RunContext.load(config)
     chain = ctx.catalog.walk_lineage(ctx.catalog.latest("paper_orders"))
-    # The gate also read ingest's record of the candles the exchange confirmed missing.
-    assert {ref.name for ref, _ in chain} == {*STAGES, "klines_gaps"}
+    # The gate also read ingest's record of the candles the exchange confirmed missing; paper
+    # rounds its orders to the same gated exchange filters as the backtest.
+    filters = ("exchange_info", "exchange_info_checks")
+    assert {ref.name for ref, _ in chain} == {*STAGES, *filters, "klines_gaps"}
     judged = ctx.catalog.walk_lineage(ctx.catalog.latest("backtest"))
     assert {ref.name for ref, _ in judged} == {*STAGES, *BACKTEST, "klines_gaps"} - {"paper_orders"}
     stages = {ref.name: lin.stage for ref, lin in chain}

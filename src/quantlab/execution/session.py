@@ -170,6 +170,7 @@ def run_session(
     scores = inputs.scores.with_columns(_ms().alias("t")).partition_by("t", as_dict=True)
     marks = ledger.equity(account)
     prev_equity = float(marks["equity"][-1]) if marks.height else None
+    last_close: dict[str, float] = {}
     for t in bar_times:
         close_ms = t + inputs.interval_ms
         bars_t = by_time.get((t,))
@@ -177,7 +178,9 @@ def run_session(
             continue
         venue.advance(close_ms)
         sync_open_orders(ledger, venue, account, close_ms)
-        closes = dict(zip(bars_t["symbol"], bars_t["close"], strict=True))
+        # A symbol without this bar (a halt) is marked at its last close, as the backtest does.
+        last_close.update(zip(bars_t["symbol"], bars_t["close"], strict=True))
+        closes = dict(last_close)
         balances = ledger.balances(account)
         equity, cash, gross = mark(balances, closes, inputs.assets)
         ledger.record_equity(account, close_ms, equity, cash, gross)

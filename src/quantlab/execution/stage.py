@@ -167,7 +167,7 @@ def run(
         )
         ref = write_outputs(
             ctx, ledger, inputs, venue.name,
-            refs=[targets, predictions, klines, exchange_info],
+            refs=[targets, predictions, klines, checks, exchange_info, exchange_info_checks],
             config_hash=slice_hash(config, READS, IGNORES),
             summary=outcome,
         )  # fmt: skip
