@@ -16,11 +16,20 @@ def test_a_fresh_project_fails_and_says_what_is_missing(tmp_path, capsys):
     out = json.loads(capsys.readouterr().out)
     assert code == 1 and out["status"] == FAIL
     names = [c["name"] for c in out["checks"]]
-    assert names == ["catalog", "klines_freshness", "gate", "mlflow", "champions", "ledger"]
+    assert names == [
+        "catalog",
+        "klines_freshness",
+        "gate",
+        "mlflow",
+        "champions",
+        "ledger",
+        "paper",
+    ]
     by_name = {c["name"]: c for c in out["checks"]}
     assert by_name["catalog"]["status"] == FAIL and "make run" in by_name["catalog"]["reason"]
     assert by_name["mlflow"]["status"] == FAIL
     assert by_name["ledger"]["status"] == WARN  # the paper stage has not created it yet
+    assert by_name["paper"]["status"] == WARN
 
 
 def test_warnings_alone_exit_zero_and_print_a_table(tmp_path, capsys, monkeypatch):

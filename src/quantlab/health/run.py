@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from quantlab.health.data import check_catalog, check_freshness, check_gate
+from quantlab.health.paper import check_paper
 from quantlab.health.result import FAIL, OK, WARN, Result, Unhealthy, worst
 from quantlab.health.services import check_champions, check_ledger, check_mlflow
 
@@ -23,6 +24,7 @@ CHECKS: dict[str, Callable[[RunContext, datetime], Result]] = {
     "mlflow": lambda ctx, now: check_mlflow(ctx.config.tracking.uri),
     "champions": lambda ctx, now: check_champions(ctx.config),
     "ledger": lambda ctx, now: check_ledger(ctx.config.paper.ledger_url),
+    "paper": lambda ctx, now: check_paper(ctx.config.paper),
 }
 
 
