@@ -94,4 +94,4 @@ stack-test: env
 	$(BIN)/python -m pytest -m stack tests/stack $(PYTEST_ARGS)
 
 clean:
-	rm -rf data/catalog data/artifacts data/numba data/serving data/ledger.sqlite experiments/mlflow.db experiments/artifacts $(AIRFLOW_HOME)
+	rm -rf data/catalog data/artifacts data/numba data/serving data/ledger.sqlite* data/paper_venue experiments/mlflow.db experiments/artifacts $(AIRFLOW_HOME)
