@@ -391,6 +391,30 @@ DATASETS = Registry(
             "paper",
             ("account", "time"),
         ),
+        Dataset(  # each round trip, flat to flat, with the model's score and class at entry
+            "paper_round_trips",
+            {
+                "account": pl.String(),
+                "symbol": pl.String(),
+                "side": pl.String(),
+                "qty": pl.Float64(),
+                "entry_time": UTC_MS,
+                "entry_price": pl.Float64(),
+                "exit_time": UTC_MS,
+                "exit_price": pl.Float64(),
+                "pnl": pl.Float64(),  # quote, after fees
+                "fees": pl.Float64(),
+                "entry_score": pl.Float64(),
+                "entry_class": pl.String(),
+                "exit_reason": pl.String(),
+                "return": pl.Float64(),
+                "holding_bars": pl.Float64(),
+                "direction_right": pl.Boolean(),  # the price moved the trade's way (fees aside)
+                "profitable": pl.Boolean(),
+            },
+            "paper",
+            ("account", "symbol", "entry_time", "exit_time"),
+        ),
         Dataset(  # backtest vs paper over the session's window: the P&L gap by bucket
             "paper_divergence",
             {

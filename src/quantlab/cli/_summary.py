@@ -131,6 +131,11 @@ def _print_paper(ctx: RunContext) -> None:
         if equity.height:
             fills = DatasetRef("paper_fills", outputs_["paper_fills"])
             print(f"  equity {equity['equity'][-1]:,.2f} at {equity['time'][-1]}; fills in {fills}")
+    if extra.get("round_trips"):
+        print(
+            f"  round trips: {extra['round_trips']}, the entry's direction right in "
+            f"{extra['direction_right']:.0%} (paper_round_trips@v{outputs_['paper_round_trips']})"
+        )
     if "paper_divergence" in outputs_:
         div_ref = DatasetRef("paper_divergence", outputs_["paper_divergence"])
         print(f"  paper - backtest P&L over the session, by bucket ({div_ref}):")

@@ -16,7 +16,7 @@ import polars as pl
 
 from quantlab.catalog import DatasetRef
 from quantlab.context import RunContext
-from quantlab.execution import divergence, divergence_html
+from quantlab.execution import divergence, divergence_html, recorder
 from quantlab.execution.ledger import Ledger
 from quantlab.execution.session import SessionInputs
 from quantlab.schema import UTC_MS
@@ -73,6 +73,18 @@ def equity_frame(ledger: Ledger, account: str) -> pl.DataFrame:
     ).sort("time")
 
 
+def round_trips_frame(ledger: Ledger, account: str, interval_ms: int) -> pl.DataFrame:
+    df = _times(
+        recorder.realised(ledger, account, interval_ms),
+        {"entry_ms": "entry_time", "exit_ms": "exit_time"},
+    )
+    return df.select(
+        pl.lit(account).alias("account"), "symbol", "side", "qty", "entry_time", "entry_price",
+        "exit_time", "exit_price", "pnl", "fees", "entry_score", "entry_class", "exit_reason",
+        "return", "holding_bars", "direction_right", "profitable",
+    ).sort("entry_time", "symbol")  # fmt: skip
+
+
 def digest(*frames: pl.DataFrame) -> str:
     h = hashlib.sha256()
     for frame in frames:
@@ -120,10 +132,16 @@ def write_outputs(
         "reconcile_end": end.lines(),
         "invariants": summary["invariants"],
     }
+    trips = round_trips_frame(ledger, account, inputs.interval_ms)
     outputs = {
         "paper_fills": ctx.catalog.write("paper_fills", fills, **write),
         "paper_equity": ctx.catalog.write("paper_equity", equity, **write),
+        # Realised trades with the score at entry: what the accuracy tracker can judge.
+        "paper_round_trips": ctx.catalog.write("paper_round_trips", trips, **write),
     }
+    if trips.height:
+        extra["round_trips"] = trips.height
+        extra["direction_right"] = float(trips["direction_right"].mean())
     div = None
     if venue == "paper" and fills.height and equity.height:
         div = _divergence(ctx, ledger, inputs)
