@@ -442,13 +442,15 @@ def test_the_paper_ledger_in_postgres_holds_the_runs_orders(
             (account, f"targets@v{targets_version}"),
         )
         ledger_ids = [row[0] for row in cur.fetchall()]
-        cur.execute("SELECT count(*) FROM fills WHERE account = %s", (account,))
-        fills = cur.fetchone()[0]
+        cur.execute("SELECT count(*) FROM equity WHERE account = %s", (account,))
+        marks = cur.fetchone()[0]
     conn.close()
     assert lineage.extra["venue"] == "paper" and lineage.extra["invariants"] == []
-    assert lineage.extra["orders"] == booked.height == len(ledger_ids) > 0
+    # The slice's targets may hold no position in the session's window: then no order is
+    # booked, and the session still marked every bar it traded.
+    assert lineage.extra["orders"] == booked.height == len(ledger_ids)
     assert sorted(booked["client_id"].to_list()) == ledger_ids
-    assert fills > 0  # the session's earlier bars filled at their next open
+    assert marks == lineage.extra["bars_traded"] > 0
 
 
 @pytest.mark.timeout(RUN_TIMEOUT_S + 600)
