@@ -61,7 +61,7 @@ def render(div: Divergence, *, title: str = "Paper vs backtest") -> str:
         waterfall_svg(div.buckets, t["gap"]),
         _buckets_table(div.buckets, t["gap"]),
         "<h2>By symbol</h2>",
-        _table(div.by_symbol, "by-symbol"),
+        _table(div.by_symbol, "by-symbol", amounts=True),
         f"<h2>Fills with the largest gaps (top {min(TOP_PAIRS, pairs.height)} of "
         f"{pairs.height})</h2>",
         _table(top, "pairs", empty="No fill on either side in the window."),
@@ -156,12 +156,14 @@ def _meanings() -> str:
     )
 
 
-def _table(frame: pl.DataFrame, name: str, empty: str = "None.") -> str:
+def _table(frame: pl.DataFrame, name: str, empty: str = "None.", *, amounts: bool = False) -> str:
+    """`frame` as a table; `amounts`: every float is quote currency (written like `money`)."""
     if frame.height == 0:
         return f"<p id='{name}-empty'>{html.escape(empty)}</p>"
     head = "".join(f"<th>{html.escape(c)}</th>" for c in frame.columns)
+    cell = (lambda v: money(v) if isinstance(v, float) else _cell(v)) if amounts else _cell
     rows = "".join(
-        "<tr>" + "".join(f"<td>{_cell(v)}</td>" for v in row) + "</tr>" for row in frame.iter_rows()
+        "<tr>" + "".join(f"<td>{cell(v)}</td>" for v in row) + "</tr>" for row in frame.iter_rows()
     )
     return f"<table id='{name}'><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
 
