@@ -121,6 +121,14 @@ def _reset_test_slice(stack: Stack) -> None:
     data = cfg.paths.data
     assert (ROOT / ".stack") in data.parents, f"{data} is not the test slice's folder"
     shutil.rmtree(data, ignore_errors=True)
+    # The slice's registered model goes too: its champion's predictions were in the folder
+    # just removed, and the gate would keep it over an identical new training.
+    import mlflow
+
+    client = mlflow.MlflowClient(stack.mlflow)
+    name = cfg.train.register_as
+    if name and client.search_registered_models(filter_string=f"name='{name}'"):
+        client.delete_registered_model(name)
     # The paper venue's state lives under data/ (gone above); the account's ledger rows go too.
     conn = _ledger(stack)
     with conn, conn.cursor() as cur:

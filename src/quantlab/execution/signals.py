@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from quantlab.catalog import DatasetRef
+from quantlab.catalog import DatasetRef, TrainingRun
 from quantlab.config import slice_hash
 from quantlab.context import RunContext
 from quantlab.errors import DataError
@@ -57,6 +57,17 @@ def champion_scores(
             f"{model} carries no quantlab.oos tag: it was not registered by quantlab's train stage"
         )
     source = parse_ref(tag)
+    # The registry outlives a catalog (make clean, a rebuilt data folder): a version number
+    # alone may name another training's predictions now. Its run id must be the champion's.
+    held = ctx.catalog.exists(source.name) and source.version in {
+        v.ref.version for v in ctx.catalog.versions(source.name)
+    }
+    if not held or ctx.catalog.extra(source, TrainingRun).mlflow_run_id != model.meta("run_id"):
+        raise DataError(
+            f"{model} is champion, but this catalog does not hold its predictions ({tag} here is "
+            f"not its training's): the catalog was rebuilt after it was trained. Promote a model "
+            f"trained on this catalog (`quantlab model list`, `quantlab model promote VERSION`)"
+        )
     lf = ctx.catalog.scan(source)
     if (kind := model.meta("oos_model")) and "model" in lf.collect_schema().names():
         lf = lf.filter(pl.col("model") == kind)

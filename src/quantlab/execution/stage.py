@@ -15,7 +15,7 @@ from pathlib import Path
 from quantlab.catalog import DatasetRef
 from quantlab.config import Config, slice_hash
 from quantlab.context import RunContext
-from quantlab.errors import ConfigError, QualityError
+from quantlab.errors import ConfigError, DataError, QualityError
 from quantlab.execution import recorder, signals
 from quantlab.execution.inputs import champion_check, load_session_inputs
 from quantlab.execution.ledger import Ledger
@@ -150,9 +150,14 @@ def run(
         # the challenger's (quantlab.execution.signals, what paper_trading runs every bar).
         cat = ctx.catalog
         live = cat.latest("live_predictions") if cat.exists("live_predictions") else None
-        targets = signals.run(ctx, klines, checks, live)
-        predictions = signals.predictions_of(ctx, targets)
-        why_not = champion_check(ctx, targets, predictions)
+        try:
+            champion_targets = signals.run(ctx, klines, checks, live)
+        except DataError as exc:  # its predictions are not in this catalog: trade nothing
+            why_not = f"{why_not}; {exc}"
+        else:
+            targets = champion_targets
+            predictions = signals.predictions_of(ctx, targets)
+            why_not = champion_check(ctx, targets, predictions)
     inputs = load_session_inputs(
         ctx, targets, predictions, klines, checks, exchange_info, exchange_info_checks
     )
