@@ -54,6 +54,12 @@ def test_a_session_trades_the_targets_and_the_ledger_matches_the_venue(tmp_path,
         assert set(fills.filter(pl.col("side") == "BUY")["fee_asset"]) <= {"BTC", "ETH"}
         assert set(fills.filter(pl.col("side") == "SELL")["fee_asset"]) <= {"USDT"}
         assert out["end"].clear and not out["end"].balance_diffs
+        # Orders the exchange would refuse (here: dust under the step size) are not sent, and
+        # each is an event in the ledger with its reason.
+        skipped = sum(frame.height for frame in out["session"].skipped)
+        events = ledger.events("paper", "order_skipped")
+        assert len(events) == skipped > 0
+        assert {e["detail"]["reason"] for e in events} <= {"step_size", "min_qty", "min_notional"}
         # Every order the ledger holds exists at the venue once, under the same client id.
         venue_ids = Counter(
             o.client_id for o in venue.snapshot(["BTCUSDT", "ETHUSDT"], 0).recent_orders

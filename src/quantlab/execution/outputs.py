@@ -85,6 +85,13 @@ def round_trips_frame(ledger: Ledger, account: str, interval_ms: int) -> pl.Data
     ).sort("entry_time", "symbol")  # fmt: skip
 
 
+def _skipped_counts(skipped: list[pl.DataFrame]) -> dict[str, int]:
+    if not skipped:
+        return {}
+    counts = pl.concat(skipped).group_by("reason").len().sort("reason")
+    return dict(zip(counts["reason"].to_list(), counts["len"].to_list(), strict=True))
+
+
 def digest(*frames: pl.DataFrame) -> str:
     h = hashlib.sha256()
     for frame in frames:
@@ -125,6 +132,8 @@ def write_outputs(
         "unknown": len(session.unknown),
         "rejected": len(session.rejected),
         "denied": [f"{s}: {why}" for s, why in session.denied][:50],
+        # Orders the planner did not send because the exchange would refuse them, by reason.
+        "skipped": _skipped_counts(session.skipped),
         "halted": session.halted,
         "trading_state": state.mode.value,
         "trading_reason": state.reason,

@@ -251,7 +251,10 @@ def _trade_bar(
         cfg, config.backtest, account, inputs.source, attempts,
     )  # fmt: skip
     if plan.skipped.height:
+        # An order the exchange would refuse is not sent, and the ledger says why.
         result.skipped.append(plan.skipped)
+        for row in plan.skipped.iter_rows(named=True):
+            ledger.add_event(account, "order_skipped", row, now_ms, symbol=row["symbol"])
     halted = ledger.halted_symbols(account)
     closes = dict(zip(latest["symbol"], latest["price"], strict=True))
     sent = 0
