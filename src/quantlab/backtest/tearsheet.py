@@ -9,6 +9,7 @@ per-symbol contribution, costs, the fills, the rejections and the kill-switch ev
 from __future__ import annotations
 
 import html
+from collections.abc import Callable
 from typing import Any
 
 import polars as pl
@@ -79,16 +80,16 @@ def render_tearsheet(
         blocks["exposure"],
         "<h2>Contribution by symbol</h2>",
         blocks["contribution"],
-        _table(parts, "contribution"),
+        html_table(parts, "contribution"),
         "<h2>Costs</h2>",
         _costs(stats, result.funding),
         blocks["costs"],
         "<h2>Trades (fills)</h2>",
-        f"<div class='scroll'>{_table(result.fills.sort('open_time'), 'fills')}</div>",
+        f"<div class='scroll'>{html_table(result.fills.sort('open_time'), 'fills')}</div>",
         "<h2>Rejected orders</h2>",
         _rejections(result.rejections),
         "<h2>Kill-switch events</h2>",
-        _table(result.kills, "kills", empty="The kill-switch never tripped."),
+        html_table(result.kills, "kills", empty="The kill-switch never tripped."),
     ]
     return (
         "<!DOCTYPE html>\n<html lang='en'>\n<head>\n<meta charset='utf-8'>\n"
@@ -155,13 +156,23 @@ def _stats_table(stats: dict[str, Any]) -> str:
     return f"<table id='stats'>{''.join(rows)}</table><p class='note'>hit rate: {basis}</p>"
 
 
-def _table(frame: pl.DataFrame, name: str, empty: str = "None.") -> str:
+def html_table(
+    frame: pl.DataFrame,
+    name: str,
+    empty: str = "None.",
+    *,
+    cell: Callable[[Any], str] | None = None,
+    max_rows: int = MAX_TABLE_ROWS,
+) -> str:
+    """`frame` as an HTML table with id `name` (the tearsheet's and the divergence report's):
+    at most `max_rows` rows with a note on the rest, each value through `cell` (escaped)."""
     if frame.height == 0:
         return f"<p id='{name}-empty'>{html.escape(empty)}</p>"
-    shown = frame.head(MAX_TABLE_ROWS)
+    cell = cell or _cell
+    shown = frame.head(max_rows)
     head = "".join(f"<th>{html.escape(c)}</th>" for c in shown.columns)
     rows = "".join(
-        "<tr>" + "".join(f"<td>{_cell(v)}</td>" for v in row) + "</tr>" for row in shown.iter_rows()
+        "<tr>" + "".join(f"<td>{cell(v)}</td>" for v in row) + "</tr>" for row in shown.iter_rows()
     )
     more = frame.height - shown.height
     note = f"<p class='note'>{more} more rows not shown (first {shown.height}).</p>" if more else ""
@@ -195,4 +206,6 @@ def _rejections(rejections: pl.DataFrame) -> str:
     if rejections.height == 0:
         return "<p id='rejections-empty'>No order was rejected.</p>"
     reasons = rejections.group_by("reason").len("orders").sort("orders", descending=True)
-    return _table(reasons, "rejection-reasons") + _table(rejections.sort("open_time"), "rejections")
+    return html_table(reasons, "rejection-reasons") + html_table(
+        rejections.sort("open_time"), "rejections"
+    )

@@ -13,6 +13,7 @@ from typing import Any
 
 import polars as pl
 
+from quantlab.backtest.tearsheet import html_table
 from quantlab.execution.divergence import MEANING, Divergence
 
 TOP_PAIRS = 50  # the pairs table shows the rows with the largest |gap|
@@ -157,15 +158,9 @@ def _meanings() -> str:
 
 
 def _table(frame: pl.DataFrame, name: str, empty: str = "None.", *, amounts: bool = False) -> str:
-    """`frame` as a table; `amounts`: every float is quote currency (written like `money`)."""
-    if frame.height == 0:
-        return f"<p id='{name}-empty'>{html.escape(empty)}</p>"
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in frame.columns)
-    cell = (lambda v: money(v) if isinstance(v, float) else _cell(v)) if amounts else _cell
-    rows = "".join(
-        "<tr>" + "".join(f"<td>{cell(v)}</td>" for v in row) + "</tr>" for row in frame.iter_rows()
-    )
-    return f"<table id='{name}'><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
+    """`frame` as the tearsheet writes a table; `amounts`: every float is quote currency."""
+    amount = (lambda v: money(v) if isinstance(v, float) else _cell(v)) if amounts else _cell
+    return html_table(frame, name, empty, cell=amount)
 
 
 def _cell(value: Any) -> str:
