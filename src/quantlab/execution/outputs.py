@@ -14,7 +14,7 @@ from typing import Any
 
 import polars as pl
 
-from quantlab.catalog import DatasetRef
+from quantlab.catalog import DATASETS, DatasetRef
 from quantlab.context import RunContext
 from quantlab.execution import divergence, divergence_html, recorder
 from quantlab.execution.ledger import Ledger
@@ -25,64 +25,45 @@ from quantlab.vocab import bars_per_year
 DIVERGENCE_HTML = "divergence.html"
 
 
-def _times(df: pl.DataFrame, cols: dict[str, str]) -> pl.DataFrame:
-    return df.with_columns(
-        pl.from_epoch(pl.col(src), time_unit="ms").cast(UTC_MS).alias(dst)
-        for src, dst in cols.items()
-    ).drop([c for c in cols if c not in cols.values()])
+def _as_dataset(name: str, df: pl.DataFrame, account: str, times: dict[str, str]) -> pl.DataFrame:
+    """A ledger frame as dataset `name` declares it: ms times as UTC datetimes, the account
+    column, the declared columns in the declared order (one list: `catalog/_paper_datasets`)."""
+    df = df.with_columns(
+        *(
+            pl.from_epoch(pl.col(src), time_unit="ms").cast(UTC_MS).alias(dst)
+            for src, dst in times.items()
+        ),
+        pl.lit(account).alias("account"),
+    )
+    return df.select(list(DATASETS[name].schema))
 
 
 def orders_frame(ledger: Ledger, account: str) -> pl.DataFrame:
-    df = ledger.orders_frame(account)
-    df = _times(
-        df,
-        {
-            "decision_ms": "decision_time",
-            "created_ms": "created_time",
-            "updated_ms": "updated_time",
-        },
+    times = {
+        "decision_ms": "decision_time",
+        "created_ms": "created_time",
+        "updated_ms": "updated_time",
+    }
+    return _as_dataset("paper_orders", ledger.orders_frame(account), account, times).sort(
+        "created_time", "client_id"
     )
-    return df.select(
-        "client_id", "account", "symbol", "side", "type", "tif", "qty", "price", "status",
-        "venue_order_id", "executed_qty", "cum_quote", "decision_time", "target_weight", "source",
-        "reference_price", "note", "created_time", "updated_time",
-    ).sort("created_time", "client_id")  # fmt: skip
 
 
 def fills_frame(ledger: Ledger, account: str) -> pl.DataFrame:
-    df = _times(ledger.fills(account), {"time_ms": "time"})
-    return df.select(
-        "account",
-        "symbol",
-        "trade_id",
-        "client_id",
-        "side",
-        "qty",
-        "price",
-        "fee",
-        "fee_asset",
-        "time",
-        "maker",
-    ).sort("time", "trade_id")
+    frame = _as_dataset("paper_fills", ledger.fills(account), account, {"time_ms": "time"})
+    return frame.sort("time", "trade_id")
 
 
 def equity_frame(ledger: Ledger, account: str) -> pl.DataFrame:
-    df = _times(ledger.equity(account), {"time_ms": "time"})
-    return df.select(
-        pl.lit(account).alias("account"), "time", "equity", "cash", "gross_exposure"
-    ).sort("time")
+    return _as_dataset("paper_equity", ledger.equity(account), account, {"time_ms": "time"}).sort(
+        "time"
+    )
 
 
 def round_trips_frame(ledger: Ledger, account: str, interval_ms: int) -> pl.DataFrame:
-    df = _times(
-        recorder.realised(ledger, account, interval_ms),
-        {"entry_ms": "entry_time", "exit_ms": "exit_time"},
-    )
-    return df.select(
-        pl.lit(account).alias("account"), "symbol", "side", "qty", "entry_time", "entry_price",
-        "exit_time", "exit_price", "pnl", "fees", "entry_score", "entry_class", "exit_reason",
-        "return", "holding_bars", "direction_right", "profitable",
-    ).sort("entry_time", "symbol")  # fmt: skip
+    trips = recorder.realised(ledger, account, interval_ms)
+    times = {"entry_ms": "entry_time", "exit_ms": "exit_time"}
+    return _as_dataset("paper_round_trips", trips, account, times).sort("entry_time", "symbol")
 
 
 def _skipped_counts(skipped: list[pl.DataFrame]) -> dict[str, int]:
