@@ -172,6 +172,10 @@ def _size(r: dict, pos: float, equity: float, band: float, rules: VenueRules):
         return None  # inside the rebalance band: not an order, as in the engine
     want = abs(delta)
     step = float(rules.step_size[rules.index(symbol)])
+    if flatten and want < step:
+        # Dust under one step (left by fees paid in the base asset): no exchange would take an
+        # order for it, and the backtest, which pays fees in quote, never holds it. Flat.
+        return None
     qty = floor_to_step(want, step)
     notes = []
     if flatten and abs(want - qty) <= _FLAT_EPS * max(step, want):
