@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import TYPE_CHECKING, Literal
 
 from quantlab.errors import (
@@ -105,6 +106,15 @@ def ref(data: dict | None) -> DatasetRef | None:
 
     return DatasetRef.from_dict(data) if data else None
 
+
+# What a task of the research-side DAGs (research, retrain, model_monitor, paper_trading) does
+# when it fails: retried twice with backoff, unless `fail_fast` says no retry can help.
+DEFAULT_ARGS = {
+    "owner": "quantlab",
+    "retries": 2,
+    "retry_delay": timedelta(minutes=1),
+    "retry_exponential_backoff": True,
+}
 
 # One slot shared by every task of the DAGs that write the research datasets (research,
 # retrain_incremental, retrain_full): two of them never run a stage at once, so a retrain

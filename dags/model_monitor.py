@@ -16,19 +16,13 @@ parse time: pydantic and YAML only); null: run only when triggered. The logic li
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import dag, task
 
-from _quantlab import CATALOG_POOL, ctx, fail_fast, lifecycle_timetable, ref
+from _quantlab import CATALOG_POOL, DEFAULT_ARGS, ctx, fail_fast, lifecycle_timetable, ref
 
-DEFAULT_ARGS = {
-    "owner": "quantlab",
-    "retries": 2,
-    "retry_delay": timedelta(minutes=1),
-    "retry_exponential_backoff": True,
-}
 ROUTES = {"full": "retrain_full", "incremental": "retrain_incremental", "none": "no_retrain"}
 
 

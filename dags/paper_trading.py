@@ -17,19 +17,13 @@ max_active_runs=1 and the ledger's advisory lock keep two sessions from ever tra
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from airflow.sdk import Asset, dag, get_current_context, task
 
-from _quantlab import CATALOG_POOL, ctx, fail_fast, ref
+from _quantlab import CATALOG_POOL, DEFAULT_ARGS, ctx, fail_fast, ref
 
 KLINES = Asset("quantlab://datasets/klines")
-DEFAULT_ARGS = {
-    "owner": "quantlab",
-    "retries": 2,
-    "retry_delay": timedelta(minutes=1),
-    "retry_exponential_backoff": True,
-}
 
 
 @dag(

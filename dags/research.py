@@ -12,19 +12,12 @@ or an exchange ban fails the run without retry; exchange hiccups are retried (`_
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from airflow.sdk import dag
 
-from _quantlab import CATALOG_POOL, ctx, wire  # noqa: F401 (ctx: what each task calls)
+from _quantlab import CATALOG_POOL, DEFAULT_ARGS, ctx, wire  # noqa: F401 (ctx: what each task calls)
 from quantlab.pipeline import RESEARCH
-
-DEFAULT_ARGS = {
-    "owner": "quantlab",
-    "retries": 2,
-    "retry_delay": timedelta(minutes=1),
-    "retry_exponential_backoff": True,
-}
 
 
 @dag(

@@ -13,19 +13,12 @@ no two of these runs write the catalog or judge a challenger at once.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from airflow.sdk import dag
 
-from _quantlab import CATALOG_POOL, lifecycle_timetable, wire
+from _quantlab import CATALOG_POOL, DEFAULT_ARGS, lifecycle_timetable, wire
 from quantlab.pipeline import retrain_graph
-
-DEFAULT_ARGS = {
-    "owner": "quantlab",
-    "retries": 2,
-    "retry_delay": timedelta(minutes=1),
-    "retry_exponential_backoff": True,
-}
 
 
 def retrain_dag(mode: str):
