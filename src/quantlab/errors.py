@@ -17,6 +17,7 @@
                                      query it by client order id before anything is resent
     └── LedgerError                  the paper ledger refused a change (an overfill, a bad row)
         └── LedgerBusy               another paper session holds the account: one trades at once
+    └── AlertDeliveryError           the alert webhook refused or did not answer: retried, never lost
 
 Every message says what happened and what to do about it.
 """
@@ -161,3 +162,8 @@ class LedgerError(QuantlabError):
 
 class LedgerBusy(LedgerError):
     """Another paper session holds the account's ledger lock: never two trading at once."""
+
+
+class AlertDeliveryError(QuantlabError):
+    """The alert webhook refused a message or did not answer; the alert stays undelivered and
+    the next try sends it again. Its message names the host only, never the secret URL."""

@@ -14,6 +14,7 @@ from typing import Any
 
 import polars as pl
 
+from quantlab.catalog._monitor_datasets import monitor_datasets
 from quantlab.catalog._paper_datasets import paper_datasets
 from quantlab.catalog.extras import (
     BacktestRun,
@@ -153,6 +154,7 @@ def _checks(of: str) -> Dataset:
 
 
 PAPER_DATASETS = paper_datasets(Dataset)
+MONITOR_DATASETS = monitor_datasets(Dataset)
 
 DATASETS = Registry(
     [
@@ -342,6 +344,7 @@ DATASETS = Registry(
             ("fold", "bin"),
         ),
         *PAPER_DATASETS,  # the paper-execution bridge: catalog/_paper_datasets.py
+        *MONITOR_DATASETS,  # the monitoring DAG: catalog/_monitor_datasets.py
         # -- the model lifecycle (quantlab.lifecycle, quantlab.regime) ------------------------
         Dataset(  # every gate decision, promotion, override and rollback, as MLflow's tags say
             "model_decisions",

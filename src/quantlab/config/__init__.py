@@ -23,6 +23,7 @@ from quantlab.config.loader import (
     load_file,
     resolve_path,
 )
+from quantlab.config.monitoring import MonitoringConfig
 from quantlab.config.model import Config, config_hash, config_slice, slice_hash
 from quantlab.config.paper import (
     BinanceVenueConfig,
@@ -58,6 +59,7 @@ __all__ = [
     "ExchangeConfig",
     "FeaturesConfig",
     "LabelsConfig",
+    "MonitoringConfig",
     "LifecycleConfig",
     "NormalizeConfig",
     "PaperConfig",

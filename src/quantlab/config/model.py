@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from quantlab.config.data import ExchangeConfig, PathsConfig, UniverseConfig, ValidateConfig, _Model
 from quantlab.config.lifecycle import LifecycleConfig
+from quantlab.config.monitoring import MonitoringConfig
 from quantlab.config.paper import (
     PaperConfig,
 )
@@ -36,6 +37,7 @@ class Config(_Model):
     paper: PaperConfig = PaperConfig()
     tracking: TrackingConfig = TrackingConfig()
     lifecycle: LifecycleConfig = LifecycleConfig()
+    monitoring: MonitoringConfig = MonitoringConfig()
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
