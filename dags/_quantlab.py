@@ -21,6 +21,7 @@ good (Airflow's `AirflowFailException`, no retry); a transient one is retried un
                                     order id before it submits, and resubmits only under the
                                     same id, so a retry cannot place a second order
     ChecksumMismatch        retry   a fresh download is the fix
+    AlertDeliveryError      retry   the webhook did not take the alerts; they stay pending
 """
 
 from __future__ import annotations
@@ -30,7 +31,9 @@ from collections.abc import Iterator
 from datetime import timedelta
 from typing import TYPE_CHECKING, Literal
 
+from _alerts import QuantlabNotifier
 from quantlab.errors import (
+    AlertDeliveryError,
     ChecksumMismatch,
     ConfigError,
     ExchangeBanned,
@@ -62,6 +65,7 @@ ACTIONS: dict[type[QuantlabError], Action] = {
     OrderStatusUnknown: "retry",
     LedgerBusy: "fail",  # another paper session holds the ledger: never two trading at once
     ChecksumMismatch: "retry",
+    AlertDeliveryError: "retry",  # the webhook refused or timed out: the alerts stay pending
 }
 
 
@@ -109,8 +113,13 @@ def ref(data: dict | None) -> DatasetRef | None:
 
 # What a task of the research-side DAGs (research, retrain, model_monitor, paper_trading) does
 # when it fails: retried twice with backoff, unless `fail_fast` says no retry can help.
+# A task that failed for good is announced at once (the log, and the webhook when one is
+# configured); the monitoring DAG alerts on tasks failing again and again.
+ON_FAILURE = {"on_failure_callback": [QuantlabNotifier()]}
+
 DEFAULT_ARGS = {
     "owner": "quantlab",
+    **ON_FAILURE,
     "retries": 2,
     "retry_delay": timedelta(minutes=1),
     "retry_exponential_backoff": True,
@@ -163,3 +172,17 @@ def lifecycle_timetable(which: str, default: str | None = None):
     schedules = load_config().lifecycle.schedules
     cron = getattr(schedules, which) or default
     return None if cron is None else CronTriggerTimetable(cron, timezone=schedules.timezone)
+
+
+def config_timetable(section: str):
+    """`<section>.schedule` (e.g. monitoring) as a cron timetable in `<section>.timezone`;
+    None when the config leaves it null (run by hand). Read at parse time like
+    `lifecycle_timetable`."""
+    from airflow.sdk import CronTriggerTimetable
+
+    from quantlab.config import load_config
+
+    cfg = getattr(load_config(), section)
+    return (
+        None if cfg.schedule is None else CronTriggerTimetable(cfg.schedule, timezone=cfg.timezone)
+    )

@@ -11,9 +11,14 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import dag, task
 
-from _quantlab import ctx, lifecycle_timetable
+from _quantlab import ON_FAILURE, ctx, lifecycle_timetable
 
-DEFAULT_ARGS = {"owner": "quantlab", "retries": 1, "retry_delay": timedelta(minutes=2)}
+DEFAULT_ARGS = {
+    "owner": "quantlab",
+    "retries": 1,
+    "retry_delay": timedelta(minutes=2),
+    **ON_FAILURE,
+}
 
 
 @dag(

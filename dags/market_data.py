@@ -20,7 +20,7 @@ from datetime import UTC, datetime, time, timedelta
 
 from airflow.sdk import Asset, CronDataIntervalTimetable, dag, get_current_context, task
 
-from _quantlab import ctx, fail_fast, ref
+from _quantlab import ON_FAILURE, ctx, fail_fast, ref
 
 KLINES = Asset("quantlab://datasets/klines")
 DEFAULT_ARGS = {
@@ -28,6 +28,7 @@ DEFAULT_ARGS = {
     "retries": 3,
     "retry_delay": timedelta(minutes=1),
     "retry_exponential_backoff": True,
+    **ON_FAILURE,
 }
 
 

@@ -11,12 +11,20 @@ import os
 import tempfile
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
 import pytest
 
-from helpers import SAMPLE, FakeClock, load_sample_klines, write_config
+from helpers import (
+    SAMPLE,
+    FakeClock,
+    airflow_dags_test,
+    load_sample_klines,
+    write_config,
+    write_default_config,
+)
 
 # Airflow reads its home at import; keep every test away from ~/airflow and the project's .airflow.
 os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="quantlab-airflow-"))
@@ -33,6 +41,30 @@ def ctx(tmp_path: Path):
     from quantlab.context import RunContext
 
     return RunContext.load(write_config(tmp_path))
+
+
+@dataclass(frozen=True)
+class MadeRun:
+    """A `make run` in a temporary home: its config, AIRFLOW_HOME and `airflow dags test` result."""
+
+    config: Path
+    airflow_home: Path
+    result: object
+
+
+@pytest.fixture(scope="session")
+def made_run(tmp_path_factory) -> MadeRun:
+    """The research DAG under `airflow dags test` with the shipped default config (what `make
+    run` does), every output in a temporary folder: the catalog the notebooks and the
+    monitoring DAG are tested against. Built once per session (~1.5 min)."""
+    tmp = tmp_path_factory.mktemp("made-run")
+    config = write_default_config(tmp)
+    home = tmp / "airflow"
+    result = airflow_dags_test(
+        home, "research", env={"QUANTLAB_CONFIG": str(config)}, timeout=1200
+    )
+    assert result.returncode == 0, (result.stdout + result.stderr)[-5000:]
+    return MadeRun(config, home, result)
 
 
 @pytest.fixture(scope="module")

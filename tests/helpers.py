@@ -104,6 +104,26 @@ def write_config(tmp: Path, **overrides: dict) -> Path:
     return path
 
 
+def write_default_config(tmp: Path, **overrides: dict) -> Path:
+    """The shipped default config (what `make run` runs) with every output under `tmp`;
+    `overrides` replace sections' keys, as in `write_config`."""
+    cfg: dict = {
+        "extends": str(ROOT / "configs" / "default.yaml"),
+        "paths": {"data": str(tmp / "data"), "experiments": str(tmp / "experiments")},
+        "exchange": {"replay_root": str(SAMPLE)},
+        "paper": {"ledger_url": f"sqlite:///{tmp / 'ledger.sqlite'}"},
+        "tracking": {
+            "uri": f"sqlite:///{tmp / 'experiments' / 'mlflow.db'}",
+            "artifacts": str(tmp / "experiments" / "artifacts"),
+        },
+    }
+    for section, values in overrides.items():
+        cfg.setdefault(section, {}).update(values)
+    path = tmp / "config.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
 def airflow_dags_test(
     home: Path, dag_id: str, *args: str, env: dict[str, str], timeout: int = 600
 ) -> subprocess.CompletedProcess:
@@ -162,3 +182,43 @@ def headless_chromium(*args: str, window: str = "1280,900", browser_log: bool = 
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     driver.set_page_load_timeout(120)
     return driver
+
+
+class WebhookReceiver:
+    """A local HTTP receiver on 127.0.0.1 that records every POSTed JSON body (a stand-in for
+    a Slack incoming webhook); `status` is what it answers. Use as a context manager."""
+
+    def __init__(self, status: int = 200):
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.status = status
+        self.bodies: list[dict] = []
+        self.paths: list[str] = []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                receiver.paths.append(self.path)
+                receiver.bodies.append(json.loads(raw))
+                self.send_response(receiver.status)
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            def log_message(self, *args):
+                return None
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/services/T0/B0/SECRET-TOKEN"
+
+    def __enter__(self) -> WebhookReceiver:
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def posts_naming(self, text: str) -> int:
+        """How many posted messages mention `text` anywhere in their JSON."""
+        return sum(text in json.dumps(body) for body in self.bodies)

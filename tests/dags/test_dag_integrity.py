@@ -92,7 +92,7 @@ sys.addaudithook(hook)
 spec.loader.exec_module(module)
 # The DAGs read the stage graph, the error tree and quantlab's config loader (pydantic and
 # YAML, as light as Airflow's own) at parse time; nothing else of quantlab.
-light = {"quantlab", "quantlab.config", "quantlab.config.data", "quantlab.config.paper", "quantlab.config.research", "quantlab.config.portfolio", "quantlab.config.lifecycle", "quantlab.config.model", "quantlab.config.loader", "quantlab.markets", "quantlab.vocab", "quantlab.errors", "quantlab.secrets", "quantlab.pipeline"}
+light = {"quantlab", "quantlab.config", "quantlab.config.data", "quantlab.config.paper", "quantlab.config.research", "quantlab.config.portfolio", "quantlab.config.lifecycle", "quantlab.config.monitoring", "quantlab.config.model", "quantlab.config.loader", "quantlab.markets", "quantlab.vocab", "quantlab.errors", "quantlab.secrets", "quantlab.pipeline"}
 heavy = [m for m in ("polars", "lightgbm", "mlflow", "great_expectations", "vectorbt") if m in sys.modules]
 heavy += sorted(m for m in sys.modules if m.split(".")[0] == "quantlab" and m not in light)
 print(json.dumps({"events": events, "heavy": heavy}))

@@ -8,7 +8,7 @@ import sqlite3
 import polars as pl
 import pytest
 
-from helpers import ROOT, airflow_dags_test, write_config
+from helpers import airflow_dags_test, write_config
 
 STAGES = [
     "klines",
@@ -169,24 +169,6 @@ def test_a_failed_validation_stops_downstream_stages(dag_run, tmp_path):
     with pytest.raises(QualityError, match="failed validation"):
         features.run(ctx, ref, checks)
     assert err.value.failed_checks
-
-
-def test_the_notebook_loads_datasets_by_name(dag_run, monkeypatch):
-    """notebooks/01_explore_datasets.ipynb runs top to bottom against the run's catalog."""
-    nbformat = pytest.importorskip("nbformat")
-    nbclient = pytest.importorskip("nbclient")
-    config, _, _ = dag_run
-    monkeypatch.setenv("QUANTLAB_CONFIG", str(config))
-    nb = nbformat.read(ROOT / "notebooks" / "01_explore_datasets.ipynb", as_version=4)
-    nbclient.NotebookClient(nb, timeout=300, kernel_name="python3").execute()
-    outputs = "".join(
-        str(o.get("data", {}).get("text/plain", "")) + str(o.get("text", ""))
-        for cell in nb.cells
-        if cell.cell_type == "code"
-        for o in cell.outputs
-    )
-    assert "backtest@v0" in outputs and "klines@v0" in outputs
-    assert "sharpe" in outputs
 
 
 def test_cli_lists_datasets_and_shows_lineage(dag_run, capsys):

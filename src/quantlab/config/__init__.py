@@ -23,8 +23,8 @@ from quantlab.config.loader import (
     load_file,
     resolve_path,
 )
-from quantlab.config.monitoring import MonitoringConfig
 from quantlab.config.model import Config, config_hash, config_slice, slice_hash
+from quantlab.config.monitoring import MonitoringConfig
 from quantlab.config.paper import (
     BinanceVenueConfig,
     PaperConfig,
@@ -59,8 +59,8 @@ __all__ = [
     "ExchangeConfig",
     "FeaturesConfig",
     "LabelsConfig",
-    "MonitoringConfig",
     "LifecycleConfig",
+    "MonitoringConfig",
     "NormalizeConfig",
     "PaperConfig",
     "PaperLimitsConfig",

@@ -49,7 +49,9 @@ class PaperMonitorConfig(_Model):
         default=0.75, gt=0, le=1, description="warn at this share of a breaker's level"
     )
     max_gross_exposure: float | None = Field(
-        default=None, gt=0, description="gross exposure / equity above this: alert; null: paper.max_gross"
+        default=None,
+        gt=0,
+        description="gross exposure / equity above this: alert; null: paper.max_gross",
     )
 
 
@@ -65,7 +67,9 @@ class TasksMonitorConfig(_Model):
         "model_monitor",
         "paper_trading",
     )
-    alert_failures: int = Field(default=1, ge=1, description="failed task tries that alert")
+    alert_failures: int = Field(
+        default=3, ge=1, description="failed tries of one task that alert (one: its DAG's callback)"
+    )
     slow_factor: float = Field(
         default=3.0, gt=1, description="a task run this many times its median: warn"
     )
