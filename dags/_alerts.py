@@ -54,6 +54,7 @@ def failure_alert(context: Any) -> list[dict]:
             "check": "task_failure",
             "subject": subject,
             "level": "alert",
+            "status": "fired",
             "message": f"{subject} failed in run {ti.run_id} (try {ti.try_number}): {what}"[:3000]
             + "; read the task's log in the Airflow UI, fix the cause, then clear the task",
         }

@@ -60,9 +60,7 @@ def made_run(tmp_path_factory) -> MadeRun:
     tmp = tmp_path_factory.mktemp("made-run")
     config = write_default_config(tmp)
     home = tmp / "airflow"
-    result = airflow_dags_test(
-        home, "research", env={"QUANTLAB_CONFIG": str(config)}, timeout=1200
-    )
+    result = airflow_dags_test(home, "research", env={"QUANTLAB_CONFIG": str(config)}, timeout=1200)
     assert result.returncode == 0, (result.stdout + result.stderr)[-5000:]
     return MadeRun(config, home, result)
 

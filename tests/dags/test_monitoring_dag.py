@@ -22,18 +22,19 @@ DRIFTED = "rsi_14"
 
 def plant(config) -> None:
     """ETHUSDT's last 10 hours gone from the klines, and rsi_14 shifted by 40 points over
-    the last 7 days of the features (the drift window)."""
+    the drift window (the features' last `monitoring.drift.recent_days`)."""
     from quantlab.context import RunContext
 
-    catalog = RunContext.load(config).catalog
+    ctx = RunContext.load(config)
+    catalog, days = ctx.catalog, ctx.config.monitoring.drift.recent_days
     klines = catalog.read(catalog.latest("klines"))
     end = klines["open_time"].max()
     cut = (pl.col("symbol") == "ETHUSDT") & (pl.col("open_time") > end - timedelta(hours=10))
-    catalog.write("klines", klines.filter(~cut), stage="ingest")
+    catalog.write("klines", klines.filter(~cut), stage="ingest", config_hash="planted-stale")
     features = catalog.read(catalog.latest("features"))
-    recent = pl.col("open_time") > features["open_time"].max() - timedelta(days=7)
+    recent = pl.col("open_time") > features["open_time"].max() - timedelta(days=days)
     shifted = features.filter(recent).with_columns(pl.col(DRIFTED) + 40.0)
-    catalog.upsert("features", shifted, stage="features")
+    catalog.upsert("features", shifted, stage="features", config_hash="planted-drift")
 
 
 @pytest.fixture(scope="module")

@@ -168,7 +168,7 @@ def test_read_task_tries_merges_both_tables(airflow_db, tmp_path):
 def test_check_tasks_on_the_real_run(airflow_db):
     tries = read_task_tries(_url(airflow_db), SINCE, ("tiny_retry",))
     as_of = tries["end_date"].max() + timedelta(minutes=1)
-    got = check_tasks(tries, as_of, TasksMonitorConfig())
+    got = check_tasks(tries, as_of, TasksMonitorConfig(alert_failures=1))
     DATASETS["monitor_tasks"].check(got)
     assert got.select("subject", "level", "tries", "failed", "last_state").rows() == [
         ("tiny_retry.flaky", "alert", 2, 1, "success"),

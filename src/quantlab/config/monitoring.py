@@ -22,9 +22,9 @@ class DriftConfig(_Model):
     """Population stability index of each feature: recent rows against the champion's
     training rows, on the reference's quantile bins."""
 
-    recent_days: int = Field(default=7, ge=1, description="the recent window, up to the check")
+    recent_days: int = Field(default=30, ge=1, description="the recent window, up to the check")
     reference_days: int | None = Field(
-        default=90, ge=1, description="the last N days of the champion's training; null: all"
+        default=180, ge=1, description="the last N days of the champion's training; null: all"
     )
     bins: int = Field(default=10, ge=2, le=100)
     warn_psi: float = Field(default=0.1, gt=0)

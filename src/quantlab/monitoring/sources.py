@@ -111,7 +111,11 @@ def drift_inputs(ctx: RunContext, as_of: datetime) -> list[DriftInputs]:
         symbols = [symbol] if symbol else symbols
         reference = _window(ctx, trained_on, symbols, ref_start, ref_end, closed_left=True)
         recent = _window(ctx, newest, symbols, recent_start, recent_end, closed_left=False)
-        columns = [c for c in ref.meta_json("columns", []) if c in reference.columns]
+        # The booster's numeric inputs (a pooled model's symbol code is an input, not a feature).
+        schema = reference.schema
+        columns = [
+            c for c in ref.meta_json("columns", []) if c in schema and schema[c].is_numeric()
+        ]
         out.append(DriftInputs(name, ref.version, columns, reference, recent, windows))
     return out
 
