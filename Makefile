@@ -26,11 +26,12 @@ export PYTHONUNBUFFERED := 1
 # Airflow's in-process API client. Each is ignored by its own message, nothing else.
 export PYTHONWARNINGS ?= ignore:Could not import graphviz:UserWarning,ignore:Using `httpx` with `starlette.testclient` is deprecated:UserWarning
 
-.PHONY: help env run test lint format airflow-db airflow-ui mlflow-ui jupyter stack stack-down stack-status stack-test clean bench
+.PHONY: help env run monitor test lint format airflow-db airflow-ui mlflow-ui jupyter stack stack-down stack-status stack-test clean bench
 
 help:
 	@echo "make run    - build the environment if needed, run the research DAG on the shipped sample"
 	@echo "make test   - build the environment if needed, run the test suite"
+	@echo "make monitor - run the monitoring DAG once on what make run left (status page, alerts)"
 	@echo "make airflow-ui | mlflow-ui | jupyter | lint | format | bench | clean"
 
 $(BIN)/.synced: pyproject.toml uv.lock
@@ -54,6 +55,12 @@ run: env airflow-db
 	$(BIN)/airflow dags test research
 	@echo
 	$(BIN)/quantlab summary
+
+# The monitoring DAG once, judged now: datasets monitor_*, MLflow metrics, the status page.
+monitor: env airflow-db
+	$(BIN)/airflow dags test monitoring
+	@echo
+	@echo "status page: $(CURDIR)/data/artifacts/monitoring/status.html"
 
 test: env
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -182,7 +182,8 @@ def evaluate(ctx: RunContext, refs: Refs, as_of: datetime) -> DatasetRef | None:
         repeat_after=timedelta(hours=cfg.repeat_after_hours),
     )
     for r in plan.iter_rows(named=True):
-        log.warning("%s %s %s: %s", r["status"].upper(), r["check"], r["subject"], r["message"])
+        level = logging.WARNING if r["status"] == "fired" else logging.INFO
+        log.log(level, "%s %s %s: %s", r["status"].upper(), r["check"], r["subject"], r["message"])
     return ctx.catalog.upsert(ALERTS, plan, stage=STAGE, inputs=list(refs.values()))
 
 
