@@ -24,7 +24,7 @@ from airflow.sdk import dag, task
 from _alerts import QuantlabNotifier
 from _quantlab import DEFAULT_ARGS, config_timetable, ctx, fail_fast
 
-CHECKS = ("freshness", "drift", "accuracy", "paper", "tasks")
+CHECKS = ("freshness", "drift", "accuracy", "paper", "tasks")  # tasks: reads Airflow's DB too
 
 
 def as_of(context: dict) -> datetime:
@@ -57,33 +57,17 @@ def out(written: dict) -> dict:
     doc_md=__doc__,
 )
 def monitoring():
-    @task
-    def freshness(**context) -> dict:
-        from quantlab.monitoring import stage
+    def check(name: str):
+        """The task that runs `quantlab.monitoring.stage.run_<name>` at this run's time."""
 
-        with fail_fast():
-            return out(stage.run_freshness(ctx(), as_of(context)))
+        @task(task_id=name)
+        def run_check(**context) -> dict:
+            from quantlab.monitoring import stage
 
-    @task
-    def drift(**context) -> dict:
-        from quantlab.monitoring import stage
+            with fail_fast():
+                return out(getattr(stage, f"run_{name}")(ctx(), as_of(context)))
 
-        with fail_fast():
-            return out(stage.run_drift(ctx(), as_of(context)))
-
-    @task
-    def accuracy(**context) -> dict:
-        from quantlab.monitoring import stage
-
-        with fail_fast():
-            return out(stage.run_accuracy(ctx(), as_of(context)))
-
-    @task
-    def paper(**context) -> dict:
-        from quantlab.monitoring import stage
-
-        with fail_fast():
-            return out(stage.run_paper(ctx(), as_of(context)))
+        return run_check()
 
     @task
     def tasks(**context) -> dict:
@@ -126,7 +110,7 @@ def monitoring():
             page, run_id = stage.report(ctx(), refs(evaluated["checks"]), as_of(context))
         return {"page": str(page), "mlflow_run_id": run_id}
 
-    checks = [freshness(), drift(), accuracy(), paper(), tasks()]
+    checks = [*(check(name) for name in CHECKS[:-1]), tasks()]
     evaluated = evaluate()
     checks >> evaluated
     notify(evaluated) >> report(evaluated)

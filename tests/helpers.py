@@ -76,10 +76,21 @@ def load_funding_events(path: Path = FUNDING_EVENTS) -> pl.DataFrame:
     ).with_columns(pl.col("funding_time").cast(pl.Datetime("ms", "UTC")))
 
 
+def _outputs_under(tmp: Path) -> dict:
+    """The config sections that say where a run writes: the data, MLflow and the ledger."""
+    return {
+        "paths": {"data": str(tmp / "data"), "experiments": str(tmp / "experiments")},
+        "paper": {"ledger_url": f"sqlite:///{tmp / 'ledger.sqlite'}"},
+        "tracking": {
+            "uri": f"sqlite:///{tmp / 'experiments' / 'mlflow.db'}",
+            "artifacts": str(tmp / "experiments" / "artifacts"),
+        },
+    }
+
+
 def write_config(tmp: Path, **overrides: dict) -> Path:
     """A config YAML whose every output lives under `tmp`; `overrides` replace whole sections' keys."""
     cfg: dict = {
-        "paths": {"data": str(tmp / "data"), "experiments": str(tmp / "experiments")},
         "universe": {
             "symbols": ["BTCUSDT", "ETHUSDT"],
             "interval": "1h",
@@ -88,14 +99,10 @@ def write_config(tmp: Path, **overrides: dict) -> Path:
         },
         "exchange": {"source": "replay", "replay_root": str(SAMPLE)},
         "train": {"folds": 3, "trials": 2, "num_boost_round": 40, "register_as": None},
-        "paper": {"ledger_url": f"sqlite:///{tmp / 'ledger.sqlite'}"},
         # The regime models are off unless a test turns them on (tests/regime): each is a
         # walk-forward of its own, which most tests have no use for.
         "lifecycle": {"regime": {"enabled": False}},
-        "tracking": {
-            "uri": f"sqlite:///{tmp / 'experiments' / 'mlflow.db'}",
-            "artifacts": str(tmp / "experiments" / "artifacts"),
-        },
+        **_outputs_under(tmp),
     }
     for section, values in overrides.items():
         cfg.setdefault(section, {}).update(values)
@@ -109,13 +116,8 @@ def write_default_config(tmp: Path, **overrides: dict) -> Path:
     `overrides` replace sections' keys, as in `write_config`."""
     cfg: dict = {
         "extends": str(ROOT / "configs" / "default.yaml"),
-        "paths": {"data": str(tmp / "data"), "experiments": str(tmp / "experiments")},
         "exchange": {"replay_root": str(SAMPLE)},
-        "paper": {"ledger_url": f"sqlite:///{tmp / 'ledger.sqlite'}"},
-        "tracking": {
-            "uri": f"sqlite:///{tmp / 'experiments' / 'mlflow.db'}",
-            "artifacts": str(tmp / "experiments" / "artifacts"),
-        },
+        **_outputs_under(tmp),
     }
     for section, values in overrides.items():
         cfg.setdefault(section, {}).update(values)
