@@ -47,9 +47,9 @@ Refs = dict[str, DatasetRef]  # dataset name -> the version a check wrote
 Send = Callable[[pl.DataFrame], str]  # delivers alerts, returns the channel; raises on failure
 
 
-def _write(ctx: RunContext, name: str, frame: pl.DataFrame, inputs: list[DatasetRef]) -> Refs:
-    ref = ctx.catalog.upsert(name, frame, stage=STAGE, inputs=inputs)
-    return {name: ref} if ref is not None else {}
+def _refs(*written: DatasetRef | None) -> Refs:
+    """The versions written, by dataset name (an empty frame writes none)."""
+    return {ref.name: ref for ref in written if ref is not None}
 
 
 def _latest(ctx: RunContext, *names: str) -> list[DatasetRef]:
@@ -80,10 +80,12 @@ def run_freshness(ctx: RunContext, as_of: datetime) -> Refs:
         )
     gates = check_gates(sources.gate_verdicts(ctx), as_of)
     checks = [n for n in ctx.catalog.names() if n.endswith("_checks")]
-    return {
-        **_write(ctx, "monitor_freshness", fresh, _latest(ctx, "klines")),
-        **_write(ctx, "monitor_gate", gates, _latest(ctx, *sorted(checks))),
-    }
+    return _refs(
+        ctx.catalog.upsert("monitor_freshness", fresh, stage=STAGE, inputs=_latest(ctx, "klines")),
+        ctx.catalog.upsert(
+            "monitor_gate", gates, stage=STAGE, inputs=_latest(ctx, *sorted(checks))
+        ),
+    )
 
 
 def run_drift(ctx: RunContext, as_of: datetime) -> Refs:
@@ -106,7 +108,10 @@ def run_drift(ctx: RunContext, as_of: datetime) -> Refs:
     ]
     if not parts:
         return {}
-    return _write(ctx, "monitor_drift", pl.concat(parts), _latest(ctx, "features"))
+    ref = ctx.catalog.upsert(
+        "monitor_drift", pl.concat(parts), stage=STAGE, inputs=_latest(ctx, "features")
+    )
+    return _refs(ref)
 
 
 def run_accuracy(ctx: RunContext, as_of: datetime) -> Refs:
@@ -115,7 +120,10 @@ def run_accuracy(ctx: RunContext, as_of: datetime) -> Refs:
 
     rows = sources.accuracy_rows(ctx, as_of)
     frame = check_accuracy(rows, as_of, ctx.config.monitoring.accuracy)
-    return _write(ctx, "monitor_accuracy", frame, _latest(ctx, "labels", "live_predictions"))
+    ref = ctx.catalog.upsert(
+        "monitor_accuracy", frame, stage=STAGE, inputs=_latest(ctx, "labels", "live_predictions")
+    )
+    return _refs(ref)
 
 
 def run_paper(ctx: RunContext, as_of: datetime) -> Refs:
@@ -134,7 +142,10 @@ def run_paper(ctx: RunContext, as_of: datetime) -> Refs:
         max_gross=risk.max_gross,
         cfg=ctx.config.monitoring.paper,
     )
-    return _write(ctx, "monitor_paper", frame, _latest(ctx, "paper_equity"))
+    ref = ctx.catalog.upsert(
+        "monitor_paper", frame, stage=STAGE, inputs=_latest(ctx, "paper_equity")
+    )
+    return _refs(ref)
 
 
 def run_tasks(ctx: RunContext, as_of: datetime, airflow_db: str | None) -> Refs:
@@ -146,7 +157,10 @@ def run_tasks(ctx: RunContext, as_of: datetime, airflow_db: str | None) -> Refs:
         return {}
     cfg = ctx.config.monitoring.tasks
     tries = read_task_tries(airflow_db, as_of - timedelta(hours=cfg.lookback_hours), cfg.dags)
-    return _write(ctx, "monitor_tasks", check_tasks(tries, as_of, cfg), [])
+    ref = ctx.catalog.upsert(
+        "monitor_tasks", check_tasks(tries, as_of, cfg), stage=STAGE, inputs=[]
+    )
+    return _refs(ref)
 
 
 def this_run(ctx: RunContext, refs: Refs, as_of: datetime) -> dict[str, pl.DataFrame]:
