@@ -77,7 +77,7 @@ def _cmd_reproduce(ctx: RunContext, args: argparse.Namespace) -> int:
 
 
 def _cmd_tune(ctx: RunContext, args: argparse.Namespace) -> int:
-    from quantlab.train.tune import check_workers, tune, with_trials
+    from quantlab.train.tune import check_workers, report_lines, tune, with_trials
 
     if args.trials is not None and args.trials < 1:
         print("error: --trials must be 1 or more", file=sys.stderr)
@@ -87,10 +87,7 @@ def _cmd_tune(ctx: RunContext, args: argparse.Namespace) -> int:
     features, labels = _inputs(ctx, args)
     report = tune(ctx, features, labels, args.workers)
     print(f"{features} x {labels}: {len(report.studies)} studies in {report.storage}")
-    print(f"{'study':<48} {'complete':>8} {'pruned':>7} {'failed':>7} {'running':>8} {'best':>10}")
-    for s in report.studies:
-        best = "-" if s.best_value is None else f"{s.best_value:.5f}"
-        print(f"{s.name:<48} {s.complete:>8} {s.pruned:>7} {s.failed:>7} {s.running:>8} {best:>10}")
+    print("\n".join(report_lines(report)))
     lost = [(i, code) for i, code in enumerate(report.exit_codes) if code != 0]
     for i, code in lost:
         print(f"worker {i} exited with {code}; a trial it was running is FAIL, not counted")
