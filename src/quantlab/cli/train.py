@@ -82,10 +82,13 @@ def _cmd_tune(ctx: RunContext, args: argparse.Namespace) -> int:
     if args.trials is not None and args.trials < 1:
         print("error: --trials must be 1 or more", file=sys.stderr)
         return 2
+    if args.threads is not None and args.threads < 1:
+        print("error: --threads must be 1 or more", file=sys.stderr)
+        return 2
     ctx = RunContext(config=with_trials(ctx.config, args.trials), catalog=ctx.catalog)
     check_workers(ctx.config, args.workers)  # before the catalog: the storage is the first fix
     features, labels = _inputs(ctx, args)
-    report = tune(ctx, features, labels, args.workers)
+    report = tune(ctx, features, labels, args.workers, args.threads)
     print(f"{features} x {labels}: {len(report.studies)} studies in {report.storage}")
     print("\n".join(report_lines(report)))
     lost = [(i, code) for i, code in enumerate(report.exit_codes) if code != 0]
@@ -131,6 +134,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     tune.add_argument("--workers", type=int, default=1, help="processes (>1 needs PostgreSQL)")
     tune.add_argument(
         "--trials", type=int, help="finished trials per study (default: train.trials)"
+    )
+    tune.add_argument(
+        "--threads",
+        type=int,
+        help="threads per fit in each worker (default: 2 for one worker, else cores / workers)",
     )
     tune.add_argument("--features", type=int, metavar="VERSION", help="default: the latest")
     tune.add_argument("--labels", type=int, metavar="VERSION", help="default: the latest")

@@ -128,16 +128,23 @@ def check_workers(config: Config, workers: int) -> str:
     return url
 
 
-def tune(ctx: RunContext, features: DatasetRef, labels: DatasetRef, workers: int) -> TuneReport:
+def tune(
+    ctx: RunContext,
+    features: DatasetRef,
+    labels: DatasetRef,
+    workers: int,
+    threads: int | None = None,
+) -> TuneReport:
     """Run `workers` processes on the stage's studies for `features` x `labels` until each
-    study holds `train.trials` finished (complete + pruned) trials."""
+    study holds `train.trials` finished (complete + pruned) trials; `threads` per fit (None:
+    `worker_threads(workers)`)."""
     config = ctx.config
     url = check_workers(config, workers)
     open_storage(url, config.train.heartbeat_s)  # fail here, clearly, if it cannot be reached
     names = study_names(ctx, features, labels)
     # spawn, not fork: a forked child inherits the parent's OpenMP and database state.
     spawn = multiprocessing.get_context("spawn")
-    threads = worker_threads(workers)
+    threads = threads or worker_threads(workers)
     procs = [
         spawn.Process(
             target=tune_worker, args=(config, features, labels, i, threads), name=f"tune-{i}"
