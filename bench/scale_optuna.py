@@ -12,6 +12,10 @@ last trial end: the search alone). Prints each and the 2-worker / 1-worker ratio
         [--postgres postgresql://postgres@127.0.0.1:5432/test] [--trials 8] [--months 24]
         [--threads 1]
 
+Every worker fits with --threads threads in both runs (default 1), so the ratio is the
+workers' alone: at `train tune`'s own defaults (2 threads for one worker, cores / workers for
+two) on a loaded 2-core machine, the one worker's OpenMP stalled and the ratio read 6.9x.
+
 The machine may be shared: the load average is printed next to every figure. Not in
 run_all.py (bench_*.py): it needs a PostgreSQL server.
 """
