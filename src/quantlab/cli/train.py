@@ -77,20 +77,20 @@ def _cmd_reproduce(ctx: RunContext, args: argparse.Namespace) -> int:
 
 
 def _cmd_tune(ctx: RunContext, args: argparse.Namespace) -> int:
-    from quantlab.train.tune import check_workers, tune, with_trials
+    from quantlab.train.tune import check_workers, report_lines, tune, with_trials
 
     if args.trials is not None and args.trials < 1:
         print("error: --trials must be 1 or more", file=sys.stderr)
         return 2
+    if args.threads is not None and args.threads < 1:
+        print("error: --threads must be 1 or more", file=sys.stderr)
+        return 2
     ctx = RunContext(config=with_trials(ctx.config, args.trials), catalog=ctx.catalog)
     check_workers(ctx.config, args.workers)  # before the catalog: the storage is the first fix
     features, labels = _inputs(ctx, args)
-    report = tune(ctx, features, labels, args.workers)
+    report = tune(ctx, features, labels, args.workers, args.threads)
     print(f"{features} x {labels}: {len(report.studies)} studies in {report.storage}")
-    print(f"{'study':<48} {'complete':>8} {'pruned':>7} {'failed':>7} {'running':>8} {'best':>10}")
-    for s in report.studies:
-        best = "-" if s.best_value is None else f"{s.best_value:.5f}"
-        print(f"{s.name:<48} {s.complete:>8} {s.pruned:>7} {s.failed:>7} {s.running:>8} {best:>10}")
+    print("\n".join(report_lines(report)))
     lost = [(i, code) for i, code in enumerate(report.exit_codes) if code != 0]
     for i, code in lost:
         print(f"worker {i} exited with {code}; a trial it was running is FAIL, not counted")
@@ -134,6 +134,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     tune.add_argument("--workers", type=int, default=1, help="processes (>1 needs PostgreSQL)")
     tune.add_argument(
         "--trials", type=int, help="finished trials per study (default: train.trials)"
+    )
+    tune.add_argument(
+        "--threads",
+        type=int,
+        help="threads per fit in each worker (default: 2 for one worker, else cores / workers)",
     )
     tune.add_argument("--features", type=int, metavar="VERSION", help="default: the latest")
     tune.add_argument("--labels", type=int, metavar="VERSION", help="default: the latest")
