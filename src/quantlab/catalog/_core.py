@@ -42,6 +42,8 @@ from deltalake import CommitProperties, DeltaTable, write_deltalake
 from deltalake.exceptions import TableNotFoundError
 
 from quantlab.catalog import artifacts as _artifacts
+from quantlab.catalog._frames import partitions_of as _partitions_of
+from quantlab.catalog._frames import to_storage as _to_storage
 from quantlab.catalog._store import Store, retry_conflicts
 from quantlab.catalog.artifacts import ArtifactWriter
 from quantlab.catalog.datasets import DATASETS, Extra, Registry
@@ -58,37 +60,6 @@ E = TypeVar("E", bound=Extra)
 
 _LINEAGE_KEY = "quantlab.lineage"
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
-
-
-def _partitions_of(df: pl.DataFrame, columns: Sequence[str]) -> tuple[pl.Expr, list[str]]:
-    """The partitions holding `df`'s rows, as a polars filter and as merge predicate terms.
-
-    Only string partition columns without nulls are narrowed (the tables partition by
-    market, interval and symbol); any other column is left unconstrained, which is exact,
-    only slower.
-    """
-    within, sql = pl.lit(True), []
-    for c in columns:
-        if c not in df.columns or df[c].dtype != pl.String or df[c].null_count():
-            continue
-        values = df[c].unique().sort().to_list()
-        within &= pl.col(c).is_in(values)
-        quoted = ", ".join("'" + v.replace("'", "''") + "'" for v in values)
-        sql.append(f"t.{c} IN ({quoted})")
-    return within, sql
-
-
-def _to_storage(df: pl.DataFrame) -> pl.DataFrame:
-    """Delta stores timestamps in microseconds; cast up front so merges compare like with like.
-
-    quantlab's timestamps have millisecond precision (Binance's), and `scan` casts them back.
-    """
-    casts = [
-        pl.col(name).cast(pl.Datetime("us", dtype.time_zone))
-        for name, dtype in df.schema.items()
-        if isinstance(dtype, pl.Datetime) and dtype.time_unit != "us"
-    ]
-    return df.with_columns(casts) if casts else df
 
 
 class Catalog:
