@@ -20,4 +20,4 @@ class RunContext:
         """Build the context from `config_path`, `$QUANTLAB_CONFIG` or the default config."""
         config = load_config(config_path)
         use_cache_dir(config.paths.data)
-        return cls(config=config, catalog=Catalog(config.paths.catalog))
+        return cls(config=config, catalog=Catalog.from_paths(config.paths))

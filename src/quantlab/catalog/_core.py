@@ -16,6 +16,11 @@ Writers of one dataset take turns: `write` and `upsert` hold the dataset's lock
 the fingerprint lookup through the commit, and return the version their own
 commit made, never whatever is latest by the time they look.
 
+The root may also be an object-store URI (`s3://bucket/prefix`, `quantlab.catalog._store`).
+Writers on other machines share no lock file there, so each commit is conditional on the
+version it was computed from (Delta's log is written with put-if-absent): a writer whose
+version was taken reads again and redoes its fingerprint check, row count and commit.
+
 Every dataset is declared in the registry (`quantlab.catalog.datasets`): a write is
 checked against its schema and key before anything is committed, and files that belong
 to a version (reports) are staged and published with it (`quantlab.catalog.artifacts`).
@@ -25,99 +30,98 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import polars as pl
 from deltalake import CommitProperties, DeltaTable, write_deltalake
 from deltalake.exceptions import TableNotFoundError
 
 from quantlab.catalog import artifacts as _artifacts
+from quantlab.catalog._frames import partitions_of as _partitions_of
+from quantlab.catalog._frames import to_storage as _to_storage
+from quantlab.catalog._store import Store, retry_conflicts
 from quantlab.catalog.artifacts import ArtifactWriter
 from quantlab.catalog.datasets import DATASETS, Extra, Registry
 from quantlab.catalog.export import export_dataset
 from quantlab.catalog.refs import DatasetRef, Lineage, VersionInfo, fingerprint
 from quantlab.codeversion import code_version
-from quantlab.errors import DatasetNotFound, DuplicateKeyError, SchemaError
+from quantlab.errors import ConfigError, DatasetNotFound, DuplicateKeyError, SchemaError
 from quantlab.locks import file_lock
+
+if TYPE_CHECKING:
+    from quantlab.config.data import PathsConfig
 
 E = TypeVar("E", bound=Extra)
 
 _LINEAGE_KEY = "quantlab.lineage"
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
-# A commit or checkpoint file of a Delta log; a writer killed before its first commit
-# leaves `_delta_log/` without one (at most a temporary file), and no table.
-_LOG_ENTRY = re.compile(r"^\d{20}\.(json|checkpoint\b.*\.parquet)$")
-
-
-def _partitions_of(df: pl.DataFrame, columns: Sequence[str]) -> tuple[pl.Expr, list[str]]:
-    """The partitions holding `df`'s rows, as a polars filter and as merge predicate terms.
-
-    Only string partition columns without nulls are narrowed (the tables partition by
-    market, interval and symbol); any other column is left unconstrained, which is exact,
-    only slower.
-    """
-    within, sql = pl.lit(True), []
-    for c in columns:
-        if c not in df.columns or df[c].dtype != pl.String or df[c].null_count():
-            continue
-        values = df[c].unique().sort().to_list()
-        within &= pl.col(c).is_in(values)
-        quoted = ", ".join("'" + v.replace("'", "''") + "'" for v in values)
-        sql.append(f"t.{c} IN ({quoted})")
-    return within, sql
-
-
-def _has_commit(table_path: Path) -> bool:
-    """Whether the folder holds a Delta table: its log has at least one commit or checkpoint."""
-    try:
-        with os.scandir(table_path / "_delta_log") as entries:
-            return any(_LOG_ENTRY.match(e.name) for e in entries)
-    except (FileNotFoundError, NotADirectoryError):
-        return False
-
-
-def _to_storage(df: pl.DataFrame) -> pl.DataFrame:
-    """Delta stores timestamps in microseconds; cast up front so merges compare like with like.
-
-    quantlab's timestamps have millisecond precision (Binance's), and `scan` casts them back.
-    """
-    casts = [
-        pl.col(name).cast(pl.Datetime("us", dtype.time_zone))
-        for name, dtype in df.schema.items()
-        if isinstance(dtype, pl.Datetime) and dtype.time_unit != "us"
-    ]
-    return df.with_columns(casts) if casts else df
 
 
 class Catalog:
-    """Named, versioned datasets stored as Delta tables under one root folder.
+    """Named, versioned datasets stored as Delta tables under one root folder or URI.
 
     `registry` lists the datasets it accepts (default: every dataset quantlab writes);
-    a test writing a dataset of its own passes `DATASETS.with_datasets(...)`.
+    a test writing a dataset of its own passes `DATASETS.with_datasets(...)`. A URI root
+    (`s3://bucket/prefix`) takes deltalake `storage_options`; its locks and artifacts live
+    in the local `work_dir` (without one, `artifacts` fails and writers share no lock).
     """
 
-    def __init__(self, root: Path | str, registry: Registry = DATASETS):
-        self.root = Path(root)
+    def __init__(
+        self,
+        root: Path | str,
+        registry: Registry = DATASETS,
+        *,
+        storage_options: dict[str, str] | None = None,
+        work_dir: Path | None = None,
+    ):
+        self._store = Store.of(root, storage_options)
+        self.root = self._store.root  # a Path, or the URI string of an object store
         self.registry = registry
+        self._work_dir = Path(work_dir) if work_dir is not None else None
+
+    @classmethod
+    def from_paths(cls, paths: PathsConfig, registry: Registry = DATASETS) -> Catalog:
+        """The catalog `paths` configures: `paths.catalog`, on S3 with its storage options."""
+        return cls(
+            paths.catalog,
+            registry,
+            storage_options=paths.storage_options(),
+            work_dir=paths.data if paths.catalog_uri else None,
+        )
 
     # -- addressing -------------------------------------------------------
+    @property
+    def remote(self) -> bool:
+        """Whether the catalog lives in an object store rather than a local folder."""
+        return self._store.remote
+
+    def uri(self, name: str) -> str:
+        """Table `name`'s address: `file:///...` for a local catalog, `s3://...` otherwise."""
+        location = self._table_uri(name)
+        return location if self.remote else Path(location).resolve().as_uri()
+
     def _table_path(self, name: str) -> Path:
+        """Table `name`'s folder in a local catalog (tests open it with deltalake directly)."""
+        if self.remote:
+            raise ConfigError(f"the catalog at {self.root} is an object store, not a folder")
+        return Path(self._table_uri(name))
+
+    def _table_uri(self, name: str) -> str:
         if not _NAME.match(name):
             raise DatasetNotFound(
                 f"{name!r} is not a valid dataset name; use lower_snake_case such as 'klines'"
             )
-        return self.root / name
+        return self._store.table_uri(name)
 
     def _table(self, name: str, version: int | None = None) -> DeltaTable:
-        path = self._table_path(name)
+        uri = self._table_uri(name)
         try:
-            return DeltaTable(str(path), version=version)
+            return DeltaTable(uri, version=version, storage_options=self._store.storage_options())
         except TableNotFoundError:
             known = ", ".join(self.names()) or "none yet"
             raise DatasetNotFound(
@@ -133,22 +137,30 @@ class Catalog:
             raise
 
     def names(self) -> list[str]:
-        if not self.root.exists():
-            return []
-        return sorted(p.name for p in self.root.iterdir() if _has_commit(p))
+        return self._store.names()
 
     def exists(self, name: str) -> bool:
-        return _has_commit(self._table_path(name))
+        self._table_uri(name)  # a malformed name is reported as such
+        return self._store.has_commit(name)
 
     @contextlib.contextmanager
     def lock(self, name: str) -> Iterator[None]:
-        """Hold dataset `name`'s write lock, across processes; reentrant within a thread."""
-        with file_lock(self.root.parent / "locks" / f"{self._table_path(name).name}.lock"):
+        """Hold dataset `name`'s write lock, across processes; reentrant within a thread.
+
+        On an object store it is held in `work_dir` (one machine's writers take turns),
+        or not at all without one: commits there are conditional on their base version.
+        """
+        self._table_uri(name)  # a malformed name is reported as such
+        if not self.remote:
+            locks: Path | None = Path(self.root).parent / "locks"
+        else:
+            locks = self._work_dir / "locks" if self._work_dir is not None else None
+        with file_lock(locks / f"{name}.lock") if locks else contextlib.nullcontext():
             yield
 
     def _open(self, name: str) -> DeltaTable | None:
         """The table to commit to, or None when `name` has no commit yet."""
-        return DeltaTable(str(self._table_path(name))) if self.exists(name) else None
+        return self._table(name) if self.exists(name) else None
 
     def latest(self, name: str) -> DatasetRef:
         return DatasetRef(name, self._table(name).version())
@@ -165,7 +177,14 @@ class Catalog:
 
     @property
     def _artifacts_root(self) -> Path:
-        return self.root.parent / "artifacts"
+        if not self.remote:
+            return Path(self.root).parent / "artifacts"
+        if self._work_dir is None:
+            raise ConfigError(
+                f"the catalog at {self.root} keeps artifacts in a local work folder and has "
+                "none: build it with Catalog.from_paths(config.paths) or pass work_dir="
+            )
+        return self._work_dir / "artifacts"
 
     def extra(self, ref: DatasetRef, model: type[E]) -> E:
         """Version `ref`'s lineage facts, read as `model`, the type its dataset declares."""
@@ -283,7 +302,8 @@ class Catalog:
         parts = self._check(name, df, extra, partition_by)
         df = _to_storage(df)
         fp = fingerprint(stage, inputs, config_hash)
-        with self.lock(name):
+
+        def attempt() -> DatasetRef:
             if (existing := self.find(name, fp)) is not None:
                 return existing
             lineage = self._lineage(stage, inputs, config_hash, fp, df.height, extra)
@@ -301,6 +321,9 @@ class Catalog:
                 _artifacts.publish(staged, _artifacts.version_dir(self._artifacts_root, ref))
             return ref
 
+        with self.lock(name):
+            return retry_conflicts(attempt, self._store.commit_attempts)
+
     def _snapshot(
         self,
         name: str,
@@ -311,11 +334,12 @@ class Catalog:
     ) -> DatasetRef:
         if table is None:  # the first commit: "error" guarantees it is version 0
             write_deltalake(
-                str(self._table_path(name)),
+                self._table_uri(name),
                 df.to_arrow(),
                 mode="error",
                 partition_by=parts,
                 commit_properties=self._commit(lineage),
+                storage_options=self._store.storage_options(),
             )
             return DatasetRef(name, 0)
         write_deltalake(
@@ -336,7 +360,7 @@ class Catalog:
         partition_by: Sequence[str] | None,
     ) -> list[str] | None:
         """Check `df` and `extra` against `name`'s registry entry; the partition columns."""
-        self._table_path(name)  # a malformed name is reported as such
+        self._table_uri(name)  # a malformed name is reported as such
         dataset = self.registry[name]
         dataset.check(df)
         dataset.check_extra(extra or {})
@@ -383,54 +407,74 @@ class Catalog:
         df = _to_storage(df)
         fp = fingerprint(stage, inputs, config_hash)
         with self.lock(name):
-            path = str(self._table_path(name))
-            table = self._open(name)
-            if table is None:
-                lineage = self._lineage(stage, inputs, config_hash, fp, df.height, extra)
-                write_deltalake(
-                    path,
-                    df.to_arrow(),
-                    mode="error",
-                    partition_by=list(partition_by) if partition_by else None,
-                    commit_properties=self._commit(lineage),
-                )
-                return DatasetRef(name, 0)  # mode "error": this commit created the table
-            # Only the partitions `df` falls in can match: the merge and the count below read
-            # those, not the whole table (else each merge costs as much as all stored before).
-            partitions = table.metadata().partition_columns
-            within, sql = _partitions_of(df, partitions)
-            # The lineage goes into the merge commit itself, so the row count after
-            # the merge is worked out first: rows now, plus source keys not yet stored.
-            before = pl.scan_delta(table).select(pl.len()).collect().item()
-            stored = pl.scan_delta(table).filter(within).select(list(key))
-            matched = stored.join(df.lazy().select(list(key)), on=list(key), how="semi")
-            n_matched = matched.select(pl.len()).collect().item()
-            lineage = self._lineage(
-                stage, inputs, config_hash, fp, before + df.height - n_matched, extra
+            return retry_conflicts(
+                lambda: self._merge(
+                    name, df, key, partition_by, stage, inputs, config_hash, fp, extra
+                ),
+                self._store.commit_attempts,
             )
-            if n_matched == 0:  # all new (a backfill, the next bars): an append, no join to do
-                write_deltalake(
-                    table,
-                    df.to_arrow(),
-                    mode="append",
-                    partition_by=partitions or None,
-                    commit_properties=self._commit(lineage),
-                )
-                return DatasetRef(name, table.version())  # deltalake moved `table` to our commit
-            predicate = " AND ".join([*sql, *(f"t.{k} = s.{k}" for k in key)])
-            (
-                table.merge(
-                    df.to_arrow(),
-                    predicate=predicate,
-                    source_alias="s",
-                    target_alias="t",
-                    commit_properties=self._commit(lineage),
-                )
-                .when_matched_update_all()
-                .when_not_matched_insert_all()
-                .execute()
+
+    def _merge(
+        self,
+        name: str,
+        df: pl.DataFrame,
+        key: Sequence[str],
+        partition_by: list[str] | None,
+        stage: str,
+        inputs: Sequence[DatasetRef],
+        config_hash: str,
+        fp: str,
+        extra: dict[str, Any] | None,
+    ) -> DatasetRef:
+        """One try of `upsert`'s count and commit, from the table as it is now."""
+        table = self._open(name)
+        if table is None:
+            lineage = self._lineage(stage, inputs, config_hash, fp, df.height, extra)
+            write_deltalake(
+                self._table_uri(name),
+                df.to_arrow(),
+                mode="error",
+                partition_by=list(partition_by) if partition_by else None,
+                commit_properties=self._commit(lineage),
+                storage_options=self._store.storage_options(),
             )
-            return DatasetRef(name, table.version())
+            return DatasetRef(name, 0)  # mode "error": this commit created the table
+        # Only the partitions `df` falls in can match: the merge and the count below read
+        # those, not the whole table (else each merge costs as much as all stored before).
+        partitions = table.metadata().partition_columns
+        within, sql = _partitions_of(df, partitions)
+        # The lineage goes into the merge commit itself, so the row count after
+        # the merge is worked out first: rows now, plus source keys not yet stored.
+        before = pl.scan_delta(table).select(pl.len()).collect().item()
+        stored = pl.scan_delta(table).filter(within).select(list(key))
+        matched = stored.join(df.lazy().select(list(key)), on=list(key), how="semi")
+        n_matched = matched.select(pl.len()).collect().item()
+        lineage = self._lineage(
+            stage, inputs, config_hash, fp, before + df.height - n_matched, extra
+        )
+        if n_matched == 0:  # all new (a backfill, the next bars): an append, no join to do
+            write_deltalake(
+                table,
+                df.to_arrow(),
+                mode="append",
+                partition_by=partitions or None,
+                commit_properties=self._commit(lineage),
+            )
+            return DatasetRef(name, table.version())  # deltalake moved `table` to our commit
+        predicate = " AND ".join([*sql, *(f"t.{k} = s.{k}" for k in key)])
+        (
+            table.merge(
+                df.to_arrow(),
+                predicate=predicate,
+                source_alias="s",
+                target_alias="t",
+                commit_properties=self._commit(lineage),
+            )
+            .when_matched_update_all()
+            .when_not_matched_insert_all()
+            .execute()
+        )
+        return DatasetRef(name, table.version())
 
     @staticmethod
     def _lineage(
@@ -452,6 +496,10 @@ class Catalog:
             extra=extra or {},
         )
 
-    @staticmethod
-    def _commit(lineage: Lineage) -> CommitProperties:
-        return CommitProperties(custom_metadata={_LINEAGE_KEY: json.dumps(asdict(lineage))})
+    def _commit(self, lineage: Lineage) -> CommitProperties:
+        # On an object store a commit must not be rebased onto another writer's version:
+        # its row count and planned version were worked out from the one it read.
+        return CommitProperties(
+            custom_metadata={_LINEAGE_KEY: json.dumps(asdict(lineage))},
+            max_commit_retries=0 if self.remote else None,
+        )

@@ -18,13 +18,62 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class ObjectStoreConfig(_Model):
+    """How deltalake reaches an S3-compatible store; credentials are never set here.
+
+    AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN) come from the
+    environment, read by deltalake itself, as on any AWS client.
+    """
+
+    endpoint: str | None = Field(
+        default=None, description="e.g. http://127.0.0.1:9000 for MinIO; null: AWS S3"
+    )
+    region: str | None = Field(default=None, description="null: AWS_REGION from the environment")
+    allow_http: bool = Field(default=False, description="allow a plain-http endpoint")
+    # Delta needs put-if-absent for its log to stay safe with concurrent writers; delta-rs
+    # 1.x has no locking provider (its DynamoDB log store is gone), so conditional put it is.
+    conditional_put: Literal["etag"] = "etag"
+
+    def options(self) -> dict[str, str]:
+        """deltalake's `storage_options` for these settings."""
+        out = {"conditional_put": self.conditional_put, "allow_http": str(self.allow_http).lower()}
+        if self.endpoint:
+            out["endpoint"] = self.endpoint
+        if self.region:
+            out["region"] = self.region
+        return out
+
+
 class PathsConfig(_Model):
     data: Path = Path("data")
     experiments: Path = Path("experiments")
+    catalog_uri: str | None = Field(
+        default=None,
+        description="s3://bucket/prefix to keep the catalog in object storage; null: "
+        "<data>/catalog. Locks and artifacts stay under <data>",
+    )
+    object_store: ObjectStoreConfig = ObjectStoreConfig()
+
+    @model_validator(mode="after")
+    def _check_catalog_uri(self) -> PathsConfig:
+        if self.catalog_uri is None:
+            return self
+        url = urlsplit(self.catalog_uri)
+        if url.scheme != "s3" or not url.netloc or url.username or url.password:
+            raise ValueError(
+                f"paths.catalog_uri {self.catalog_uri!r} is not s3://bucket/prefix (without "
+                "credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the environment)"
+            )
+        return self
 
     @property
-    def catalog(self) -> Path:
-        return self.data / "catalog"
+    def catalog(self) -> Path | str:
+        """The catalog's root: a local folder, or the `catalog_uri` of an object store."""
+        return self.catalog_uri.rstrip("/") if self.catalog_uri else self.data / "catalog"
+
+    def storage_options(self) -> dict[str, str] | None:
+        """deltalake's storage options for the catalog; None for a local folder."""
+        return self.object_store.options() if self.catalog_uri else None
 
     @property
     def reports(self) -> Path:
