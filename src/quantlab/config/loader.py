@@ -12,7 +12,6 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from quantlab import secrets
-from quantlab.config.data import PathsConfig
 from quantlab.config.model import Config
 from quantlab.config.research import TrackingConfig
 from quantlab.errors import ConfigError
@@ -153,9 +152,13 @@ def load_config(path: str | Path | None = None) -> Config:
     root = home()
     return cfg.model_copy(
         update={
-            "paths": PathsConfig(
-                data=_resolve(cfg.paths.data, root),
-                experiments=_resolve(cfg.paths.experiments, root),
+            # model_copy keeps the other keys (catalog_uri, object_store): a rebuilt
+            # PathsConfig dropped them and put an s3:// catalog back on the local disk.
+            "paths": cfg.paths.model_copy(
+                update={
+                    "data": _resolve(cfg.paths.data, root),
+                    "experiments": _resolve(cfg.paths.experiments, root),
+                }
             ),
             "exchange": cfg.exchange.model_copy(
                 update={

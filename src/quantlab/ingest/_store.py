@@ -14,7 +14,6 @@ import numpy as np
 import polars as pl
 
 from quantlab.catalog import Catalog, DatasetRef
-from quantlab.locks import file_lock
 from quantlab.schema import KLINES_KEY, KLINES_PARTITIONS, conform_klines
 
 KLINES = "klines"
@@ -23,7 +22,7 @@ KLINES = "klines"
 @contextlib.contextmanager
 def write_lock(catalog: Catalog, name: str) -> Iterator[None]:
     """Hold the exclusive write lock of dataset `name` (blocks while another writer has it)."""
-    with file_lock(catalog.root.parent / "locks" / f"{name}.lock"):
+    with catalog.lock(name):  # the catalog's own lock file (its work_dir on an object store)
         yield
 
 

@@ -49,7 +49,7 @@ def describe_versions(catalog: Catalog, refs: Iterable[DatasetRef]) -> list[Data
         DatasetVersion(
             ref=ref,
             lineage=lineage,
-            uri=(catalog.root / ref.name).resolve().as_uri(),
+            uri=catalog.uri(ref.name),
             # The Delta log's schema: no data file is read.
             schema=dict(catalog.scan(ref).collect_schema()),
         )

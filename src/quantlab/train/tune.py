@@ -106,7 +106,7 @@ def tune_worker(
     from quantlab.train.stage import stage_key, walk_forward_args
     from quantlab.train.walkforward import walk_forward
 
-    ctx = RunContext(config=config, catalog=Catalog(config.paths.catalog))
+    ctx = RunContext(config=config, catalog=Catalog.from_paths(config.paths))
     args = walk_forward_args(ctx, features, labels)
     key = stage_key(ctx, [features, labels])
     walk_forward(**args, search=search_settings(config, key, worker=worker))
