@@ -290,22 +290,22 @@ def test_a_killed_worker_leaves_the_run_to_the_other_after_a_retry(
     # runs long enough to be caught running.
     _reset_slice(celery_stack)
     run_id = _trigger(airflow, "research")
-    # The train stage runs longest: wait until a worker holds it, then read its log through
-    # the API server while it runs (the log server), then kill that worker and its tasks.
+    # Wait until train (the longest stage on the slice) runs, find the worker that holds it
+    # (one research stage runs at a time: the catalog pool), read its log through the API
+    # server while it runs (the log server), then kill that worker and its task processes.
     deadline = time.monotonic() + RUN_TIMEOUT_S
     victim = None
     while victim is None:
         assert time.monotonic() < deadline, "train never ran"
-        running = {t["task_id"]: t for t in _task_instances(airflow, "research", run_id)}
-        train = running.get("train")
+        train = {t["task_id"]: t for t in _task_instances(airflow, "research", run_id)}.get("train")
         assert train is None or train["state"] not in ("success", "failed"), train
         if train is not None and train["state"] == "running":
-            active = celery_app.control.inspect(timeout=10).active() or {}
+            active = celery_app.control.inspect(timeout=3, limit=WORKERS).active() or {}
             holders = [name for name, tasks in active.items() if tasks]
-            if len(holders) == 1:  # the catalog pool runs one research stage at a time
+            if len(holders) == 1:
                 victim = holders[0]
                 break
-        time.sleep(2)
+        time.sleep(0.5)
     live_log = _log(airflow, "research", run_id, train)
     assert live_log.strip(), "the running task's log is empty"
     assert "Could not read served logs" not in live_log, live_log[-2000:]
@@ -335,6 +335,10 @@ def _kill_and_finish(airflow, celery_app, psutil, run_id: str, victim: str) -> N
     while left := [p.pid for p in tree if alive(p)]:
         assert time.monotonic() < deadline, f"still alive after SIGKILL: {left}"
         time.sleep(1)
+    killed = {t["task_id"]: t for t in _task_instances(airflow, "research", run_id)}["train"]
+    assert killed["state"] == "running" and killed["try_number"] == 1, (
+        f"train ended before its worker was killed: {killed['state']}"
+    )
     survivors = [n for n in (celery_app.control.inspect(timeout=10).ping() or {}) if n != victim]
     assert survivors, "no worker left to take the retry"
     before = _executed(celery_app)
