@@ -88,8 +88,11 @@ jupyter: env
 	$(BIN)/python -m jupyter lab --notebook-dir=notebooks
 
 # The deployed stack without Docker (docs/stack.md): Postgres, Airflow, MLflow, JupyterLab.
+# EXECUTOR=celery WORKERS=N: the CeleryExecutor with Redis and N workers (default: local).
+EXECUTOR ?= local
+WORKERS ?= 1
 stack: env
-	infra/native/stack.sh up
+	EXECUTOR=$(EXECUTOR) WORKERS=$(WORKERS) infra/native/stack.sh up
 
 stack-down:
 	infra/native/stack.sh down

@@ -14,6 +14,9 @@
       clean           after confirmation, remove containers AND volumes (all data)
 
     QUANTLAB_START_TIMEOUT (seconds, default 600) bounds the wait for healthy services.
+    AIRFLOW_EXECUTOR=CeleryExecutor and AIRFLOW_WORKERS=N in .env add the `celery` profile:
+    Redis as the broker, the Airflow database as the result backend and N workers
+    (worker@<container>); by hand: docker compose --profile celery up -d --scale airflow-worker=N
 
 .EXAMPLE
     .\deploy.ps1 start

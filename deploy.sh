@@ -11,6 +11,9 @@
 #   ./deploy.sh clean           after confirmation, remove containers AND volumes (all data)
 #
 # QUANTLAB_START_TIMEOUT (seconds, default 600) bounds the wait for healthy services.
+# AIRFLOW_EXECUTOR=CeleryExecutor and AIRFLOW_WORKERS=N in .env add the `celery` profile: Redis
+# as the broker, the Airflow database as the result backend and N workers (worker@<container>);
+# by hand: docker compose --profile celery up -d --scale airflow-worker=N
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -28,7 +31,7 @@ die() {
 }
 
 usage() {
-  sed -n '2,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+  sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
 }
 
 require_docker() {

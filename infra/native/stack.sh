@@ -17,6 +17,10 @@
 # and JupyterLab use; QUANTLAB_START_TIMEOUT (seconds, default 600) bounds the wait for each
 # service; PGHOST/PGPORT/PGUSER (default 127.0.0.1, 5432, postgres) reach the server as a
 # superuser, and PGPASSWORD is used if your server asks for one.
+# EXECUTOR=local (the default, LocalExecutor) or celery (CeleryExecutor: Redis on
+# 127.0.0.1:6379 as the broker, started here when it is down, the Airflow database as the
+# result backend, and WORKERS `airflow celery worker`s, default 1, named worker<i>@<host>,
+# each with CONCURRENCY task slots, default 2). status and down read the mode `up` used.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -35,7 +39,15 @@ SCHEDULER_HEALTH_PORT=8974
 WORKER_LOG_PORT=8793
 TRIGGER_LOG_PORT=8794
 # Start order; `down` stops them in reverse.
-SERVICES="mlflow airflow-apiserver airflow-dag-processor airflow-worker-logs airflow-trigger-logs airflow-triggerer airflow-scheduler jupyter"
+BASE_SERVICES="mlflow airflow-apiserver airflow-dag-processor airflow-worker-logs airflow-trigger-logs airflow-triggerer airflow-scheduler jupyter"
+SERVICES="$BASE_SERVICES"
+# CeleryExecutor mode: the broker (Redis, only when this script had to start it) and the workers.
+REDIS_HOST=127.0.0.1
+REDIS_PORT=6379
+CELERY_APP=airflow.providers.celery.executors.celery_executor.app
+# A killed worker's running tasks are failed (then retried) after this many seconds without a
+# heartbeat; Airflow's default is 300.
+CELERY_HEARTBEAT_TIMEOUT=90
 
 die() {
   printf 'stack.sh: %s\n' "$*" >&2
@@ -43,7 +55,7 @@ die() {
 }
 
 usage() {
-  sed -n '2,19p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+  sed -n '2,23p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
 }
 
 # --- secrets --------------------------------------------------------------------------------
@@ -250,6 +262,34 @@ ensure_postgres() {
   die "PostgreSQL is not answering on $PG_HOST:$PG_PORT; start it (pg_ctlcluster <version> main start) and try again."
 }
 
+# --- Redis (CeleryExecutor mode) ------------------------------------------------------------
+
+# Answers PING with +PONG (bash's /dev/tcp, no redis-cli needed).
+redis_up() {
+  local reply
+  reply="$(
+    exec 2>/dev/null
+    exec 3<>"/dev/tcp/$REDIS_HOST/$REDIS_PORT" || exit 1
+    printf 'PING\r\n' >&3
+    IFS= read -r -t 3 line <&3 && printf '%s' "$line"
+  )" || return 1
+  [[ "$reply" == +PONG* ]]
+}
+
+# A Redis already answering (the host's, or one .ci/run started) is used and left alone;
+# otherwise this script starts one on 127.0.0.1 as the `redis` service, which `down` stops.
+# It holds task messages only: no snapshots, no append-only file.
+ensure_redis() {
+  redis_up && return 0
+  local server
+  server="$(command -v redis-server)" ||
+    die "Redis is not answering on $REDIS_HOST:$REDIS_PORT and redis-server was not found; install it (apt-get install redis-server)."
+  echo "Redis is not answering on $REDIS_HOST:$REDIS_PORT: starting it"
+  start_service redis "$server" --bind "$REDIS_HOST" --port "$REDIS_PORT" --save "" --appendonly no
+  set_services
+  wait_healthy redis redis_up
+}
+
 # The compose postgres service runs infra/postgres/init.sh on its first start; it is
 # idempotent, so here it runs on every `up` and resets the passwords to those in .stack/.env.
 # The passwords reach it through the environment of a subshell, never as arguments of a
@@ -322,6 +362,88 @@ export_airflow_env() {
   export AIRFLOW__CORE__HOSTNAME_CALLABLE=urllib.request.localhost
   export AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT="$WORKER_LOG_PORT"
   export AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT="$TRIGGER_LOG_PORT"
+  if [[ "$EXECUTOR" == celery ]]; then
+    # docker-compose.yml's celery profile: Redis as the broker, the Airflow database as the
+    # result backend (the password travels in the environment, as the metadata DB's does).
+    export AIRFLOW__CORE__EXECUTOR=CeleryExecutor
+    export AIRFLOW__CELERY__BROKER_URL="redis://$REDIS_HOST:$REDIS_PORT/0"
+    AIRFLOW__CELERY__RESULT_BACKEND="db+postgresql://$(env_get AIRFLOW_DB_USER airflow):$(env_get AIRFLOW_DB_PASSWORD)@$PG_HOST:$PG_PORT/$(env_get AIRFLOW_DB_NAME airflow)"
+    export AIRFLOW__CELERY__RESULT_BACKEND
+    export AIRFLOW__CELERY__WORKER_CONCURRENCY="$CONCURRENCY"
+    export AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT="$CELERY_HEARTBEAT_TIMEOUT"
+  fi
+}
+
+# --- executor mode --------------------------------------------------------------------------
+
+worker_names() {
+  local i
+  for ((i = 1; i <= WORKERS; i++)); do printf 'airflow-worker%d ' "$i"; done
+}
+
+# EXECUTOR/WORKERS/CONCURRENCY from the caller (`up`): local, or celery with N workers.
+resolve_executor() {
+  case "${EXECUTOR:-local}" in
+    local | LocalExecutor) EXECUTOR=local ;;
+    celery | CeleryExecutor) EXECUTOR=celery ;;
+    *) die "EXECUTOR is '${EXECUTOR}'; set it to local (LocalExecutor) or celery (CeleryExecutor)." ;;
+  esac
+  WORKERS="${WORKERS:-1}"
+  CONCURRENCY="${CONCURRENCY:-2}"
+  [[ "$WORKERS" =~ ^[1-9][0-9]?$ ]] || die "WORKERS is '$WORKERS'; give the number of Celery workers (1 to 99)."
+  [[ "$CONCURRENCY" =~ ^[1-9][0-9]?$ ]] || die "CONCURRENCY is '$CONCURRENCY'; give the task slots per worker (1 to 99)."
+  [[ "$EXECUTOR" == celery ]] || WORKERS=0
+  set_services
+}
+
+# The mode `up` recorded in .stack/run/executor ("local", or "celery <workers> <concurrency>"),
+# for status and down; with no record, every worker pidfile there is covered.
+recorded_executor() {
+  local mode="" workers="" concurrency="" file
+  if [[ -f "$RUN_DIR/executor" ]]; then read -r mode workers concurrency <"$RUN_DIR/executor" || true; fi
+  EXECUTOR="${mode:-local}"
+  WORKERS="${workers:-0}"
+  CONCURRENCY="${concurrency:-2}"
+  for file in "$RUN_DIR"/airflow-worker[0-9]*.pid; do
+    [[ -f "$file" ]] || continue
+    file="${file##*/airflow-worker}"
+    file="${file%.pid}"
+    ((file <= WORKERS)) || WORKERS="$file"
+  done
+  set_services
+}
+
+set_services() {
+  SERVICES="$BASE_SERVICES"
+  # Redis is one of them only when this script started it (a pidfile).
+  if [[ -f "$(pidfile redis)" ]]; then SERVICES="redis $SERVICES"; fi
+  ((WORKERS == 0)) || SERVICES="$SERVICES $(worker_names)"
+  SERVICES="${SERVICES% }"
+}
+
+executor_record() {
+  if [[ "$EXECUTOR" == celery ]]; then echo "celery $WORKERS $CONCURRENCY"; else echo local; fi
+}
+
+# Every worker has its own Celery hostname, log and pidfile. They run with --skip-serve-logs:
+# Airflow's API server fetches a running task's log from <ti.hostname>:WORKER_LOG_SERVER_PORT,
+# one port for every worker, and all of them write under the same AIRFLOW_HOME/logs, so
+# airflow-worker-logs (127.0.0.1:8793) serves them all; their own log servers would listen on
+# every interface, on one port they would fight over.
+start_workers() {
+  local i
+  for ((i = 1; i <= WORKERS; i++)); do
+    start_service "airflow-worker$i" "$BIN/airflow" celery worker --celery-hostname "worker$i@%h" \
+      --concurrency "$CONCURRENCY" --skip-serve-logs
+  done
+}
+
+# celery inspect ping: true when the worker answers through the broker.
+celery_worker_ok() {
+  (
+    export_airflow_env
+    "$BIN/celery" --app "$CELERY_APP" inspect ping --timeout 10 -d "$1@$(hostname)" >/dev/null 2>&1
+  )
 }
 
 # Airflow's scheduler and triggerer start their log servers on every interface, with no
@@ -380,6 +502,7 @@ service_port() {
     airflow-worker-logs) echo "$WORKER_LOG_PORT" ;;
     airflow-trigger-logs) echo "$TRIGGER_LOG_PORT" ;;
     jupyter) echo "$JUPYTER_PORT" ;;
+    redis) echo "$REDIS_PORT" ;;
   esac
 }
 
@@ -446,6 +569,14 @@ start_all() {
   wait_healthy airflow-worker-logs port_in_use "$WORKER_LOG_PORT"
   wait_healthy airflow-trigger-logs port_in_use "$TRIGGER_LOG_PORT"
   wait_healthy airflow-triggerer airflow_job_alive TriggererJob
+  if [[ "$EXECUTOR" == celery ]]; then
+    (
+      export_airflow_env
+      start_workers
+    )
+    local i
+    for ((i = 1; i <= WORKERS; i++)); do wait_healthy "airflow-worker$i" celery_worker_ok "worker$i"; done
+  fi
 }
 
 resolve_config() {
@@ -468,9 +599,15 @@ cmd_up() {
     die "$BIN lacks airflow, mlflow or jupyter; run 'make env' (uv sync) first."
   command -v curl >/dev/null 2>&1 || die "curl was not found; it probes the services' health endpoints."
   resolve_config
+  resolve_executor
   if any_running && [[ -f "$RUN_DIR/config" && "$(cat "$RUN_DIR/config")" != "$CONFIG" ]]; then
     die "the stack is running with QUANTLAB_CONFIG=$(cat "$RUN_DIR/config"); run 'make stack-down' before starting it with $CONFIG."
   fi
+  if any_running && [[ -f "$RUN_DIR/executor" && "$(cat "$RUN_DIR/executor")" != "$(executor_record)" ]]; then
+    die "the stack is running with EXECUTOR=$(cat "$RUN_DIR/executor"); run 'make stack-down' before starting it with $(executor_record)."
+  fi
+  [[ "$EXECUTOR" != celery ]] || [[ -x "$BIN/celery" ]] ||
+    die "$BIN lacks celery; run 'make env' (uv sync installs apache-airflow-providers-celery) first."
   ensure_postgres
   init_env
   load_env
@@ -480,12 +617,14 @@ cmd_up() {
   mkdir -p "$RUN_DIR" "$LOG_DIR"
   check_ports
   printf '%s\n' "$CONFIG" >"$RUN_DIR/config"
+  executor_record >"$RUN_DIR/executor"
   init_databases
+  [[ "$EXECUTOR" != celery ]] || ensure_redis
   airflow_init
   start_all
   cat <<EOF
 
-quantlab stack is up (QUANTLAB_CONFIG=${CONFIG#"$ROOT"/}).
+quantlab stack is up (QUANTLAB_CONFIG=${CONFIG#"$ROOT"/}, $(executor_summary)).
   Airflow     http://localhost:$AIRFLOW_PORT  (login: AIRFLOW_ADMIN_USER / AIRFLOW_ADMIN_PASSWORD in .stack/.env)
   MLflow      http://localhost:$MLFLOW_PORT
   JupyterLab  http://localhost:$JUPYTER_PORT/lab  (token: JUPYTER_TOKEN in .stack/.env)
@@ -494,11 +633,22 @@ quantlab stack is up (QUANTLAB_CONFIG=${CONFIG#"$ROOT"/}).
 EOF
 }
 
+executor_summary() {
+  if [[ "$EXECUTOR" == celery ]]; then
+    echo "CeleryExecutor: $WORKERS worker(s) x $CONCURRENCY slots, broker redis://$REDIS_HOST:$REDIS_PORT/0"
+  else
+    echo LocalExecutor
+  fi
+}
+
 cmd_down() {
   local name reversed=""
+  recorded_executor
+  # The workers first (a warm shutdown lets their running tasks end), then the rest in
+  # reverse start order; Redis goes only if this script started it.
   for name in $SERVICES; do reversed="$name $reversed"; done
   for name in $reversed; do stop_service "$name"; done
-  rm -f "$RUN_DIR/config"
+  rm -f "$RUN_DIR/config" "$RUN_DIR/executor"
   echo "quantlab stack is stopped (databases, .stack/.env and artifacts are kept)."
 }
 
@@ -507,7 +657,9 @@ cmd_status() {
   if [[ -f "$STACK_ENV" ]]; then load_env; fi
   CONFIG="$(cat "$RUN_DIR/config" 2>/dev/null || echo "$ROOT/configs/stack.yaml")"
   read_ports
+  recorded_executor
   [[ ! -f "$RUN_DIR/config" ]] || echo "QUANTLAB_CONFIG=$(cat "$RUN_DIR/config")"
+  [[ ! -f "$RUN_DIR/executor" ]] || echo "EXECUTOR=$(cat "$RUN_DIR/executor")"
   for name in $SERVICES; do
     if pid="$(service_pid "$name")"; then
       port="$(service_port "$name")"
@@ -525,6 +677,10 @@ cmd_status() {
       elif [[ "$name" == airflow-triggerer ]] && airflow_job_alive TriggererJob; then
         health="healthy"
       elif [[ "$name" == airflow-*-logs ]] && port_in_use "$port"; then
+        health="healthy"
+      elif [[ "$name" == redis ]] && redis_up; then
+        health="healthy"
+      elif [[ "$name" == airflow-worker[0-9]* ]] && celery_worker_ok "${name#airflow-}"; then
         health="healthy"
       fi
       [[ "$health" == healthy ]] || code=1

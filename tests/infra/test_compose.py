@@ -261,7 +261,9 @@ def test_airflow_components_share_one_configuration(services):
     assert commands["airflow-scheduler"] == "scheduler"
     assert commands["airflow-dag-processor"] == "dag-processor"
     assert commands["airflow-triggerer"] == "triggerer"
-    assert commands["airflow-worker"] == "celery worker"
+    # worker@<container>, as the native stack's worker<i>@<host>; the healthcheck pings that name.
+    assert commands["airflow-worker"] == "celery worker --celery-hostname worker@%h"
+    assert '-d "worker@$${HOSTNAME}"' in " ".join(services["airflow-worker"]["healthcheck"]["test"])
     init_script = "\n".join(commands["airflow-init"])
     assert "airflow db migrate" in init_script
     assert "SIMPLE_AUTH_MANAGER_PASSWORDS_FILE" in init_script

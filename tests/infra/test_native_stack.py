@@ -129,6 +129,74 @@ def test_stack_binds_every_server_to_127_0_0_1():
     assert len(hosts) == 3 and set(hosts) == {"127.0.0.1"}, hosts
 
 
+def test_stack_celery_mode_names_each_worker_and_serves_their_logs_on_127_0_0_1():
+    """EXECUTOR=celery: Redis as the broker, the Airflow DB as the result backend, and N
+    `airflow celery worker`s, each its own Celery hostname, pidfile and log (one service
+    each), without their own log servers (they would listen on every interface): the
+    loopback airflow-worker-logs serves the shared log folder the API server reads from."""
+    script = STACK_SH.read_text()
+    assert "export AIRFLOW__CORE__EXECUTOR=CeleryExecutor" in script
+    assert 'AIRFLOW__CELERY__BROKER_URL="redis://$REDIS_HOST:$REDIS_PORT/0"' in script
+    assert re.search(r'AIRFLOW__CELERY__RESULT_BACKEND="db\+postgresql://', script)
+    worker = re.search(
+        r'start_service "airflow-worker\$i" "\$BIN/airflow" celery worker ([^\n]*)\\\n\s*([^\n]*)',
+        script,
+    )
+    assert worker, "the workers are started as services airflow-worker<i>"
+    args = worker[1] + worker[2]
+    assert '--celery-hostname "worker$i@%h"' in args
+    assert "--skip-serve-logs" in args
+    # Redis, when stack.sh starts it, on the loopback address only and with nothing on disk.
+    redis = re.search(r"start_service redis ([^\n]*)", script)
+    assert redis and '--bind "$REDIS_HOST"' in redis[1] and "REDIS_HOST=127.0.0.1" in script
+    # LocalExecutor stays the default.
+    assert "export AIRFLOW__CORE__EXECUTOR=LocalExecutor" in script
+    assert re.search(r'case "\$\{EXECUTOR:-local\}"', script)
+
+
+def _stack_up_in(tmp_path: Path, **env: str) -> subprocess.CompletedProcess:
+    """`stack.sh up` in a copy of the tree whose .venv programs are stubs."""
+    root = tmp_path / "root"
+    (root / "infra/native").mkdir(parents=True)
+    shutil.copy2(STACK_SH, root / "infra/native/stack.sh")
+    (root / "configs").mkdir()
+    (root / "configs/stack.yaml").write_text("")
+    for name in ("airflow", "mlflow", "jupyter", "celery"):
+        stub(root / ".venv/bin" / name, "exit 1")
+    return subprocess.run(
+        [BASH, str(root / "infra/native/stack.sh"), "up"],
+        env={"PATH": os.environ["PATH"], "STUB_LOG": str(tmp_path / "calls"), **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"EXECUTOR": "kubernetes"}, "EXECUTOR is 'kubernetes'"),
+        ({"EXECUTOR": "celery", "WORKERS": "0"}, "WORKERS is '0'"),
+        ({"EXECUTOR": "celery", "WORKERS": "two"}, "WORKERS is 'two'"),
+        ({"EXECUTOR": "celery", "CONCURRENCY": "-1"}, "CONCURRENCY is '-1'"),
+    ],
+)
+def test_stack_refuses_an_unknown_executor_or_worker_count(tmp_path, env, message):
+    result = _stack_up_in(tmp_path, **env)
+    assert result.returncode != 0
+    assert message in result.stderr, result.stderr
+    assert not (tmp_path / "root/.stack/run").exists(), "nothing may start on a bad setting"
+
+
+def test_make_stack_passes_executor_and_workers_to_stack_sh(tmp_path):
+    recipe = re.search(r"^stack:.*\n((?:\t.*\n)+)", MAKEFILE.read_text(), re.M)
+    assert recipe, "no stack target"
+    assert "EXECUTOR=$(EXECUTOR) WORKERS=$(WORKERS) infra/native/stack.sh up" in recipe[1]
+    makefile = MAKEFILE.read_text()
+    assert re.search(r"^EXECUTOR \?= local$", makefile, re.M), "LocalExecutor stays the default"
+    assert re.search(r"^WORKERS \?= 1$", makefile, re.M)
+
+
 def test_the_loopback_hostname_callable_is_127_0_0_1():
     import urllib.request
 
