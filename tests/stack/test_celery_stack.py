@@ -351,6 +351,45 @@ def _kill_and_finish(airflow, celery_app, psutil, run_id: str, victim: str) -> N
     assert sum(after.get(n, 0) - before.get(n, 0) for n in survivors) >= 1
 
 
+def _tune(airflow: httpx.Client, workers: int, trials: int) -> tuple[list[dict], dict]:
+    """One `tune` run with `workers` mapped slots filling the studies to `trials` each; its
+    task instances and its report's return value."""
+    now = datetime.now(UTC)
+    run_id = f"celery-tune-{workers}-{now:%Y%m%dT%H%M%S%f}"
+    _ok(airflow.patch("/dags/tune", json={"is_paused": False}))
+    body = {
+        "dag_run_id": run_id,
+        "logical_date": now.isoformat(),
+        "conf": {"workers": workers, "trials": trials},
+    }
+    _ok(airflow.post("/dags/tune/dagRuns", json=body))
+    tis = _wait(airflow, "tune", run_id)
+    path = (
+        f"/dags/tune/dagRuns/{quote(run_id, safe='')}/taskInstances/report/xcomEntries/return_value"
+    )
+    value = _ok(airflow.get(path, params={"deserialize": True, "stringify": False}))["value"]
+    return tis, value
+
+
+@pytest.mark.timeout(2 * RUN_TIMEOUT_S + 600)
+def test_tune_slots_fill_one_study_set_from_both_workers(airflow, celery_app):
+    """The `tune` DAG's mapped slots on the two workers fill the train stage's studies on the
+    stack's PostgreSQL (after the research run: its features, labels and studies); then one
+    slot adds as many trials again, for the trials-per-minute comparison (printed, not
+    asserted: the two workers share this machine's 2 cores)."""
+    before = _executed(celery_app)
+    two, report2 = _tune(airflow, workers=2, trials=6)
+    ran = {n: c - before.get(n, 0) for n, c in _executed(celery_app).items()}
+    slots = [t for t in two if t["task_id"] == "tune_slot"]
+    assert sorted(t["map_index"] for t in slots) == [0, 1]
+    assert len([n for n, c in ran.items() if c > 0]) == WORKERS, f"tune tasks per worker: {ran}"
+    one, report1 = _tune(airflow, workers=1, trials=10)
+    assert [t["map_index"] for t in one if t["task_id"] == "tune_slot"] == [0]
+    assert report1["studies"] == report2["studies"] > 0
+    rates = [r["trials_per_minute"] for r in (report2, report1)]
+    print(f"tune trials/min: 2 slots {rates[0]}, 1 slot {rates[1]}")
+
+
 @pytest.mark.timeout(RUN_TIMEOUT_S + 600)
 def test_market_data_mapped_symbol_tasks_run_on_both_workers(airflow, celery_app):
     """Last: its klines land in the test slice's catalog beside the research months.
