@@ -54,12 +54,12 @@ def test_a_repeated_fingerprint_keeps_the_existing_artifacts(catalog):
 
 
 def test_a_commit_that_fails_after_staging_leaves_no_version_folder(catalog, monkeypatch):
-    from quantlab.catalog import _core
+    from quantlab.catalog import _commits
 
     def crash(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr(_core, "write_deltalake", crash)
+    monkeypatch.setattr(_commits, "write_deltalake", crash)
     with pytest.raises(OSError, match="disk full"):
         catalog.write("reports", pl.DataFrame({"x": [1]}), stage="s", artifacts=_report)
     assert not catalog.exists("reports")

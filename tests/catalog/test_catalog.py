@@ -154,7 +154,7 @@ def test_timestamps_come_back_in_milliseconds_as_written(catalog):
 def test_write_returns_the_version_it_committed_not_a_later_one(catalog, monkeypatch):
     """Another writer commits between this write's commit and its return: the call still
     answers with its own version, the one holding its lineage."""
-    from quantlab.catalog import _core as catalog_module
+    from quantlab.catalog import _commits as catalog_module
 
     catalog.write("checks", pl.DataFrame({"x": [0]}), stage="seed")
     real_write = catalog_module.write_deltalake
@@ -172,7 +172,8 @@ def test_write_returns_the_version_it_committed_not_a_later_one(catalog, monkeyp
 
 
 def test_upsert_returns_the_version_it_committed_not_a_later_one(catalog, monkeypatch):
-    from quantlab.catalog import _core as catalog_module
+    from quantlab.catalog import _commits as catalog_module
+    from quantlab.catalog._frames import to_storage
 
     real = load_sample_klines("BTCUSDT", ("2023-03",))
     catalog.upsert("klines", real.head(10), KLINES_KEY, stage="ingest")
@@ -181,7 +182,7 @@ def test_upsert_returns_the_version_it_committed_not_a_later_one(catalog, monkey
     def then_another_commit(*args, **kwargs):
         real_write(*args, **kwargs)
         path = str(catalog._table_path("klines"))
-        real_write(path, catalog_module._to_storage(real.slice(50, 1)).to_arrow(), mode="append")
+        real_write(path, to_storage(real.slice(50, 1)).to_arrow(), mode="append")
 
     monkeypatch.setattr(catalog_module, "write_deltalake", then_another_commit)
     ref = catalog.upsert("klines", real.slice(10, 10), KLINES_KEY, stage="ingest")
@@ -194,15 +195,16 @@ def test_upsert_returns_the_version_it_committed_not_a_later_one(catalog, monkey
 _RACER = """
 import sys, time
 import polars as pl
+import quantlab.catalog._commits as commits
 import quantlab.catalog._core as cat
 
 step = {step!r}
 if step == "after_commit":
-    real_write = cat.write_deltalake
+    real_write = commits.write_deltalake
     def write_deltalake(*args, **kwargs):
         real_write(*args, **kwargs)
         time.sleep(0.5)
-    cat.write_deltalake = write_deltalake
+    commits.write_deltalake = write_deltalake
 elif step == "after_find":
     real_find = cat.Catalog.find
     def find(self, name, fp):

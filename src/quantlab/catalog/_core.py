@@ -29,27 +29,23 @@ to a version (reports) are staged and published with it (`quantlab.catalog.artif
 from __future__ import annotations
 
 import contextlib
-import json
 import re
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import asdict
-from datetime import UTC, datetime
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import polars as pl
-from deltalake import CommitProperties, DeltaTable, write_deltalake
+from deltalake import DeltaTable
 from deltalake.exceptions import TableNotFoundError
 
+from quantlab.catalog import _commits
 from quantlab.catalog import artifacts as _artifacts
-from quantlab.catalog._frames import partitions_of as _partitions_of
 from quantlab.catalog._frames import to_storage as _to_storage
 from quantlab.catalog._store import Store, retry_conflicts
 from quantlab.catalog.artifacts import ArtifactWriter
 from quantlab.catalog.datasets import DATASETS, Extra, Registry
 from quantlab.catalog.export import export_dataset
 from quantlab.catalog.refs import DatasetRef, Lineage, VersionInfo, fingerprint
-from quantlab.codeversion import code_version
 from quantlab.errors import ConfigError, DatasetNotFound, DuplicateKeyError, SchemaError
 from quantlab.locks import file_lock
 
@@ -58,7 +54,6 @@ if TYPE_CHECKING:
 
 E = TypeVar("E", bound=Extra)
 
-_LINEAGE_KEY = "quantlab.lineage"
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
@@ -236,7 +231,7 @@ class Catalog:
         history = self._table(name).history()
         out = []
         for entry in sorted(history, key=lambda h: h["version"]):
-            raw = entry.get(_LINEAGE_KEY)
+            raw = entry.get(_commits.LINEAGE_KEY)
             out.append(
                 VersionInfo(
                     ref=DatasetRef(name, int(entry["version"])),
@@ -306,7 +301,7 @@ class Catalog:
         def attempt() -> DatasetRef:
             if (existing := self.find(name, fp)) is not None:
                 return existing
-            lineage = self._lineage(stage, inputs, config_hash, fp, df.height, extra)
+            lineage = _commits.make_lineage(stage, inputs, config_hash, fp, df.height, extra)
             table = self._open(name)
             planned = DatasetRef(name, 0 if table is None else table.version() + 1)
             staged = (
@@ -332,25 +327,16 @@ class Catalog:
         parts: list[str] | None,
         lineage: Lineage,
     ) -> DatasetRef:
-        if table is None:  # the first commit: "error" guarantees it is version 0
-            write_deltalake(
-                self._table_uri(name),
-                df.to_arrow(),
-                mode="error",
-                partition_by=parts,
-                commit_properties=self._commit(lineage),
-                storage_options=self._store.storage_options(),
-            )
-            return DatasetRef(name, 0)
-        write_deltalake(
-            table,
-            df.to_arrow(),
-            mode="overwrite",
-            schema_mode="overwrite",
-            partition_by=parts,
-            commit_properties=self._commit(lineage),
-        )
-        return DatasetRef(name, table.version())  # deltalake moved `table` to our commit
+        if table is None:
+            return DatasetRef(name, self._create(name, df, parts, lineage))
+        return DatasetRef(name, _commits.overwrite(table, df, parts, lineage, remote=self.remote))
+
+    def _create(
+        self, name: str, df: pl.DataFrame, parts: Sequence[str] | None, lineage: Lineage
+    ) -> int:
+        options = self._store.storage_options()
+        uri = self._table_uri(name)
+        return _commits.create(uri, df, parts, lineage, remote=self.remote, storage_options=options)
 
     def _check(
         self,
@@ -427,79 +413,11 @@ class Catalog:
         extra: dict[str, Any] | None,
     ) -> DatasetRef:
         """One try of `upsert`'s count and commit, from the table as it is now."""
+
+        def lineage_of(rows: int) -> Lineage:
+            return _commits.make_lineage(stage, inputs, config_hash, fp, rows, extra)
+
         table = self._open(name)
-        if table is None:
-            lineage = self._lineage(stage, inputs, config_hash, fp, df.height, extra)
-            write_deltalake(
-                self._table_uri(name),
-                df.to_arrow(),
-                mode="error",
-                partition_by=list(partition_by) if partition_by else None,
-                commit_properties=self._commit(lineage),
-                storage_options=self._store.storage_options(),
-            )
-            return DatasetRef(name, 0)  # mode "error": this commit created the table
-        # Only the partitions `df` falls in can match: the merge and the count below read
-        # those, not the whole table (else each merge costs as much as all stored before).
-        partitions = table.metadata().partition_columns
-        within, sql = _partitions_of(df, partitions)
-        # The lineage goes into the merge commit itself, so the row count after
-        # the merge is worked out first: rows now, plus source keys not yet stored.
-        before = pl.scan_delta(table).select(pl.len()).collect().item()
-        stored = pl.scan_delta(table).filter(within).select(list(key))
-        matched = stored.join(df.lazy().select(list(key)), on=list(key), how="semi")
-        n_matched = matched.select(pl.len()).collect().item()
-        lineage = self._lineage(
-            stage, inputs, config_hash, fp, before + df.height - n_matched, extra
-        )
-        if n_matched == 0:  # all new (a backfill, the next bars): an append, no join to do
-            write_deltalake(
-                table,
-                df.to_arrow(),
-                mode="append",
-                partition_by=partitions or None,
-                commit_properties=self._commit(lineage),
-            )
-            return DatasetRef(name, table.version())  # deltalake moved `table` to our commit
-        predicate = " AND ".join([*sql, *(f"t.{k} = s.{k}" for k in key)])
-        (
-            table.merge(
-                df.to_arrow(),
-                predicate=predicate,
-                source_alias="s",
-                target_alias="t",
-                commit_properties=self._commit(lineage),
-            )
-            .when_matched_update_all()
-            .when_not_matched_insert_all()
-            .execute()
-        )
-        return DatasetRef(name, table.version())
-
-    @staticmethod
-    def _lineage(
-        stage: str,
-        inputs: Iterable[DatasetRef],
-        config_hash: str,
-        fp: str,
-        rows: int,
-        extra: dict[str, Any] | None,
-    ) -> Lineage:
-        return Lineage(
-            stage=stage,
-            inputs={r.name: r.version for r in inputs},
-            config_hash=config_hash,
-            code_version=code_version(),
-            row_count=rows,
-            created_at=datetime.now(UTC).isoformat(timespec="seconds"),
-            fingerprint=fp,
-            extra=extra or {},
-        )
-
-    def _commit(self, lineage: Lineage) -> CommitProperties:
-        # On an object store a commit must not be rebased onto another writer's version:
-        # its row count and planned version were worked out from the one it read.
-        return CommitProperties(
-            custom_metadata={_LINEAGE_KEY: json.dumps(asdict(lineage))},
-            max_commit_retries=0 if self.remote else None,
-        )
+        if table is None:  # mode "error": this commit creates the table, version 0
+            return DatasetRef(name, self._create(name, df, partition_by, lineage_of(df.height)))
+        return DatasetRef(name, _commits.merge(table, df, key, lineage_of, remote=self.remote))
