@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -124,6 +125,15 @@ def write_default_config(tmp: Path, **overrides: dict) -> Path:
     path = tmp / "config.yaml"
     path.write_text(yaml.safe_dump(cfg))
     return path
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """The KEY=value lines of a .env file (the stack's `.stack/.env`)."""
+    values = {}
+    for line in path.read_text().splitlines():
+        if m := re.match(r"([A-Za-z_][A-Za-z0-9_]*)=(\S*)", line):
+            values[m.group(1)] = m.group(2)
+    return values
 
 
 def airflow_dags_test(

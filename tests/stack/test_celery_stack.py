@@ -17,7 +17,6 @@ module is skipped, saying so. The slice's datasets, model and paper account are 
 from __future__ import annotations
 
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -29,6 +28,8 @@ from urllib.parse import quote
 
 import httpx
 import pytest
+
+from helpers import read_env_file
 
 ROOT = Path(__file__).resolve().parents[2]
 STACK_SH = ROOT / "infra" / "native" / "stack.sh"
@@ -43,14 +44,6 @@ MARKET_DATA_LOGICAL_DATE = "2025-06-15T12:00:00+00:00"
 CELERY_APP = "airflow.providers.celery.executors.celery_executor.app"
 
 pytestmark = pytest.mark.stack
-
-
-def _read_env(path: Path) -> dict[str, str]:
-    values = {}
-    for line in path.read_text().splitlines():
-        if m := re.match(r"([A-Za-z_][A-Za-z0-9_]*)=(\S*)", line):
-            values[m.group(1)] = m.group(2)
-    return values
 
 
 def _recorded_mode() -> list[str]:
@@ -88,7 +81,7 @@ def celery_stack() -> Iterator[dict[str, str]]:
         if up.returncode != 0:
             _stack("down")
             pytest.fail(f"stack.sh up (celery) failed:\n{up.stdout[-4000:]}\n{up.stderr[-4000:]}")
-    env = _read_env(STACK_ENV)
+    env = read_env_file(STACK_ENV)
     try:
         # What earlier sessions (market_data's hours among them) wrote to the slice goes.
         _reset_slice(env)

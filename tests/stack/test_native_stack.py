@@ -25,7 +25,7 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from helpers import headless_chromium
+from helpers import headless_chromium, read_env_file
 from quantlab.catalog import DatasetRef
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -45,14 +45,6 @@ RUN_TIMEOUT_S = 1200
 SECRET_KEY = re.compile(r"PASSWORD|SECRET|FERNET|TOKEN")
 
 pytestmark = pytest.mark.stack
-
-
-def _read_env(path: Path) -> dict[str, str]:
-    values = {}
-    for line in path.read_text().splitlines():
-        if m := re.match(r"([A-Za-z_][A-Za-z0-9_]*)=(\S*)", line):
-            values[m.group(1)] = m.group(2)
-    return values
 
 
 @dataclass(frozen=True)
@@ -92,7 +84,7 @@ def stack() -> Iterator[Stack]:
             pytest.fail(
                 f"infra/native/stack.sh up failed:\n{up.stdout[-4000:]}\n{up.stderr[-4000:]}"
             )
-    env = _read_env(STACK_ENV)
+    env = read_env_file(STACK_ENV)
     # What the services' quantlab code sees, so the tests load the catalog they write to.
     mp = pytest.MonkeyPatch()
     mp.setenv("QUANTLAB_HOME", str(ROOT))

@@ -33,20 +33,10 @@ def _client(ctx: RunContext) -> tuple[Any, str]:
 
 def accuracy_run(client: Any, experiment: str, model: str) -> str:
     """The id of `model`'s live-accuracy run, created on first use."""
-    found = client.search_runs(
-        [experiment],
-        f"tags.`{KIND_TAG}` = 'live-accuracy' and tags.`{MODEL_TAG}` = '{model}'",
-        max_results=1,
-    )
-    if found:
-        return found[0].info.run_id
-    run = client.create_run(
-        experiment,
-        run_name=f"live-accuracy {model}",
-        tags={KIND_TAG: "live-accuracy", MODEL_TAG: model},
-    )
-    client.set_terminated(run.info.run_id)
-    return run.info.run_id
+    from quantlab.tracking.runs import reused_run
+
+    tags = {KIND_TAG: "live-accuracy", MODEL_TAG: model}
+    return reused_run(client, experiment, tags, f"live-accuracy {model}")
 
 
 def metric_name(name: str, days: int, symbol: str) -> str:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import polars as pl
 
-from quantlab.monitoring.findings import NA, OK, WARN, level_above
+from quantlab.monitoring.findings import NA, OK, crossed, level_above
 
 if TYPE_CHECKING:
     from quantlab.config.monitoring import DriftConfig
@@ -62,7 +62,7 @@ def _judge(value: float | None, n_recent: int, cfg: DriftConfig) -> tuple[str, f
     if n_recent < cfg.min_rows:
         return NA, cfg.alert_psi
     level = level_above(value, cfg.warn_psi, cfg.alert_psi)
-    return level, cfg.warn_psi if level == WARN else cfg.alert_psi
+    return level, crossed(level, cfg.warn_psi, cfg.alert_psi)
 
 
 def _message(subject: str, value: float | None, level: str, n: int, cfg: DriftConfig) -> str:
@@ -76,7 +76,7 @@ def _message(subject: str, value: float | None, level: str, n: int, cfg: DriftCo
     if level == OK:
         return f"{subject}: PSI {value:.3f}, stable"
     return (
-        f"{subject}: PSI {value:.3f} >= {cfg.warn_psi if level == WARN else cfg.alert_psi:g} "
+        f"{subject}: PSI {value:.3f} >= {crossed(level, cfg.warn_psi, cfg.alert_psi):g} "
         f"({level}); the recent distribution moved from the training one: compare them "
         "(notebook 02) and consider retraining the champion"
     )

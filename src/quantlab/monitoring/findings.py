@@ -45,6 +45,12 @@ def level_below(value: float | None, warn: float | None, alert: float | None) ->
     return OK
 
 
+def crossed(level: str, warn: float | None, alert: float | None) -> float | None:
+    """The threshold a finding at `level` is reported against: warn's for a warning, the
+    alert level otherwise (an ok finding shows how far it is from alerting)."""
+    return warn if level == WARN else alert
+
+
 def findings(*frames: pl.DataFrame) -> pl.DataFrame:
     """The COMMON columns of every check's frame, stacked (empty frames allowed)."""
     parts = [f.select(list(COMMON)).cast(COMMON) for f in frames if f.height]

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import polars as pl
 
-from quantlab.monitoring.findings import ALERT, OK, UTC_MS, WARN, level_above
+from quantlab.monitoring.findings import ALERT, OK, UTC_MS, crossed, level_above
 from quantlab.vocab import INTERVAL_MS
 
 if TYPE_CHECKING:
@@ -65,7 +65,7 @@ def _freshness_row(
         # A candle newer than the expected one (a check run for a past as_of) is not late.
         lag = max(0, (_ms(expected) - _ms(newest)) // INTERVAL_MS[interval])
         level = level_above(lag, cfg.warn_lag_bars, cfg.alert_lag_bars)
-        threshold = cfg.warn_lag_bars if level == WARN else cfg.alert_lag_bars
+        threshold = crossed(level, cfg.warn_lag_bars, cfg.alert_lag_bars)
         if level == OK:
             message = f"{subject} is current: newest candle {newest:%Y-%m-%d %H:%M} UTC"
         else:

@@ -10,7 +10,16 @@ from typing import TYPE_CHECKING
 
 import polars as pl
 
-from quantlab.monitoring.findings import ALERT, NA, OK, UTC_MS, WARN, level_above, level_below
+from quantlab.monitoring.findings import (
+    ALERT,
+    NA,
+    OK,
+    UTC_MS,
+    WARN,
+    crossed,
+    level_above,
+    level_below,
+)
 
 if TYPE_CHECKING:
     from quantlab.config.monitoring import AccuracyMonitorConfig, PaperMonitorConfig
@@ -37,7 +46,7 @@ def _accuracy_row(r: dict, as_of: datetime, cfg: AccuracyMonitorConfig) -> dict:
         )
     else:
         level = level_below(acc, cfg.warn_below, cfg.alert_below)
-        threshold = cfg.warn_below if level == WARN else cfg.alert_below
+        threshold = crossed(level, cfg.warn_below, cfg.alert_below)
         if level == OK:
             message = f"{where}: accuracy {acc:.1%} on {n} rows"
         else:

@@ -227,25 +227,15 @@ def report(ctx: RunContext, refs: Refs, as_of: datetime) -> tuple[Path, str]:
     from quantlab.monitoring.status_page import StatusData, write_status
     from quantlab.monitoring.tracked import log_monitoring
 
-    rows = this_run(ctx, refs, as_of)
     at = pl.lit(as_of).cast(UTC_MS)
+    stored = {n: ctx.catalog.read(ref) for n, ref in refs.items() if n != ALERTS}  # read once
+    rows = {n: frame.filter(pl.col("as_of") == at) for n, frame in stored.items()}
+    history = findings(*(frame.filter(pl.col("as_of") < at) for frame in stored.values()))
     alerts = alert_history(ctx).filter(pl.col("at") == at)
-    history = findings(
-        *(
-            ctx.catalog.read(ref).filter(pl.col("as_of") < at)
-            for n, ref in refs.items()
-            if n != ALERTS
-        )
-    )
-    empty = _empty_frames()
+    frames = {**_empty_frames(), **rows}
     data = StatusData(
         as_of=as_of,
-        freshness=rows.get("monitor_freshness", empty["monitor_freshness"]),
-        gate=rows.get("monitor_gate", empty["monitor_gate"]),
-        drift=rows.get("monitor_drift", empty["monitor_drift"]),
-        accuracy=rows.get("monitor_accuracy", empty["monitor_accuracy"]),
-        paper=rows.get("monitor_paper", empty["monitor_paper"]),
-        tasks=rows.get("monitor_tasks", empty["monitor_tasks"]),
+        **{name.removeprefix("monitor_"): frames[name] for name in CHECK_DATASETS},
         alerts=alerts,
         equity=sources.paper_equity(ctx),
         history=history if history.height else None,

@@ -50,16 +50,11 @@ def log_monitoring(
     from mlflow.entities import Metric, RunTag
 
     from quantlab.tracking import start_experiment
+    from quantlab.tracking.runs import reused_run
 
     experiment = start_experiment(ctx.config.tracking, ctx.config.monitoring.experiment)
     client = mlflow.MlflowClient(ctx.config.tracking.uri)
-    found = client.search_runs([experiment], f"tags.`{KIND_TAG}` = '{KIND}'", max_results=1)
-    if found:
-        run_id = found[0].info.run_id
-    else:
-        run = client.create_run(experiment, run_name=KIND, tags={KIND_TAG: KIND})
-        client.set_terminated(run.info.run_id)
-        run_id = run.info.run_id
+    run_id = reused_run(client, experiment, {KIND_TAG: KIND}, KIND)
     ms, step = int(as_of.timestamp() * 1000), int(as_of.timestamp())
     metrics = [Metric(k, v, ms, step) for k, v in monitoring_metrics(findings, fired).items()]
     for start in range(0, len(metrics), 900):  # MLflow takes at most 1000 metrics a batch

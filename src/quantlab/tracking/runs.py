@@ -126,3 +126,16 @@ def log_children(
         client.set_terminated(run_id)
         children[(kind, fold)] = run_id
     return children
+
+
+def reused_run(client: Any, experiment: str, tags: Mapping[str, str], run_name: str) -> str:
+    """The id of the one run of `experiment` carrying every tag in `tags`, created (and marked
+    finished) on first use: a record that gains a metric per call, so its figures read as
+    metrics over time (the live-accuracy tracker, the monitoring runs)."""
+    query = " and ".join(f"tags.`{k}` = '{v}'" for k, v in tags.items())
+    found = client.search_runs([experiment], query, max_results=1)
+    if found:
+        return found[0].info.run_id
+    run = client.create_run(experiment, run_name=run_name, tags=dict(tags))
+    client.set_terminated(run.info.run_id)
+    return run.info.run_id
