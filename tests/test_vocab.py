@@ -52,3 +52,18 @@ def test_the_row_key_is_defined_once():
         and path.name != "vocab.py"
     ]
     assert copies == []
+
+
+@pytest.mark.parametrize(
+    ("at", "newest_closed"),
+    [("11:00:00", "10:00:00"), ("10:59:59", "09:00:00"), ("11:00:01", "10:00:00")],
+)
+def test_last_closed_open_ms_is_the_candle_that_closed_by_then(at, newest_closed):
+    from datetime import datetime
+
+    from quantlab.vocab import INTERVAL_MS, last_closed_open_ms
+
+    def ms(t: str) -> int:
+        return int(datetime.fromisoformat(f"2023-03-24T{t}+00:00").timestamp() * 1000)
+
+    assert last_closed_open_ms(ms(at), INTERVAL_MS["1h"]) == ms(newest_closed)

@@ -33,6 +33,13 @@ INTERVALS: tuple[str, ...] = get_args(Interval)
 _YEAR_MS = 365 * 86_400_000
 
 
+def last_closed_open_ms(at_ms: int, step_ms: int) -> int:
+    """The open time (ms) of the newest candle of `step_ms` closed at `at_ms`: a candle opened
+    at o closes at o + step, so at 11:00 the newest closed 1h candle is the 10:00 one. The one
+    rule the gate's staleness check, `quantlab health` and the monitoring DAG judge by."""
+    return at_ms // step_ms * step_ms - step_ms
+
+
 def bars_per_year(interval: str) -> int:
     """Bars of `interval` in a 365-day year (crypto trades every day): 8760 for 1h."""
     return _YEAR_MS // INTERVAL_MS[interval]

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import polars as pl
 
 from quantlab.health.result import FAIL, OK, WARN, Result
+from quantlab.vocab import last_closed_open_ms
 
 if TYPE_CHECKING:
     from quantlab.catalog import Catalog
@@ -64,7 +65,7 @@ def judge_freshness(
 ) -> Result:
     """Each symbol's newest candle against the last one closed at `ref` (pure)."""
     ref_ms = int(ref.timestamp() * 1000)
-    last_closed = (ref_ms // step_ms) * step_ms - step_ms  # open time of the last closed candle
+    last_closed = last_closed_open_ms(ref_ms, step_ms)
     fail_after = FAIL_FACTOR * max(max_stale_bars, 1)
     lags: dict[str, int | None] = {}
     for symbol, at in sorted(newest.items()):

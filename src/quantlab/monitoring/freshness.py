@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import polars as pl
 
 from quantlab.monitoring.findings import ALERT, OK, UTC_MS, crossed, level_above
-from quantlab.vocab import INTERVAL_MS
+from quantlab.vocab import INTERVAL_MS, last_closed_open_ms
 
 if TYPE_CHECKING:
     from quantlab.config.monitoring import FreshnessConfig
@@ -33,8 +33,7 @@ def _ms(t: datetime) -> int:
 def expected_open(as_of: datetime, interval: str) -> datetime:
     """The open time of the newest candle closed at `as_of`: a candle opened at o closes at
     o + interval, so the 10:00 1h candle is closed at 11:00 and not at 10:59."""
-    step = INTERVAL_MS[interval]
-    opened = _ms(as_of) // step * step - step
+    opened = last_closed_open_ms(_ms(as_of), INTERVAL_MS[interval])
     return datetime.fromtimestamp(opened / 1000, tz=UTC)
 
 

@@ -22,6 +22,7 @@ from quantlab.config import ValidateConfig
 from quantlab.quality._gaps import SPAN_SCHEMA, known_bars
 from quantlab.quality._gx import HELPER, ROW_ID, SCREEN, year_bounds_ms
 from quantlab.quality.outages import Outage
+from quantlab.vocab import last_closed_open_ms
 
 # One call validates one interval, so a series is a market's symbol; a row labelled with another
 # interval fails `interval_matches` but still holds its place in the calendar.
@@ -296,7 +297,7 @@ def _staleness(
     """On each series' last candle: is it recent enough at `as_of`? Null on every other row."""
     d = HELPER
     ot, aligned = pl.col("open_time"), pl.col("aligned")
-    expected = as_of_ms // step * step - step  # the open time of the last bar closed at as_of
+    expected = last_closed_open_ms(as_of_ms, step)
     last = pl.when(aligned).then(ot).max()
     if not one_series:
         last = last.over(_SID)
